@@ -1,0 +1,39 @@
+"""simplebits: make training data smaller and simpler, and see what a classifier needs.
+
+Importing the package has no side effects (no global torch settings).
+"""
+
+from .data import ImageSet, list_sources, load_dataset, real_subset, resize
+from .data.condensed import decode, import_condensed, load_condensed, save_condensed
+from .errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, SimplebitsError, UnknownNameError
+from .models import create_model, list_models
+from .train import EvalReport, Protocol, evaluate, evaluate_real_subset, get_protocol, list_protocols
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BadInputError",
+    "CorruptFileError",
+    "EvalReport",
+    "ImageSet",
+    "MismatchError",
+    "NotFoundError",
+    "Protocol",
+    "SimplebitsError",
+    "UnknownNameError",
+    "__version__",
+    "create_model",
+    "decode",
+    "evaluate",
+    "evaluate_real_subset",
+    "get_protocol",
+    "import_condensed",
+    "list_models",
+    "list_protocols",
+    "list_sources",
+    "load_condensed",
+    "load_dataset",
+    "real_subset",
+    "resize",
+    "save_condensed",
+]

@@ -1,0 +1,67 @@
+"""Helpers shared by the subcommands: output, input resolution. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data import ImageSet, load_dataset
+from ..data.condensed import NORMALIZATIONS, import_condensed
+
+__all__ = ["add_json", "add_data_root", "add_import_options", "emit", "looks_like_file", "load_input", "table"]
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of text")
+
+
+def add_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-root", metavar="DIR", default=None,
+                   help="folder holding the data set's files (default: per source; $SIMPLEBITS_DATA/<name>)")
+
+
+def add_import_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("reading condensed sets made by other tools")
+    g.add_argument("--format", default="auto", choices=["auto", "simplebits", "dc", "mtt", "idc"],
+                   help="tool that wrote the file (auto: from the file name and contents)")
+    g.add_argument("--normalization", default=None, choices=sorted(NORMALIZATIONS),
+                   help="mean/std the tool normalised with (needed when pixel values lie outside [0,1])")
+    g.add_argument("--factor", type=int, default=1, help="multi-formation factor of IDC/DREAM files (default 1)")
+    g.add_argument("--labels", default=None, metavar="FILE", help="MTT labels file (default: labels_best.pt beside)")
+    g.add_argument("--experiment", type=int, default=0, help="experiment index in a DC res_*.pt file (default 0)")
+
+
+def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+    if getattr(args, "json", False):
+        json.dump(obj, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def looks_like_file(arg: str) -> bool:
+    return Path(arg).suffix in (".safetensors", ".pt", ".pth") or (Path(arg).is_file() and ":" not in arg)
+
+
+def load_input(arg: str, args: argparse.Namespace, *, split: str = "train") -> ImageSet:
+    """A data set spec or a condensed-set file (ours or another tool's)."""
+    if looks_like_file(arg):
+        return import_condensed(
+            arg, format=getattr(args, "format", "auto"), normalization=getattr(args, "normalization", None),
+            factor=getattr(args, "factor", 1), labels_path=getattr(args, "labels", None),
+            experiment=getattr(args, "experiment", 0),
+        )
+    return load_dataset(arg, split=split, root=getattr(args, "data_root", None))
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cols = [[str(h)] + [str(r[i]) for r in rows] for i, h in enumerate(headers)]
+    widths = [max(len(c) for c in col) for col in cols]
+    line = lambda vals: "  ".join(str(v).ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)

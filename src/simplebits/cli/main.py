@@ -1,0 +1,51 @@
+"""Entry point of the `simplebits` command. Parses, calls the API, prints, exits.
+
+User errors (every :class:`simplebits.errors.SimplebitsError`) print one line on stderr and
+exit with status 2; no traceback. ``SIMPLEBITS_DEBUG=1`` re-raises them for debugging.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..errors import SimplebitsError
+from . import convert, data, demo, evaluate
+
+COMMANDS = [data, evaluate, convert, demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    p = argparse.ArgumentParser(
+        prog="simplebits",
+        description="Make training data smaller and simpler, and see what a classifier needs from its inputs.",
+    )
+    p.add_argument("--version", action="version", version=f"simplebits {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for mod in COMMANDS:
+        mod.register(sub)
+    return p
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse itself exits 2 with a usage line on bad flags
+    try:
+        return int(args.func(args) or 0)
+    except SimplebitsError as e:
+        if os.environ.get("SIMPLEBITS_DEBUG"):
+            raise
+        print(f"simplebits {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("simplebits: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

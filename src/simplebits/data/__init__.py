@@ -1,0 +1,23 @@
+"""Data layer: the :class:`ImageSet` type, named sources, file formats, condensed-set files.
+
+Imports nothing else from simplebits but ``errors`` (and ``io`` for condensed-set files).
+"""
+
+from .imageset import ImageSet, real_subset, resize, stratified_split, to_channels, validate_images, validate_labels
+from .registry import SourceInfo, get_source, list_sources, load_dataset, parse_spec, register_source
+
+__all__ = [
+    "ImageSet",
+    "real_subset",
+    "resize",
+    "stratified_split",
+    "to_channels",
+    "validate_images",
+    "validate_labels",
+    "SourceInfo",
+    "get_source",
+    "list_sources",
+    "load_dataset",
+    "parse_spec",
+    "register_source",
+]

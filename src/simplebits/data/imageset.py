@@ -1,0 +1,261 @@
+"""The one in-memory data set type of simplebits and the operations every stage needs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import BadInputError
+
+__all__ = ["ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
+
+
+def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
+    """Check an image array and return float32 (N, C, H, W) in [0, 1].
+
+    Accepts uint8 in [0, 255] (scaled), or float in [0, 1]. Anything else is refused with a
+    message naming what is wrong: NaN, values out of range, wrong rank.
+    """
+    if not isinstance(images, torch.Tensor):
+        try:
+            images = torch.as_tensor(images)
+        except Exception as e:  # noqa: BLE001 - report any conversion problem as bad input
+            raise BadInputError(f"{where}: cannot convert to a tensor ({e})") from None
+    if images.ndim == 3:  # (N, H, W) grayscale
+        images = images.unsqueeze(1)
+    if images.ndim != 4:
+        raise BadInputError(f"{where}: expected shape (N, C, H, W) or (N, H, W), got {tuple(images.shape)}")
+    if images.shape[1] not in (1, 3):
+        raise BadInputError(f"{where}: expected 1 or 3 channels in dimension 1, got shape {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise BadInputError(f"{where}: no images (N = 0)")
+    if images.dtype == torch.uint8:
+        return images.float().div_(255.0)
+    if images.dtype == torch.bool or not (images.is_floating_point() or images.dtype in (torch.int16, torch.int32, torch.int64)):
+        raise BadInputError(f"{where}: unsupported dtype {images.dtype}; use uint8 (0-255) or float (0-1)")
+    images = images.float()
+    if not torch.isfinite(images).all():
+        n_bad = int((~torch.isfinite(images)).sum())
+        raise BadInputError(f"{where}: {n_bad} pixel values are NaN or infinite; clean the data first")
+    lo, hi = float(images.min()), float(images.max())
+    if lo < 0.0 or hi > 1.0:
+        raise BadInputError(
+            f"{where}: float pixel values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
+            "divide 8-bit data by 255 or pass it as uint8"
+        )
+    return images.contiguous()
+
+
+def validate_labels(labels: Any, n: int, num_classes: int | None = None, *, where: str = "labels") -> torch.Tensor:
+    """Check labels: integer, one per image, in [0, num_classes). Returns int64 (N,)."""
+    if not isinstance(labels, torch.Tensor):
+        try:
+            labels = torch.as_tensor(labels)
+        except Exception as e:  # noqa: BLE001
+            raise BadInputError(f"{where}: cannot convert to a tensor ({e})") from None
+    labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
+    if labels.ndim != 1:
+        raise BadInputError(f"{where}: expected a 1-D label vector, got shape {tuple(labels.shape)}")
+    if labels.is_floating_point():
+        if not torch.isfinite(labels).all() or not torch.equal(labels, labels.round()):
+            raise BadInputError(f"{where}: labels must be integers, found non-integer values")
+        labels = labels.long()
+    elif labels.dtype == torch.bool:
+        raise BadInputError(f"{where}: labels must be integers, got bool")
+    labels = labels.long()
+    if labels.numel() != n:
+        raise BadInputError(f"{where}: {labels.numel()} labels for {n} images")
+    if n and int(labels.min()) < 0:
+        raise BadInputError(f"{where}: negative label {int(labels.min())}; labels must be 0..C-1")
+    if num_classes is not None and n and int(labels.max()) >= num_classes:
+        raise BadInputError(
+            f"{where}: label {int(labels.max())} out of range for {num_classes} classes (valid 0..{num_classes - 1})"
+        )
+    return labels
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Images float32 (N, C, H, W) in [0, 1], int64 labels (N,), class names and provenance.
+
+    Construct through :meth:`create` to validate; the bare constructor trusts its inputs
+    (used internally after validation).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[str, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        images: Any,
+        labels: Any,
+        classes: Sequence[str] | int | None = None,
+        meta: dict[str, Any] | None = None,
+        *,
+        allow_empty_class: bool = False,
+        where: str = "data",
+    ) -> "ImageSet":
+        imgs = validate_images(images, where=f"{where} images")
+        if isinstance(classes, int):
+            classes = [str(i) for i in range(classes)]
+        labs = validate_labels(labels, imgs.shape[0], None if classes is None else len(classes), where=f"{where} labels")
+        if classes is None:
+            classes = [str(i) for i in range(int(labs.max()) + 1)]
+        classes = tuple(str(c) for c in classes)
+        if len(classes) < 1:
+            raise BadInputError(f"{where}: no classes")
+        if not allow_empty_class:
+            counts = torch.bincount(labs, minlength=len(classes))
+            empty = [classes[i] for i in range(len(classes)) if counts[i] == 0]
+            if empty:
+                raise BadInputError(
+                    f"{where}: class(es) {', '.join(map(repr, empty[:5]))} have zero images; every class needs at least one"
+                )
+        return cls(imgs, labs, classes, dict(meta or {}))
+
+    # -- basic facts -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", "data"))
+
+    def counts(self) -> list[int]:
+        """Images per class, in class order."""
+        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
+
+    def ipc(self) -> int | None:
+        """Images per class if every class holds the same number, else ``None``."""
+        c = self.counts()
+        return c[0] if len(set(c)) == 1 else None
+
+    # -- derived sets ------------------------------------------------------------------------
+    def subset(self, indices: torch.Tensor | Sequence[int], **meta: Any) -> "ImageSet":
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, {**self.meta, **meta})
+
+    def with_meta(self, **meta: Any) -> "ImageSet":
+        return replace(self, meta={**self.meta, **meta})
+
+    def class_ordered(self) -> "ImageSet":
+        """Stable sort by label (the condensed-set file stores classes contiguously)."""
+        order = torch.sort(self.labels, stable=True).indices
+        return ImageSet(self.images[order], self.labels[order], self.classes, dict(self.meta))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n": len(self),
+            "shape": list(self.shape),
+            "num_classes": self.num_classes,
+            "classes": list(self.classes),
+            "counts": self.counts(),
+            "meta": {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, bool, list, type(None)))},
+        }
+
+
+def real_subset(ds: ImageSet, ipc: int, seed: int = 0) -> ImageSet:
+    """Random real subset with exactly ``ipc`` images per class, class-ordered, seeded.
+
+    The baseline that every condensed set is compared with (DC/DSA protocol).
+    """
+    if not isinstance(ipc, int) or isinstance(ipc, bool) or ipc < 1:
+        raise BadInputError(f"ipc must be a positive integer, got {ipc!r}")
+    counts = ds.counts()
+    small = [(ds.classes[c], n) for c, n in enumerate(counts) if n < ipc]
+    if small:
+        name, n = min(small, key=lambda t: t[1])
+        raise BadInputError(
+            f"ipc={ipc} is larger than class {name!r} holds ({n} images); choose ipc <= {min(counts)}"
+        )
+    g = torch.Generator().manual_seed(int(seed))
+    picks = []
+    for c in range(ds.num_classes):
+        idx = torch.nonzero(ds.labels == c, as_tuple=False).flatten()
+        picks.append(idx[torch.randperm(idx.numel(), generator=g)[:ipc]])
+    out = ds.subset(torch.cat(picks))
+    return out.with_meta(subset={"kind": "random-real", "ipc": ipc, "seed": int(seed), "parent": ds.name})
+
+
+def stratified_split(ds: ImageSet, *, test_fraction: float = 0.2, seed: int = 0) -> tuple[ImageSet, ImageSet]:
+    """Seeded per-class split into (train, test) for sources that ship no split."""
+    if not 0.0 < test_fraction < 1.0:
+        raise BadInputError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    g = torch.Generator().manual_seed(int(seed))
+    tr, te = [], []
+    for c in range(ds.num_classes):
+        idx = torch.nonzero(ds.labels == c, as_tuple=False).flatten()
+        idx = idx[torch.randperm(idx.numel(), generator=g)]
+        k = max(1, int(round(idx.numel() * test_fraction))) if idx.numel() > 1 else 0
+        te.append(idx[:k])
+        tr.append(idx[k:])
+    tr_i, te_i = torch.sort(torch.cat(tr)).values, torch.sort(torch.cat(te)).values
+    meta = {"split_seed": int(seed), "test_fraction": test_fraction}
+    return ds.subset(tr_i, split="train", **meta), ds.subset(te_i, split="test", **meta)
+
+
+def resize(ds: ImageSet, size: int | tuple[int, int], *, mode: str = "pad") -> ImageSet:
+    """Bring images to ``size`` (H, W).
+
+    ``mode="pad"`` centres the image on a zero border (28x28 -> 32x32 adds 2 px each side, the
+    choice used for the density models); a larger image is centre-cropped. ``mode="bilinear"``
+    / ``"nearest"`` / ``"area"`` interpolate (antialiased when shrinking with bilinear).
+    """
+    th, tw = (size, size) if isinstance(size, int) else tuple(size)
+    if th < 1 or tw < 1:
+        raise BadInputError(f"target size must be positive, got {(th, tw)}")
+    x = ds.images
+    h, w = x.shape[-2:]
+    if (h, w) == (th, tw):
+        return ds
+    if mode == "pad":
+        top, left = (th - h) // 2, (tw - w) // 2
+        if th >= h and tw >= w:
+            x = F.pad(x, (left, tw - w - left, top, th - h - top))
+        else:  # crop where the image is larger, pad where smaller
+            x = F.pad(x, (max(left, 0), max(tw - w - left, 0), max(top, 0), max(th - h - top, 0)))
+            hh, ww = x.shape[-2:]
+            t0, l0 = (hh - th) // 2, (ww - tw) // 2
+            x = x[..., t0 : t0 + th, l0 : l0 + tw]
+    elif mode in ("bilinear", "nearest", "area", "bicubic"):
+        kw = {"align_corners": False, "antialias": True} if mode in ("bilinear", "bicubic") else {}
+        x = F.interpolate(x, size=(th, tw), mode=mode, **kw).clamp_(0.0, 1.0)
+    else:
+        raise BadInputError(f"unknown resize mode {mode!r}; valid: pad, bilinear, bicubic, nearest, area")
+    return replace(ds, images=x.contiguous(), meta={**ds.meta, "resized": {"from": [h, w], "to": [th, tw], "mode": mode}})
+
+
+def to_channels(ds: ImageSet, channels: int) -> ImageSet:
+    """Repeat gray to RGB (as the paper does to use one RGB model) or average RGB to gray."""
+    c = ds.channels
+    if c == channels:
+        return ds
+    if c == 1 and channels == 3:
+        x = ds.images.repeat(1, 3, 1, 1)
+    elif c == 3 and channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        x = (ds.images * w).sum(1, keepdim=True)
+    else:
+        raise BadInputError(f"cannot convert {c} channels to {channels}")
+    return replace(ds, images=x.contiguous(), meta={**ds.meta, "channels_from": c})

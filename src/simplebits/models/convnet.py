@@ -1,0 +1,170 @@
+"""ConvNet-3: the standard network of dataset condensation (Zhao & Bilen, DC/DSA/DM; IDC).
+
+``depth`` x [conv3x3 ``width`` -> norm -> act -> pool 2], flatten, linear.  Defaults give
+the reference ConvNet-3: width 128, instance norm (``GroupNorm(128, 128, affine=True)``),
+ReLU, average pooling, a linear layer on 128*4*4 = 2048 features for 32x32 inputs.
+
+28x28 inputs are treated as in the reference code: the first conv pads by 3 instead of 1,
+so its output is 32x32 and the feature size equals the 32x32 case.  Any other size is
+allowed; the feature size comes from a shape computation over the layers, not a table.
+
+This module also holds the small validation helpers the other model files share.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import BadInputError, MismatchError
+from .registry import register_model
+
+__all__ = ["ConvNet", "NORMS", "ACTS", "POOLS"]
+
+NORMS = ("instance", "batch", "group", "layer", "none")
+ACTS = ("relu", "elu", "leakyrelu")
+POOLS = ("avg", "max", "none")
+
+# "group": the reference code's GroupNorm uses 4 groups; gcd keeps it valid for any width.
+GROUPNORM_GROUPS = 4
+
+
+# --------------------------------------------------------------------------- validation
+def _choice(what: str, value: Any, valid: Sequence[str]) -> str:
+    if not isinstance(value, str) or value.lower() not in valid:
+        raise BadInputError(f"{what} must be one of {', '.join(valid)}; got {value!r}")
+    return value.lower()
+
+
+def _pos_int(what: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadInputError(f"{what} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _image_hw(image_size: Any) -> tuple[int, int]:
+    """``32`` or ``(28, 28)`` -> ``(H, W)``."""
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        hw = (image_size, image_size)
+    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2:
+        hw = tuple(image_size)
+    else:
+        raise BadInputError(f"image_size must be an int or (height, width); got {image_size!r}")
+    for v in hw:
+        _pos_int("image_size", v)
+    return int(hw[0]), int(hw[1])
+
+
+def _check_input(x: torch.Tensor, channels: int, hw: tuple[int, int] | None, model: str) -> None:
+    if x.dim() != 4 or x.shape[1] != channels or (hw is not None and tuple(x.shape[-2:]) != hw):
+        want = f"(N, {channels}, {hw[0]}, {hw[1]})" if hw else f"(N, {channels}, H, W)"
+        raise MismatchError(f"{model} expects input of shape {want}; got {tuple(x.shape)}")
+
+
+# --------------------------------------------------------------------------- the model
+def _norm(kind: str, c: int) -> nn.Module:
+    if kind == "instance":
+        return nn.GroupNorm(c, c, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(c)
+    if kind == "group":
+        return nn.GroupNorm(math.gcd(GROUPNORM_GROUPS, c), c, affine=True)
+    if kind == "layer":
+        return nn.GroupNorm(1, c, affine=True)  # normalises over (C, H, W), per-channel affine
+    return nn.Identity()
+
+
+def _act(kind: str) -> nn.Module:
+    return {"relu": nn.ReLU, "elu": nn.ELU, "leakyrelu": lambda: nn.LeakyReLU(0.01)}[kind]()
+
+
+class ConvNet(nn.Module):
+    """ConvNet-D of dataset condensation.
+
+    Parameters
+    ----------
+    channels, num_classes, image_size:
+        input channels (1 or 3), number of classes, ``H`` or ``(H, W)`` of the input.
+    width:
+        channels of every conv (128 in the reference).
+    depth:
+        number of conv blocks (3 in the reference).
+    norm:
+        ``instance`` (GroupNorm(width, width), the reference default), ``batch``,
+        ``group`` (GroupNorm(gcd(4, width), width), as the reference's "groupnorm"),
+        ``layer`` (GroupNorm(1, width)), ``none``.
+    act:
+        ``relu`` (default), ``elu``, ``leakyrelu`` (slope 0.01).
+    pool:
+        ``avg`` (default), ``max`` (both 2x2, stride 2), ``none``.
+
+    Convs carry a bias only where the following norm does not remove it (``none``,
+    ``group``, ``layer``): before instance or batch norm a bias has no effect and would
+    only add a parameter whose gradient is zero.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int,
+        num_classes: int,
+        image_size: int | tuple[int, int] = 32,
+        width: int = 128,
+        depth: int = 3,
+        norm: str = "instance",
+        act: str = "relu",
+        pool: str = "avg",
+    ):
+        super().__init__()
+        channels = _pos_int("channels", channels)
+        num_classes = _pos_int("num_classes", num_classes)
+        width = _pos_int("width", width)
+        depth = _pos_int("depth", depth)
+        norm = _choice("norm", norm, NORMS)
+        act = _choice("act", act, ACTS)
+        pool = _choice("pool", pool, POOLS)
+        self.image_hw = _image_hw(image_size)
+        self.channels = channels
+
+        h, w = self.image_hw
+        layers: list[nn.Module] = []
+        c_in = channels
+        for d in range(depth):
+            pad = 3 if d == 0 and (h, w) == (28, 28) else 1  # 28x28 -> 32x32, as the reference
+            layers.append(nn.Conv2d(c_in, width, 3, padding=pad, bias=norm in ("none", "group", "layer")))
+            h, w = h + 2 * pad - 2, w + 2 * pad - 2  # conv3x3 shape rule
+            layers += [_norm(norm, width), _act(act)]
+            if pool != "none":
+                if h < 2 or w < 2:
+                    raise BadInputError(
+                        f"convnet: image_size {self.image_hw} is too small for depth {depth} with "
+                        f"pooling (feature map {h}x{w} before pool {d + 1}); use a smaller depth"
+                    )
+                layers.append(nn.AvgPool2d(2) if pool == "avg" else nn.MaxPool2d(2))
+                h, w = h // 2, w // 2
+            c_in = width
+        self.features = nn.Sequential(*layers)
+        self.feature_shape = (width, h, w)  # (C, H, W) of the last feature map
+        self.embed_dim = width * h * w
+        self.classifier = nn.Linear(self.embed_dim, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, embed_dim): flattened features before the linear layer."""
+        _check_input(x, self.channels, self.image_hw, "convnet")
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, num_classes) logits."""
+        return self.classifier(self.embed(x))
+
+
+@register_model(
+    "convnet",
+    description="ConvNet-3 of dataset condensation (conv3x3 128, instance norm, ReLU, avgpool) x depth; "
+    "options width, depth, norm, act, pool",
+)
+def _convnet(*, channels: int, num_classes: int, image_size: int | tuple[int, int], **options: Any) -> nn.Module:
+    return ConvNet(channels=channels, num_classes=num_classes, image_size=image_size, **options)

@@ -1,0 +1,189 @@
+"""The evaluation protocol: train fresh networks on a training set, test them, mean ± std.
+
+Every report of a reduced set (condensed, pruned, or a real subset) carries the random-real-
+subset baseline at the same images-per-class under the same protocol, because protocols move
+accuracies by 5-10 points and a number without its baseline cannot be read.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..data import ImageSet, real_subset
+from ..data.condensed import decode
+from ..errors import BadInputError, MismatchError
+from ..models import create_model
+from .loop import accuracy, train_classifier
+from .protocols import Protocol, get_protocol
+from .seeding import derive_seed
+
+__all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible"]
+
+
+@dataclass
+class EvalReport:
+    """Accuracies (fractions) of fresh networks, one per seed, and their summary.
+
+    ``std`` is the population standard deviation (ddof = 0), as in the DC/DSA/IDC papers.
+    """
+
+    train: str
+    test: str
+    protocol: str
+    model: str
+    n_train: int
+    ipc: int | None
+    seeds: list[int]
+    accuracies: list[float]
+    seconds: float
+    baseline: "EvalReport | None" = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def summary(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"], d["std"] = self.mean, self.std
+        d["baseline"] = self.baseline.to_dict() if self.baseline is not None else None
+        return d
+
+
+def check_compatible(train: ImageSet, test: ImageSet) -> None:
+    """Raise :class:`MismatchError` when a network trained on ``train`` cannot be tested on ``test``."""
+    if train.channels != test.channels:
+        raise MismatchError(
+            f"training set {train.name!r} has {train.channels} channel(s), test set {test.name!r} has {test.channels}"
+        )
+    if train.shape[1:] != test.shape[1:]:
+        raise MismatchError(
+            f"training images are {train.shape[1]}x{train.shape[2]}, test images {test.shape[1]}x{test.shape[2]}; "
+            "resize one of them"
+        )
+    if train.num_classes != test.num_classes:
+        raise MismatchError(
+            f"training set has {train.num_classes} classes, test set {test.num_classes}; they must share a label space"
+        )
+
+
+def _run_seeds(
+    make_train: Callable[[int], ImageSet],
+    test: ImageSet,
+    *,
+    protocol: Protocol,
+    seeds: Sequence[int],
+    device: str | torch.device,
+    progress: bool | None,
+    label: str,
+) -> tuple[list[float], float, ImageSet]:
+    accs: list[float] = []
+    t0 = time.perf_counter()
+    first: ImageSet | None = None
+    for s in seeds:
+        train = decode(make_train(s))
+        first = first or train
+        check_compatible(train, test)
+        net = create_model(
+            protocol.model,
+            channels=train.channels,
+            num_classes=train.num_classes,
+            image_size=tuple(train.shape[1:]),
+            seed=derive_seed(s, "init"),
+            **protocol.model_options,
+        ).to(device)
+        train_classifier(net, train, protocol=protocol, seed=s, progress=progress, desc=f"{label} seed {s}")
+        accs.append(accuracy(net, test))
+    assert first is not None
+    return accs, time.perf_counter() - t0, first
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise BadInputError(f"seeds must be >= 1, got {seeds}")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out:
+        raise BadInputError("seeds: empty list")
+    return out
+
+
+def evaluate_real_subset(
+    real: ImageSet,
+    test: ImageSet,
+    *,
+    ipc: int,
+    protocol: str | Protocol = "quick",
+    seeds: int | Sequence[int] = 3,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> EvalReport:
+    """Random real subsets at ``ipc`` (a different subset per seed), each trained and tested."""
+    p = get_protocol(protocol)
+    seed_list = _seed_list(seeds)
+    real_subset(real, ipc, seed=0)  # validate ipc against the class sizes before any training
+    accs, secs, first = _run_seeds(
+        lambda s: real_subset(real, ipc, seed=derive_seed(s, "subset")), test,
+        protocol=p, seeds=seed_list, device=device, progress=progress, label=f"random ipc{ipc}",
+    )
+    return EvalReport(
+        train=f"random-real({real.name}, ipc={ipc})", test=test.name, protocol=p.name, model=p.model,
+        n_train=len(first), ipc=ipc, seeds=seed_list, accuracies=accs, seconds=secs,
+        settings={"protocol": p.to_dict()},
+    )
+
+
+def evaluate(
+    train: ImageSet,
+    test: ImageSet,
+    *,
+    protocol: str | Protocol = "quick",
+    seeds: int | Sequence[int] = 3,
+    baseline_from: ImageSet | None = None,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> EvalReport:
+    """Train one fresh network per seed on ``train`` and report test accuracy.
+
+    Parameters
+    ----------
+    train : the training set (condensed, pruned or real). A multi-formation set
+        (``meta['factor'] > 1``) is decoded first.
+    test : the test set (original images).
+    protocol : name (``dc``, ``dsa``, ``idc``, ``quick``) or a :class:`Protocol`.
+    seeds : number of seeds (0..n-1) or an explicit list.
+    baseline_from : the real training set; when given, the random-real-subset baseline at
+        the same images per class (stored images per class × f²) is evaluated under the same
+        protocol and seeds and attached as ``report.baseline``.
+    """
+    p = get_protocol(protocol)
+    seed_list = _seed_list(seeds)
+    accs, secs, decoded = _run_seeds(lambda s: train, test, protocol=p, seeds=seed_list, device=device,
+                                     progress=progress, label=train.name)
+    report = EvalReport(
+        train=train.name, test=test.name, protocol=p.name, model=p.model, n_train=len(decoded),
+        ipc=decoded.ipc(), seeds=seed_list, accuracies=accs, seconds=secs, settings={"protocol": p.to_dict()},
+    )
+    if baseline_from is not None:
+        ipc = decoded.ipc()
+        if ipc is None:
+            raise BadInputError(
+                f"{train.name!r} holds unequal numbers of images per class {decoded.counts()}; "
+                "a random-real baseline needs a fixed images-per-class"
+            )
+        report.baseline = evaluate_real_subset(baseline_from, test, ipc=ipc, protocol=p, seeds=seed_list,
+                                               device=device, progress=progress)
+    return report

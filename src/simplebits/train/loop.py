@@ -1,0 +1,117 @@
+"""The training loop shared by evaluation, pruning dynamics and the capabilities."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import ImageSet
+from .protocols import Protocol
+from .seeding import derive_seed, generator
+
+__all__ = ["train_classifier", "predict_logits", "accuracy", "progress_bar"]
+
+
+def progress_bar(total: int, *, desc: str, enabled: bool | None = None, unit: str = "step"):
+    """tqdm bar on stderr; ``enabled=None`` shows it only on a terminal."""
+    from tqdm.auto import tqdm
+
+    disable = (not enabled) if enabled is not None else None  # None: tqdm decides (tty only)
+    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False, dynamic_ncols=True)
+
+
+def _lr_at(step: int, total: int, p: Protocol) -> float:
+    """Step schedule: lr * gamma^(number of milestones passed)."""
+    passed = sum(step >= int(math.floor(m * total)) for m in p.milestones)
+    return p.lr * (p.gamma**passed)
+
+
+def train_classifier(
+    model: nn.Module,
+    train: ImageSet,
+    *,
+    protocol: Protocol,
+    seed: int,
+    progress: bool | None = None,
+    desc: str = "train",
+    on_epoch: Callable[[int, nn.Module], None] | None = None,
+) -> nn.Module:
+    """Train ``model`` in place on ``train`` under ``protocol``; returns the model.
+
+    The device is the model's. Data order, augmentation and dropout draw from separate
+    streams derived from ``seed`` (see :mod:`simplebits.train.seeding`), so the same seed gives
+    the same weights on CPU. ``on_epoch(epoch, model)`` is called after each epoch (used for
+    training dynamics).
+    """
+    from ..augment import DSA, maybe_cutmix
+
+    device = next(model.parameters()).device
+    x_all = train.images.to(device)
+    y_all = train.labels.to(device)
+    n = x_all.shape[0]
+    bs = min(protocol.batch_size, n)
+    per_epoch = max(1, -(-n // bs))
+    total = protocol.total_steps(n)
+    g_order, g_aug = generator(seed, "order"), generator(seed, "augment")
+    dsa = None
+    if protocol.dsa:
+        flip_ok = train.meta.get("flip_ok", True)
+        dsa = DSA(protocol.dsa, flip=bool(flip_ok))
+    opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
+                          weight_decay=protocol.weight_decay)
+    model.train()
+    step = 0
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+        torch.manual_seed(derive_seed(seed, "dropout"))  # dropout masks; global state restored after
+        bar = progress_bar(total, desc=desc, enabled=progress)
+        epoch = 0
+        while step < total:
+            order = torch.randperm(n, generator=g_order).to(device)
+            for b in range(per_epoch):
+                if step >= total:
+                    break
+                idx = order[b * bs : (b + 1) * bs]
+                x, y = x_all[idx], y_all[idx]
+                if dsa is not None:
+                    x = dsa(x, generator=g_aug)
+                for grp in opt.param_groups:
+                    grp["lr"] = _lr_at(step, total, protocol)
+                if protocol.cutmix_prob > 0:
+                    x, ya, yb, lam = maybe_cutmix(x, y, prob=protocol.cutmix_prob, generator=g_aug,
+                                                  beta=protocol.cutmix_beta)
+                    out = model(x)
+                    loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
+                else:
+                    loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+            if on_epoch is not None:
+                on_epoch(epoch, model)
+            epoch += 1
+        bar.close()
+    model.eval()
+    return model
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+    """Logits for ``images`` (N, C, H, W) in eval mode, batched; returned on CPU."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outs = [model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, images.shape[0], batch_size)]
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def accuracy(model: nn.Module, ds: ImageSet, *, batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` on ``ds`` (fraction in [0, 1])."""
+    pred = predict_logits(model, ds.images, batch_size=batch_size).argmax(1)
+    return float((pred == ds.labels).float().mean())

@@ -1,0 +1,109 @@
+"""Named evaluation protocols: how a fresh network is trained on a (condensed) set.
+
+Each protocol is a frozen dataclass; :func:`get_protocol` looks one up by name and
+:func:`list_protocols` feeds the CLI's choices and ``--help``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..errors import BadInputError, UnknownNameError
+
+__all__ = ["Protocol", "get_protocol", "list_protocols", "register_protocol"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Settings for training a fresh classifier and testing it.
+
+    Learning-rate milestones are fractions of the total number of optimiser steps, so a
+    protocol means the same for any training-set size.
+    """
+
+    name: str
+    description: str
+    epochs: int  # passes over the training set (before the max_steps cap)
+    batch_size: int = 256  # images per step (a set smaller than this is one full batch)
+    lr: float = 0.01  # SGD learning rate
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: tuple[float, ...] = (0.5,)  # fractions of total steps where lr *= gamma
+    gamma: float = 0.1
+    dsa: str | None = None  # DSA strategy (None: no augmentation)
+    cutmix_prob: float = 0.0  # probability of CutMix per batch (IDC: 0.5)
+    cutmix_beta: float = 1.0  # CutMix lambda ~ Beta(beta, beta)
+    max_steps: int | None = None  # cap on optimiser steps (CPU-sized protocols)
+    model: str = "convnet"  # evaluation network (registry name)
+    model_options: dict[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **kw: Any) -> "Protocol":
+        bad = [k for k in kw if k not in self.__dataclass_fields__]
+        if bad:
+            raise BadInputError(f"unknown protocol setting(s) {bad}; valid: {sorted(self.__dataclass_fields__)}")
+        return replace(self, **kw)
+
+    def total_steps(self, n_train: int) -> int:
+        per_epoch = max(1, -(-n_train // self.batch_size))
+        steps = self.epochs * per_epoch
+        return min(steps, self.max_steps) if self.max_steps else steps
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register_protocol(p: Protocol) -> Protocol:
+    if p.name in _PROTOCOLS:
+        raise ValueError(f"protocol {p.name!r} registered twice")
+    _PROTOCOLS[p.name] = p
+    return p
+
+
+def get_protocol(name: str | Protocol) -> Protocol:
+    if isinstance(name, Protocol):
+        return name
+    if name not in _PROTOCOLS:
+        raise UnknownNameError("protocol", name, list(_PROTOCOLS))
+    return _PROTOCOLS[name]
+
+
+def list_protocols() -> list[Protocol]:
+    return [_PROTOCOLS[k] for k in sorted(_PROTOCOLS)]
+
+
+register_protocol(Protocol(
+    name="dc",
+    description="DC (Zhao et al. 2021): 300 epochs, batch 256, SGD 0.01 m0.9 wd5e-4, lr x0.1 at half, no augmentation",
+    epochs=300,
+))
+register_protocol(Protocol(
+    name="dsa",
+    description="DSA (Zhao & Bilen 2021): as dc but 1000 epochs with DSA color_crop_cutout_flip_scale_rotate",
+    epochs=1000,
+    dsa="color_crop_cutout_flip_scale_rotate",
+))
+register_protocol(Protocol(
+    name="idc",
+    description="IDC/YOCO: 1000 epochs, batch 64, lr x0.2 at 2/3 and 5/6, DSA color_crop_flip_scale_rotate + CutMix p0.5",
+    epochs=1000,
+    batch_size=64,
+    milestones=(2 / 3, 5 / 6),
+    gamma=0.2,
+    dsa="color_crop_flip_scale_rotate",
+    cutmix_prob=0.5,
+))
+register_protocol(Protocol(
+    name="quick",
+    description=(
+        "CPU-sized dc: same optimiser and schedule, at most 300 steps of batch 256 "
+        "(IPC<=25 on 10 classes: identical to dc; full data: ~1.3 epochs)"
+    ),
+    epochs=300,
+    max_steps=300,
+))

@@ -1,0 +1,85 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from simplebits.cli.main import main
+from simplebits.data import list_sources
+
+
+def _npz(path, n_per=4, classes=3, hw=12, seed=0):
+    from conftest import make_blobs
+
+    ds = make_blobs(n_per, classes, (1, hw, hw), seed)
+    np.savez(path, images=(ds.images.numpy() * 255).astype(np.uint8), labels=ds.labels.numpy())
+    return path
+
+
+def test_data_list_json_has_every_source(capsys):
+    assert main(["data", "list", "--json"]) == 0
+    names = {d["name"] for d in json.loads(capsys.readouterr().out)}
+    assert names == {s.name for s in list_sources()}
+    assert {"fashion-mnist", "mnist", "mnist-5k", "digits", "cifar10", "cifar100", "svhn", "usps",
+            "image-folder", "npz"} <= names
+
+
+def test_data_show_counts(tmp_path, capsys):
+    p = _npz(tmp_path / "d.npz")
+    assert main(["data", "show", f"npz:{p}", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["counts"] == [4, 4, 4] and d["shape"] == [1, 12, 12]
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["data", "show", "nosuchdata"], "unknown data set 'nosuchdata'; valid:"),
+        (["data", "show", "npz:/definitely/missing.npz"], "not found|does not exist|no such"),
+        (["evaluate", "digits", "--ipc", "500"], "larger than class"),
+        (["convert", "/definitely/missing.pt", "--out", "x.safetensors"], "not found"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(argv, match, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert __import__("re").search(match, err, flags=__import__("re").I), err
+
+
+def test_no_traceback_from_the_installed_command(tmp_path):
+    bad = tmp_path / "res_bad.pt"
+    bad.write_bytes(b"garbage")
+    r = subprocess.run([sys.executable, "-m", "simplebits.cli.main", "convert", str(bad), "--out",
+                        str(tmp_path / "o.safetensors")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+    assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_convert_then_evaluate_with_baseline(tmp_path, capsys):
+    from conftest import make_blobs
+
+    ds = make_blobs(2, 3, (1, 12, 12), seed=3)
+    mean, std = 0.1307, 0.3081
+    torch.save({"data": [[(ds.images - mean) / std, ds.labels]]}, tmp_path / "res_DC_MNIST.pt")
+    out = tmp_path / "c.safetensors"
+    real, test = _npz(tmp_path / "real.npz", n_per=10), _npz(tmp_path / "test.npz", n_per=5, seed=1)
+    assert main(["convert", str(tmp_path / "res_DC_MNIST.pt"), "--normalization", "mnist", "--out", str(out),
+                 "--source", f"npz:{real}"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--test", f"npz:{test}", "--seeds", "1", "--device", "cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ipc"] == 2 and len(rep["accuracies"]) == 1
+    assert rep["baseline"]["ipc"] == 2 and rep["baseline"]["train"].startswith("random-real")
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("data", "evaluate", "convert", "demo"):
+        assert cmd in out

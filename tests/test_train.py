@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from conftest import make_blobs
+from simplebits import evaluate, evaluate_real_subset, get_protocol, list_protocols
+from simplebits.data import ImageSet
+from simplebits.errors import MismatchError, UnknownNameError
+
+
+def tiny(protocol="quick", **kw):
+    # small network and few steps so the whole file stays fast on 2 cores
+    return get_protocol(protocol).with_overrides(model_options={"width": 16}, **kw)
+
+
+def test_protocols_registered_with_paper_settings():
+    names = {p.name for p in list_protocols()}
+    assert {"dc", "dsa", "idc", "quick"} <= names
+    dc, idc = get_protocol("dc"), get_protocol("idc")
+    assert (dc.epochs, dc.batch_size, dc.lr, dc.milestones, dc.dsa) == (300, 256, 0.01, (0.5,), None)
+    assert (idc.epochs, idc.batch_size, idc.gamma, idc.cutmix_prob) == (1000, 64, 0.2, 0.5)
+    assert get_protocol("quick").total_steps(100) == 300 and get_protocol("quick").total_steps(60000) == 300
+    with pytest.raises(UnknownNameError, match="quick"):
+        get_protocol("nope")
+
+
+def test_training_learns_and_same_seed_same_accuracy():
+    train, test = make_blobs(10, seed=0), make_blobs(10, seed=1)
+    p = tiny(max_steps=40)
+    r1 = evaluate(train, test, protocol=p, seeds=[0])
+    r2 = evaluate(train, test, protocol=p, seeds=[0])
+    assert r1.accuracies == r2.accuracies  # bit-identical on CPU
+    assert r1.mean > 0.9  # the blobs are easy: training works
+
+
+@pytest.mark.parametrize("proto", ["dsa", "idc"])
+def test_augmented_protocols_run_and_are_deterministic(proto):
+    train, test = make_blobs(6, seed=0), make_blobs(6, seed=1)
+    p = tiny(proto, max_steps=6)
+    a = evaluate(train, test, protocol=p, seeds=[3])
+    b = evaluate(train, test, protocol=p, seeds=[3])
+    assert a.accuracies == b.accuracies
+
+
+def test_report_has_baseline_at_same_ipc():
+    real, test = make_blobs(20, seed=0), make_blobs(5, seed=1)
+    cond = make_blobs(2, seed=5).with_meta(name="cond")
+    r = evaluate(cond, test, protocol=tiny(max_steps=5), seeds=2, baseline_from=real)
+    assert r.baseline is not None and r.baseline.ipc == 2 and r.baseline.seeds == [0, 1]
+    d = r.to_dict()
+    assert set(d) >= {"mean", "std", "accuracies", "baseline", "protocol"}
+
+
+def test_multiformation_baseline_counts_decoded_images():
+    real, test = make_blobs(20, seed=0), make_blobs(5, seed=1)
+    cond = make_blobs(1, seed=5).with_meta(factor=2)
+    r = evaluate(cond, test, protocol=tiny(max_steps=3), seeds=1, baseline_from=real)
+    assert r.n_train == 12 and r.baseline.ipc == 4
+
+
+def test_random_subsets_differ_per_seed_and_mismatch_is_refused():
+    real, test = make_blobs(20, seed=0), make_blobs(5, seed=1)
+    r = evaluate_real_subset(real, test, ipc=1, protocol=tiny(max_steps=3), seeds=2)
+    assert len(r.accuracies) == 2 and r.ipc == 1
+    rgb = ImageSet.create(torch.rand(3, 3, 12, 12), [0, 1, 2])
+    with pytest.raises(MismatchError, match="channel"):
+        evaluate(rgb, test, protocol=tiny(max_steps=1), seeds=1)
