@@ -83,3 +83,21 @@ def test_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     for cmd in ("data", "evaluate", "convert", "demo"):
         assert cmd in out
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="argparse help layout differs between Python versions; docs are generated on 3.11")
+def test_cli_reference_doc_is_current():
+    from pathlib import Path
+
+    from simplebits.cli.reference import cli_reference
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+    assert doc.read_text() == cli_reference(), "regenerate: python -m simplebits.cli.reference > docs/cli.md"
+
+
+def test_bad_flag_value_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["evaluate", "digits", "--protocol", "nope"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "invalid choice: 'nope'" in err and "quick" in err

@@ -71,3 +71,12 @@ def test_to_channels(blobs):
     assert rgb.channels == 3 and torch.equal(rgb.images[:, 0], rgb.images[:, 2])
     gray = to_channels(rgb, 1)
     assert torch.allclose(gray.images, blobs.images, atol=1e-6)
+
+
+def test_flip_is_off_for_digit_sources(blobs):
+    from simplebits.data import flip_allowed
+
+    assert flip_allowed(blobs.with_meta(source="fashion-mnist"))
+    assert not flip_allowed(blobs.with_meta(source="mnist-5k"))
+    assert not flip_allowed(blobs.with_meta(source_dataset="svhn:train"))
+    assert flip_allowed(blobs.with_meta(source="mnist", flip_ok=True))

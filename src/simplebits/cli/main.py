@@ -16,10 +16,17 @@ from . import convert, data, demo, evaluate
 COMMANDS = [data, evaluate, convert, demo]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (what is wrong and where to look), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="simplebits",
         description="Make training data smaller and simpler, and see what a classifier needs from its inputs.",
     )

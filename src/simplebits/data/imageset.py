@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 
-__all__ = ["ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
+__all__ = ["flip_allowed", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
 
 
 def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
@@ -259,3 +259,19 @@ def to_channels(ds: ImageSet, channels: int) -> ImageSet:
     else:
         raise BadInputError(f"cannot convert {c} channels to {channels}")
     return replace(ds, images=x.contiguous(), meta={**ds.meta, "channels_from": c})
+
+
+# Sources of digit images: a horizontal flip changes their meaning, so DSA drops the flip op
+# for them (as the DSA reference does for MNIST-like data).
+DIGIT_SOURCES = frozenset({"mnist", "mnist-5k", "digits", "svhn", "usps", "idx"})
+
+
+def flip_allowed(ds: ImageSet) -> bool:
+    """False for digit data (by ``meta['flip_ok']`` if set, else by the source's name)."""
+    if "flip_ok" in ds.meta:
+        return bool(ds.meta["flip_ok"])
+    for key in ("source", "source_dataset"):
+        name = str(ds.meta.get(key) or "").split(":", 1)[0]
+        if name in DIGIT_SOURCES:
+            return False
+    return True

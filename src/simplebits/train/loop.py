@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import ImageSet
+from ..data import ImageSet, flip_allowed
 from .protocols import Protocol
 from .seeding import derive_seed, generator
 
@@ -59,8 +59,7 @@ def train_classifier(
     g_order, g_aug = generator(seed, "order"), generator(seed, "augment")
     dsa = None
     if protocol.dsa:
-        flip_ok = train.meta.get("flip_ok", True)
-        dsa = DSA(protocol.dsa, flip=bool(flip_ok))
+        dsa = DSA(protocol.dsa, flip=flip_allowed(train))
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     model.train()
