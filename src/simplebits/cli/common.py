@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..data import ImageSet, load_dataset
-from ..data.condensed import NORMALIZATIONS, import_condensed
+from ..data import ImageSet
+from ..data.condensed import NORMALIZATIONS
+from ..data.inputs import is_path_like, load_images
 
 __all__ = ["add_json", "add_data_root", "add_import_options", "emit", "looks_like_file", "load_input", "table"]
 
@@ -44,18 +45,17 @@ def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
 
 
 def looks_like_file(arg: str) -> bool:
-    return Path(arg).suffix in (".safetensors", ".pt", ".pth") or (Path(arg).is_file() and ":" not in arg)
+    return is_path_like(arg)
 
 
-def load_input(arg: str, args: argparse.Namespace, *, split: str = "train") -> ImageSet:
-    """A data set spec or a condensed-set file (ours or another tool's)."""
-    if looks_like_file(arg):
-        return import_condensed(
-            arg, format=getattr(args, "format", "auto"), normalization=getattr(args, "normalization", None),
-            factor=getattr(args, "factor", 1), labels_path=getattr(args, "labels", None),
-            experiment=getattr(args, "experiment", 0),
-        )
-    return load_dataset(arg, split=split, root=getattr(args, "data_root", None))
+def load_input(arg: str, args: argparse.Namespace, *, split: str = "train", size=None) -> ImageSet:
+    """A data set spec, a condensed-set file (ours or another tool's), an .npz, images or a folder."""
+    return load_images(
+        arg, split=split, root=getattr(args, "data_root", None), size=size,
+        format=getattr(args, "format", "auto"), normalization=getattr(args, "normalization", None),
+        factor=getattr(args, "factor", 1), labels_path=getattr(args, "labels", None),
+        experiment=getattr(args, "experiment", 0),
+    )
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:

@@ -11,9 +11,9 @@ import os
 import sys
 
 from ..errors import SimplebitsError
-from . import convert, data, demo, evaluate
+from . import bpd, convert, data, demo, evaluate, train_flow
 
-COMMANDS = [data, evaluate, convert, demo]
+COMMANDS = [data, evaluate, convert, bpd, train_flow, demo]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -3,11 +3,12 @@
 Imports nothing else from simplebits but ``errors`` (and ``io`` for condensed-set files).
 """
 
-from .imageset import ImageSet, flip_allowed, real_subset, resize, stratified_split, to_channels, validate_images, validate_labels
+from .imageset import ImageSet, combine, flip_allowed, real_subset, resize, stratified_split, to_channels, validate_images, validate_labels
 from .registry import SourceInfo, get_source, list_sources, load_dataset, parse_spec, register_source
 
 __all__ = [
     "ImageSet",
+    "combine",
     "flip_allowed",
     "real_subset",
     "resize",

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 
-__all__ = ["flip_allowed", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
+__all__ = ["combine", "flip_allowed", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
 
 
 def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
@@ -275,3 +275,26 @@ def flip_allowed(ds: ImageSet) -> bool:
         if name in DIGIT_SOURCES:
             return False
     return True
+
+
+def combine(
+    sets: Sequence[ImageSet], *, channels: int, size: int, limit: int | None = None, seed: int = 0
+) -> ImageSet:
+    """Mix several sets into one unlabeled-by-class set (label = index of the source set), each
+    converted to ``channels`` and zero-padded to ``size`` (for training a density model on a
+    mixture). ``limit`` caps the images taken from each set (a seeded random choice)."""
+    if not sets:
+        raise BadInputError("no data sets to combine")
+    fitted = []
+    for s in sets:
+        if s.shape[1] > size or s.shape[2] > size:
+            raise BadInputError(f"{s.name}: images are {s.shape[1]}x{s.shape[2]}, larger than the target size {size}")
+        s = resize(to_channels(s, channels), size, mode="pad")
+        if limit is not None and len(s) > limit:
+            g = torch.Generator().manual_seed(seed)
+            s = s.subset(torch.randperm(len(s), generator=g)[:limit])
+        fitted.append(s)
+    x = torch.cat([s.images for s in fitted])
+    y = torch.cat([torch.full((len(s),), i, dtype=torch.long) for i, s in enumerate(fitted)])
+    names = tuple(s.name for s in fitted)
+    return ImageSet(x, y, names, {"name": "+".join(names), "combined": list(names)})

@@ -252,3 +252,22 @@ def _npz(*, path: str, split: str | None = None) -> ImageSet:
     if not path:
         raise BadInputError("npz needs a file: npz:PATH")
     return load_npz(path)
+
+
+# ----------------------------------------------------------------------- natural photos
+from .photos import photo_patches  # noqa: E402  (kept with the sources that use it)
+
+
+@register_source("photo-patches", builtin=True,
+                 description="32x32 RGB crops (32-192 px, box-resized) of ~16 photos bundled with scikit-image/"
+                             "scikit-learn, a stand-in for natural images; 20k/2k, held-out test photos; "
+                             "labels name the source photo")
+def _photo_patches(*, split: str, root=None) -> ImageSet:
+    return photo_patches(split=split, channels=3)
+
+
+@register_source("photo-patches-gray", builtin=True,
+                 description="1x32x32 gray (luma) version of photo-patches: crops of bundled photos at several "
+                             "scales, a stand-in for natural images; 20k/2k")
+def _photo_patches_gray(*, split: str, root=None) -> ImageSet:
+    return photo_patches(split=split, channels=1)

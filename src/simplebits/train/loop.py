@@ -10,18 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ImageSet, flip_allowed
+from ..progress import progress_bar
 from .protocols import Protocol
 from .seeding import derive_seed, generator
 
 __all__ = ["train_classifier", "predict_logits", "accuracy", "progress_bar"]
-
-
-def progress_bar(total: int, *, desc: str, enabled: bool | None = None, unit: str = "step"):
-    """tqdm bar on stderr; ``enabled=None`` shows it only on a terminal."""
-    from tqdm.auto import tqdm
-
-    disable = (not enabled) if enabled is not None else None  # None: tqdm decides (tty only)
-    return tqdm(total=total, desc=desc, unit=unit, disable=disable, leave=False, dynamic_ncols=True)
 
 
 def _lr_at(step: int, total: int, p: Protocol) -> float:

@@ -1,0 +1,76 @@
+"""One entry point for "whatever the user points at": a data set spec, an image file, a
+folder, an ``.npz`` or a condensed-set file (ours or another tool's)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import BadInputError, NotFoundError
+from .condensed import import_condensed
+from .folder import IMAGE_EXTENSIONS, load_image_files, load_image_folder
+from .imageset import ImageSet
+from .npz import load_npz
+from .registry import load_dataset
+
+__all__ = ["load_images", "is_path_like"]
+
+_SET_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+def is_path_like(arg: str) -> bool:
+    """True when ``arg`` names a file or folder rather than a data set spec."""
+    from .registry import list_sources
+
+    head, sep, _ = arg.partition(":")
+    if sep and head in {src.name for src in list_sources()}:
+        return False
+    p = Path(arg)
+    return p.exists() or p.suffix.lower() in _SET_SUFFIXES + (".npz",) + IMAGE_EXTENSIONS or os.sep in arg and ":" not in arg
+
+
+def _images_only(paths: Sequence[Path], name: str, size: Any, channels: int | None) -> ImageSet:
+    x = load_image_files(paths, channels=channels, size=size)
+    return ImageSet.create(x, [0] * x.shape[0], ["image"], {"name": name, "found_at": name})
+
+
+def load_images(
+    arg: str | os.PathLike,
+    *,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    size: int | tuple[int, int] | None = None,
+    channels: int | None = None,
+    **import_options: Any,
+) -> ImageSet:
+    """Load ``arg`` as an :class:`ImageSet`.
+
+    - a folder of class subfolders -> :func:`load_image_folder`; a flat folder of images ->
+      all its images (one class); a folder with neither -> error;
+    - ``*.npz`` -> ``images``/``labels`` arrays; ``*.safetensors|*.pt`` -> condensed set
+      (``import_options`` go to :func:`import_condensed`); an image file -> that image;
+    - anything else -> a data set spec for :func:`load_dataset`.
+    """
+    s = str(arg)
+    p = Path(s)
+    if p.is_dir():
+        subdirs = [d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        if subdirs:
+            return load_image_folder(p, split=None if not (p / "train").is_dir() else split, channels=channels, size=size)
+        files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+        if not files:
+            raise BadInputError(f"folder {p} holds no images")
+        return _images_only(files, s, size, channels)
+    if p.is_file():
+        suf = p.suffix.lower()
+        if suf == ".npz":
+            return load_npz(p)
+        if suf in _SET_SUFFIXES:
+            return import_condensed(p, **import_options)
+        return _images_only([p], s, size, channels)
+    if is_path_like(s):
+        raise NotFoundError(f"{s} not found (no such file or folder)")
+    if root is None and not split:
+        raise BadInputError("split must be given")
+    return load_dataset(s, split=split, root=root)

@@ -1,0 +1,194 @@
+"""Patches of natural photographs: a stand-in for "natural images" (CIFAR / Tiny Images).
+
+CIFAR and 80M Tiny Images cannot be obtained on the machines this project runs on, but
+scikit-image and scikit-learn ship a few dozen real photographs inside their packages. This
+module crops many small square patches from them at several scales.
+
+What a patch is
+---------------
+1. A photo is drawn (every photo of the split about equally often: a seeded shuffle of
+   ``0, 1, ..., n_photos-1, 0, 1, ...``, so every photo appears once ``n >= n_photos``).
+2. A crop side is drawn uniformly from :data:`CROP_SIDES` (32 ... 192 px), limited to the
+   sides that fit in that photo, and a uniformly random position.
+3. The crop is resized to ``size x size`` with Pillow's ``Image.BOX`` filter (the exact
+   area average of the source pixels each output pixel covers, so a 4x reduction averages
+   4x4 blocks and no aliasing is introduced; a crop *smaller* than ``size``, possible only for
+   ``size > 32``, is enlarged with ``Image.BICUBIC`` instead).
+4. Half of the patches are flipped left-right.
+
+Colour: for ``channels=3`` gray photos (camera, moon, coins, brick, grass, gravel) are
+repeated to RGB; for ``channels=1`` colour photos are converted with Pillow's ``"L"`` mode
+(ITU-R 601-2 luma, ``L = R*299/1000 + G*587/1000 + B*114/1000``). Both conversions happen
+once per photo, before cropping.
+
+Splits never share a photo: :data:`TEST_PHOTOS` (coffee, rocket, flower) are the test split,
+the rest the train split.
+
+Labels: **not a classification task; labels name the source photo** (``classes`` are the
+names of the split's photos, so train and test have different class lists). They are there
+for provenance and to satisfy :class:`ImageSet`; do not train a classifier on them.
+
+Only real photographs are used. Drawings, text, binary and synthetic images shipped next to
+them (page, text, horse, logo, chessboards, phantom, cell, ...) are not. Files are found
+through ``importlib.util.find_spec`` and read with Pillow: ``skimage.data`` is never imported
+(it may try to fetch files over the network).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import BadInputError, NotFoundError
+from .imageset import ImageSet
+
+__all__ = ["photo_patches", "photo_files", "PHOTOS", "TEST_PHOTOS", "CROP_SIDES", "MIN_PHOTOS"]
+
+#: (name, package, file name inside the package's image folder), in class order.
+PHOTOS: tuple[tuple[str, str, str], ...] = (
+    ("astronaut", "skimage", "astronaut.png"),
+    ("camera", "skimage", "camera.png"),
+    ("chelsea", "skimage", "chelsea.png"),
+    ("coffee", "skimage", "coffee.png"),
+    ("rocket", "skimage", "rocket.jpg"),
+    ("motorcycle_left", "skimage", "motorcycle_left.png"),
+    ("motorcycle_right", "skimage", "motorcycle_right.png"),
+    ("brick", "skimage", "brick.png"),
+    ("grass", "skimage", "grass.png"),
+    ("gravel", "skimage", "gravel.png"),
+    ("moon", "skimage", "moon.png"),
+    ("coins", "skimage", "coins.png"),
+    ("hubble_deep_field", "skimage", "hubble_deep_field.jpg"),
+    ("retina", "skimage", "retina.jpg"),
+    ("china", "sklearn", "china.jpg"),
+    ("flower", "sklearn", "flower.jpg"),
+)
+#: Photos held out for the test split (never used for train patches).
+TEST_PHOTOS = frozenset({"coffee", "rocket", "flower"})
+#: Crop sides in pixels, drawn uniformly (among those that fit in the photo).
+CROP_SIDES = (32, 48, 64, 96, 128, 192)
+#: Fewest photos (both splits together) accepted before refusing to build the source.
+MIN_PHOTOS = 6
+DEFAULT_N = {"train": 20000, "test": 2000}
+_IMAGE_DIRS = {"skimage": ("data",), "sklearn": ("datasets", "images")}
+
+
+def _package_dir(package: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        d = Path(loc).joinpath(*_IMAGE_DIRS[package])
+        if d.is_dir():
+            return d
+    return None
+
+
+def photo_files() -> dict[str, Path]:
+    """Name -> path of every bundled photo that is present (missing ones are skipped)."""
+    dirs = {pkg: _package_dir(pkg) for pkg in _IMAGE_DIRS}
+    out: dict[str, Path] = {}
+    for name, pkg, fname in PHOTOS:
+        d = dirs[pkg]
+        if d is not None and (d / fname).is_file():
+            out[name] = d / fname
+    if len(out) < MIN_PHOTOS:
+        raise NotFoundError(
+            f"photo-patches: found only {len(out)} of the bundled photographs "
+            f"({', '.join(out) or 'none'}); at least {MIN_PHOTOS} are needed. "
+            "Fix: pip install scikit-image scikit-learn (they ship the photos)"
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _load_photos(split: str, mode: str) -> tuple[tuple[str, ...], tuple[Image.Image, ...], tuple[str, ...]]:
+    """Names, decoded Pillow images (in ``mode``) and paths of the split's photos. Cached."""
+    files = photo_files()
+    names = [n for n, _, _ in PHOTOS if n in files and ((n in TEST_PHOTOS) == (split == "test"))]
+    if not names:
+        raise NotFoundError(f"photo-patches: none of the {split} photos is installed; reinstall scikit-image / scikit-learn")
+    imgs = []
+    for n in names:
+        with Image.open(files[n]) as im:
+            im.load()
+            imgs.append(im.convert(mode))  # L -> RGB repeats the gray; RGB -> L is ITU-R 601 luma
+    return tuple(names), tuple(imgs), tuple(str(files[n]) for n in names)
+
+
+def _check_int(name: str, value, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < lo:
+        raise BadInputError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def photo_patches(*, split: str = "train", n: int | None = None, size: int = 32, channels: int = 3,
+                  seed: int = 0) -> ImageSet:
+    """Crop ``n`` square patches from the bundled natural photographs (see the module doc).
+
+    Parameters
+    ----------
+    split : ``"train"`` (13 photos) or ``"test"`` (coffee, rocket, flower); no photo is in both.
+    n : number of patches; default 20000 for train, 2000 for test.
+    size : side of the output patches in pixels (default 32).
+    channels : 3 (RGB; gray photos repeated) or 1 (Pillow "L" luma).
+    seed : the same (seed, split, n, size, channels) always gives identical patches.
+
+    Returns an :class:`ImageSet` of float32 (n, channels, size, size) in [0, 1]. Labels index
+    the source photo; this is not a classification task.
+    """
+    if split not in DEFAULT_N:
+        raise BadInputError(f"photo-patches has no split {split!r}; valid: train, test")
+    n = DEFAULT_N[split] if n is None else _check_int("n", n, 1)
+    size = _check_int("size", size, 1)
+    seed = _check_int("seed", seed, 0)
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise BadInputError(f"channels must be 1 or 3, got {channels!r}")
+    names, photos, paths = _load_photos(split, "L" if channels == 1 else "RGB")
+
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    k = len(photos)
+    which = rng.permutation(np.arange(n) % k)
+    sides = np.empty(n, dtype=np.int64)
+    xs = np.empty(n, dtype=np.int64)
+    ys = np.empty(n, dtype=np.int64)
+    for p, im in enumerate(photos):
+        sel = np.flatnonzero(which == p)
+        w, h = im.size
+        fit = np.array([s for s in CROP_SIDES if s <= min(w, h)] or [min(w, h)])
+        s = fit[rng.integers(0, len(fit), size=sel.size)]
+        sides[sel] = s
+        xs[sel] = rng.integers(0, w - s + 1)  # high is exclusive: positions 0 .. w - s
+        ys[sel] = rng.integers(0, h - s + 1)
+    flip = rng.random(n) < 0.5
+
+    out = np.empty((n, size, size, channels), dtype=np.uint8)
+    view = out[..., 0] if channels == 1 else out
+    for i in range(n):
+        im, s, x, y = photos[which[i]], int(sides[i]), int(xs[i]), int(ys[i])
+        resample = Image.BOX if s >= size else Image.BICUBIC
+        view[i] = np.asarray(im.resize((size, size), resample, box=(x, y, x + s, y + s)))
+    out[flip] = out[flip, :, ::-1]
+
+    images = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+    meta = {
+        "found_at": str(Path(paths[0]).parent),
+        "photos": list(names),
+        "split": split,
+        "seed": seed,
+        "patch_size": size,
+        "crop_sides": list(CROP_SIDES),
+        "resample": "box (area average); bicubic when enlarging",
+        "flip_ok": True,
+        "note": "not a classification task; labels name the source photo",
+    }
+    return ImageSet.create(images, torch.from_numpy(which), names, meta=meta, allow_empty_class=True,
+                           where=f"photo-patches:{split}")

@@ -1,0 +1,106 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from simplebits.cli.main import main
+from simplebits.density import Glow, GlowConfig, save_flow
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    p = tmp_path / "tiny.safetensors"
+    save_flow(p, Glow(GlowConfig(channels=1, image_size=8, levels=2, steps=1, width=8)))
+    return p
+
+
+def _pngs(folder, n=3, size=8, mode="L", seed=0):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        shape = (size, size) if mode == "L" else (size, size, 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(folder / f"im{i}.png")
+    return folder
+
+
+def test_bpd_on_folder_with_csv_and_json(tmp_path, tiny_model, capsys):
+    folder = _pngs(tmp_path / "imgs")
+    csv_path = tmp_path / "per.csv"
+    assert main(["bpd", str(folder), "--model", str(tiny_model), "--per-image", str(csv_path),
+                 "--codec", "png", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)[0]
+    assert res["n"] == 3 and res["bpd"]["count"] == 3 and res["codec_bpd"]["mean"] > 0
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0] == ["input", "index", "label", "bpd", "codec_bpd"] and len(rows) == 4
+
+
+def test_bpd_on_dataset_spec_and_codec_only(tmp_path, tiny_model, capsys):
+    assert main(["bpd", "digits:test", "--model", str(tiny_model), "--limit", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "digits:test" in out and "20" in out
+    assert main(["bpd", "digits", "--model", "none", "--codec", "jpeg", "--quality", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["codec"] == "jpeg"
+
+
+@pytest.mark.parametrize(
+    "setup,extra,match",
+    [
+        ("not_image", [], "not an image"),
+        ("empty", [], "no images"),
+        ("mixed", [], "differ in size"),
+        ("rgb", [], "3 channel.*takes 1"),
+        ("big", [], "16x16.*8x8"),
+        ("bad_model", [], "not a density model|not one written by simplebits"),
+    ],
+)
+def test_bpd_bad_input_exits_2(tmp_path, tiny_model, capsys, setup, extra, match):
+    import re
+
+    folder = tmp_path / "in"
+    model = str(tiny_model)
+    if setup == "not_image":
+        _pngs(folder)
+        (folder / "notes.txt").write_text("hello")
+    elif setup == "empty":
+        folder.mkdir()
+    elif setup == "mixed":
+        _pngs(folder)
+        Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(folder / "odd.png")
+    elif setup == "rgb":
+        _pngs(folder, mode="RGB")
+    elif setup == "big":
+        _pngs(folder, size=16)
+    elif setup == "bad_model":
+        _pngs(folder)
+        model = str(tmp_path / "bad.safetensors")
+        from safetensors.numpy import save_file
+
+        save_file({"x": np.zeros(3, np.float32)}, model)
+    assert main(["bpd", str(folder), "--model", model, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(match, err), err
+
+
+def test_mixed_sizes_work_with_resize(tmp_path, tiny_model, capsys):
+    folder = _pngs(tmp_path / "in")
+    Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(folder / "odd.png")
+    assert main(["bpd", str(folder), "--model", str(tiny_model), "--resize", "8", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["n"] == 4
+
+
+def test_train_flow_cli_then_score(tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--steps", "1",
+                 "--width", "8", "--epochs", "1", "--batch-size", "64", "--json"]) == 0
+    log = json.loads(capsys.readouterr().out)["log"]
+    assert len(log) == 1 and np.isfinite(log[0]["test_bpd"])
+    assert main(["bpd", "digits:test", "--model", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["bpd"]["mean"] > 0
+    # resuming a finished run with the same settings changes nothing and still succeeds
+    assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--steps", "1",
+                 "--width", "8", "--epochs", "1", "--batch-size", "64", "--resume", "--json"]) == 0
