@@ -32,7 +32,7 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "simplebits" / "density"
 
 PRESETS = {
     "gray32": dict(channels=1, levels=3, steps=8, width=96),
-    "rgb32": dict(channels=3, levels=3, steps=8, width=96),
+    "rgb32": dict(channels=3, levels=3, steps=6, width=64),
 }
 
 
@@ -43,7 +43,7 @@ def data_for(name: str):
         test = combine([load_dataset("fashion-mnist:test"), load_dataset("mnist-5k:test"),
                         photo_patches(split="test", channels=1, n=2000)], channels=1, size=32, limit=1000)
     else:
-        train = combine([photo_patches(split="train", channels=3, n=40000)], channels=3, size=32)
+        train = combine([photo_patches(split="train", channels=3, n=30000)], channels=3, size=32)
         test = combine([photo_patches(split="test", channels=3, n=2000)], channels=3, size=32)
     g = torch.Generator().manual_seed(0)
     return train, test.subset(torch.randperm(len(test), generator=g))

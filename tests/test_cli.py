@@ -101,3 +101,13 @@ def test_bad_flag_value_is_one_line_exit_2(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "invalid choice: 'nope'" in err and "quick" in err
+
+
+def test_demo_runs_small(capsys):
+    assert main(["demo", "--dataset", "digits", "--ipc", "1", "--seeds", "1", "--bpd-images", "50", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dataset"] == "digits" and len(out["reports"]) == 1 and out["reports"][0]["ipc"] == 1
+    from simplebits.density.store import WEIGHTS_DIR
+
+    if (WEIGHTS_DIR / "gray32.safetensors").exists():
+        assert out["complexity"]["model"] == "gray32" and out["complexity"]["bpd"] > 0

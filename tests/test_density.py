@@ -208,3 +208,18 @@ def test_model_file_errors(tmp_path):
     (tmp_path / "junk.safetensors").write_text("hello")
     with pytest.raises(CorruptFileError):
         load_flow(tmp_path / "junk.safetensors")
+
+
+def test_resume_with_more_epochs_extends_exactly(tmp_path):
+    kw = dict(batch_size=16, lr=3e-3, warmup_steps=2, init_batch=32, test_images=16)
+    ref, _ = train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=2, **kw),
+                        out=tmp_path / "a.safetensors", progress=False)
+    train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw),
+               out=tmp_path / "b.safetensors", progress=False)
+    ext, log = train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=2, **kw),
+                          out=tmp_path / "b.safetensors", resume=True, progress=False)
+    assert len(log) == 2
+    assert all(torch.equal(ref.state_dict()[k], ext.state_dict()[k]) for k in ref.state_dict())
+    with pytest.raises(BadInputError, match="other settings"):
+        train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=3, **{**kw, "lr": 1e-2}),
+                   out=tmp_path / "b.safetensors", resume=True, progress=False)

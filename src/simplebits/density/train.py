@@ -54,6 +54,11 @@ def log_path(out: str | os.PathLike) -> Path:
     return Path(str(out) + ".log.json")
 
 
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings that must match to resume; ``epochs`` may grow (the schedule does not depend on it)."""
+    return {**settings, "train": {k: v for k, v in settings["train"].items() if k != "epochs"}}
+
+
 def _finite_params(model: torch.nn.Module) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -75,7 +80,9 @@ def train_flow(
 
     Every epoch writes a checkpoint ``OUT.ckpt`` (model, optimiser, generator states, log)
     atomically and appends to ``OUT.log.json``; ``resume=True`` continues from the checkpoint
-    and reaches the same weights as an uninterrupted run. At the end the model is written to
+    and reaches the same weights as an uninterrupted run; resuming with a larger ``epochs``
+    extends a finished run exactly as if it had been asked for from the start (warm-up, then a
+    constant learning rate: nothing depends on the total). At the end the model is written to
     ``OUT`` (safetensors + JSON config). A non-finite loss stops training with
     :class:`TrainingDiverged`; the last good checkpoint stays.
     """
@@ -97,7 +104,7 @@ def train_flow(
     train_seconds = 0.0
     if resume and ckpt.exists():
         st = load_state(ckpt)
-        if st["settings"] != json.loads(json.dumps(settings)):
+        if _comparable(st["settings"]) != _comparable(json.loads(json.dumps(settings))):
             raise BadInputError(
                 f"{ckpt} was written with other settings; resume with the same options or remove it "
                 f"(checkpoint: {st['settings']}, now: {settings})"
