@@ -5,6 +5,9 @@ Runs in about a minute on a laptop CPU with the bundled mnist-5k digits:
     python examples/evaluate_api.py
 """
 
+import tempfile
+from pathlib import Path
+
 import simplebits as sb
 
 train = sb.load_dataset("mnist-5k:train")
@@ -14,8 +17,9 @@ test = sb.load_dataset("mnist-5k:test")
 # condensed-set format (safetensors + JSON metadata).
 first_two = train.class_ordered()
 keep = [i for c in range(10) for i in (first_two.labels == c).nonzero().flatten()[:2].tolist()]
-sb.save_condensed("first_two.safetensors", first_two.subset(keep), method="first-k", source="mnist-5k:train")
-cond = sb.load_condensed("first_two.safetensors")
+path = Path(tempfile.mkdtemp()) / "first_two.safetensors"
+sb.save_condensed(path, first_two.subset(keep), method="first-k", source="mnist-5k:train")
+cond = sb.load_condensed(path)
 
 # A CPU-sized protocol: the quick protocol with 100 steps and a narrower ConvNet.
 proto = sb.get_protocol("quick").with_overrides(max_steps=100, model_options={"width": 64})

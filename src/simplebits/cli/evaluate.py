@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _default_test(spec: str | None) -> str | None:
-    if not spec or ":" in spec.split(":", 1)[0]:
+    if not spec:
         return None
     name = spec.split(":", 1)[0]
     if name in ("npz", "image-folder"):

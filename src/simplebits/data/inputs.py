@@ -71,6 +71,4 @@ def load_images(
         return _images_only([p], s, size, channels)
     if is_path_like(s):
         raise NotFoundError(f"{s} not found (no such file or folder)")
-    if root is None and not split:
-        raise BadInputError("split must be given")
     return load_dataset(s, split=split, root=root)
