@@ -104,3 +104,17 @@ def test_train_flow_cli_then_score(tmp_path, capsys):
     # resuming a finished run with the same settings changes nothing and still succeeds
     assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--steps", "1",
                  "--width", "8", "--epochs", "1", "--batch-size", "64", "--resume", "--json"]) == 0
+
+
+def test_train_flow_on_user_file_has_no_implicit_test_set(tmp_path, capsys):
+    from simplebits.cli.train_flow import default_test_specs
+
+    assert default_test_specs(["fashion-mnist", "mnist-5k:train", "npz:/x.npz", "digits:test"]) == [
+        "fashion-mnist:test", "mnist-5k:test"]
+    x = (np.random.default_rng(0).random((40, 8, 8)) < 0.3).astype(np.uint8) * 200
+    np.savez(tmp_path / "d.npz", images=x, labels=np.zeros(40, np.int64))
+    out = tmp_path / "m.safetensors"
+    assert main(["train-flow", f"npz:{tmp_path / 'd.npz'}", "--out", str(out), "--size", "8", "--levels", "2",
+                 "--steps", "1", "--width", "8", "--epochs", "1", "--batch-size", "16", "--json"]) == 0
+    log = json.loads(capsys.readouterr().out)["log"]
+    assert "test_bpd" not in log[0] and out.exists()

@@ -6,7 +6,8 @@ import argparse
 
 import torch
 
-from ..data import ImageSet, combine
+from ..data import ImageSet, combine, get_source
+from ..errors import SimplebitsError
 from ..density import FlowTrainConfig, GlowConfig, train_flow
 from .common import add_data_root, add_json, emit, load_input, table
 from .evaluate import add_device, resolve_device
@@ -49,23 +50,39 @@ def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int
     return combine(sets, channels=channels or max(s.channels for s in sets), size=size, limit=limit)
 
 
+def default_test_specs(specs: list[str]) -> list[str]:
+    """The test split of every named source that has one; user paths (npz:, image-folder:) get
+    no implicit test set (pass --test), so a training file is never scored as its own test."""
+    out = []
+    for s in specs:
+        name, _, split = s.partition(":")
+        try:
+            info = get_source(name)
+        except SimplebitsError:
+            continue
+        if not info.takes_path and "test" in info.splits and split in ("", "train"):
+            out.append(f"{name}:test")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     specs = [s for s in args.datasets.split(",") if s]
     train = mix(specs, args, split="train", channels=args.channels, size=args.size, limit=args.max_train)
-    test_specs = [s for s in args.test.split(",") if s] if args.test else [s.split(":")[0] + ":test" if ":" not in s
-                                                                          else s.replace(":train", ":test")
-                                                                          for s in specs]
-    test = mix(test_specs, args, split="test", channels=train.channels, size=args.size, limit=2000)
-    g = torch.Generator().manual_seed(0)
-    test = test.subset(torch.randperm(len(test), generator=g))  # interleave sources for the capped test score
+    test_specs = [s for s in args.test.split(",") if s] if args.test else default_test_specs(specs)
+    test = None
+    if test_specs:
+        test = mix(test_specs, args, split="test", channels=train.channels, size=args.size, limit=2000)
+        g = torch.Generator().manual_seed(0)
+        test = test.subset(torch.randperm(len(test), generator=g))  # interleave sources for the capped test score
     mcfg = GlowConfig(channels=train.channels, image_size=args.size, levels=args.levels, steps=args.steps,
                       width=args.width)
     tcfg = FlowTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
                            seed=args.seed)
     _, log = train_flow(train, test, model_config=mcfg, config=tcfg, out=args.out, resume=args.resume,
                         device=device, progress=None if not args.json else False)
-    rows = [[e["epoch"], f"{e['train_bpd']:.3f}", f"{e.get('test_bpd', float('nan')):.3f}", e["seconds"]] for e in log]
+    rows = [[e["epoch"], f"{e['train_bpd']:.3f}", f"{e['test_bpd']:.3f}" if "test_bpd" in e else "-", e["seconds"]]
+            for e in log]
     emit(args, {"out": args.out, "log": log, "model": mcfg.to_dict()},
          table(["epoch", "train bpd", "test bpd", "seconds"], rows) + f"\nwrote {args.out}")
     return 0
