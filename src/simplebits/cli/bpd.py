@@ -6,7 +6,7 @@ import argparse
 import csv
 import io as _io
 
-from ..density import SHIPPED, bits_summary, fit_images, load_flow, score_bpd
+from ..density import SHIPPED, bits_summary, default_flow, fit_images, load_flow, score_bpd
 from ..density.compress import codec_bpd
 from ..errors import BadInputError
 from ..io import atomic_write_text
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
         res: dict[str, object] = {"input": arg, "n": int(x.shape[0]), "shape": list(x.shape[1:])}
         vals = {}
         if args.model != "none":
-            name = args.model if args.model != "auto" else ("gray32" if x.shape[1] == 1 and not args.gray_to_rgb
-                                                             else "rgb32")
+            channels = 3 if args.gray_to_rgb else x.shape[1]
+            name = args.model if args.model != "auto" else default_flow(channels)
             if name not in models:
                 models[name] = load_flow(name, device=device)
             model = models[name]

@@ -44,18 +44,17 @@ def pick_dataset(name: str | None, root: str | None):
         return "mnist-5k", load_dataset("mnist-5k", split="train"), load_dataset("mnist-5k", split="test")
 
 
-def dataset_bpd(train, test, *, n: int) -> dict | None:
+def dataset_bpd(test, *, n: int) -> dict | None:
     """Mean bpd of the first ``n`` test images under the shipped model for their channels."""
     from ..density import default_flow, fit_images, load_flow, score_bpd
     from ..density.compress import png_bpd
-    from ..errors import NotFoundError as _NF
 
     if n <= 0:
         return None
     name = default_flow(test.channels)
     try:
         model = load_flow(name)
-    except _NF:
+    except NotFoundError:
         return None
     x = fit_images(test.images[:n], model)
     return {"model": name, "n": int(x.shape[0]), "bpd": float(score_bpd(model, x).mean()),
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     name, train, test = pick_dataset(args.dataset, args.data_root)
     proto = get_protocol(args.protocol)
-    complexity = dataset_bpd(train, test, n=args.bpd_images)
+    complexity = dataset_bpd(test, n=args.bpd_images)
     reports = [evaluate_real_subset(train, test, ipc=k, protocol=proto, seeds=args.seeds, device=device,
                                     progress=None) for k in ipcs]
     wall = time.perf_counter() - t0

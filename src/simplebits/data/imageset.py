@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 
-__all__ = ["combine", "flip_allowed", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
+__all__ = ["combine", "flip_allowed", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
 
 
 def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
@@ -214,6 +214,17 @@ def stratified_split(ds: ImageSet, *, test_fraction: float = 0.2, seed: int = 0)
     return ds.subset(tr_i, split="train", **meta), ds.subset(te_i, split="test", **meta)
 
 
+def pad_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Centre (N, C, H, W) on a zero canvas of ``size``; centre-crop where the image is larger."""
+    th, tw = size
+    h, w = x.shape[-2:]
+    top, left = (th - h) // 2, (tw - w) // 2
+    x = F.pad(x, (max(left, 0), max(tw - w - left, 0), max(top, 0), max(th - h - top, 0)))
+    hh, ww = x.shape[-2:]
+    t0, l0 = (hh - th) // 2, (ww - tw) // 2
+    return x[..., t0 : t0 + th, l0 : l0 + tw]
+
+
 def resize(ds: ImageSet, size: int | tuple[int, int], *, mode: str = "pad") -> ImageSet:
     """Bring images to ``size`` (H, W).
 
@@ -229,14 +240,7 @@ def resize(ds: ImageSet, size: int | tuple[int, int], *, mode: str = "pad") -> I
     if (h, w) == (th, tw):
         return ds
     if mode == "pad":
-        top, left = (th - h) // 2, (tw - w) // 2
-        if th >= h and tw >= w:
-            x = F.pad(x, (left, tw - w - left, top, th - h - top))
-        else:  # crop where the image is larger, pad where smaller
-            x = F.pad(x, (max(left, 0), max(tw - w - left, 0), max(top, 0), max(th - h - top, 0)))
-            hh, ww = x.shape[-2:]
-            t0, l0 = (hh - th) // 2, (ww - tw) // 2
-            x = x[..., t0 : t0 + th, l0 : l0 + tw]
+        x = pad_to(x, (th, tw))
     elif mode in ("bilinear", "nearest", "area", "bicubic"):
         kw = {"align_corners": False, "antialias": True} if mode in ("bilinear", "bicubic") else {}
         x = F.interpolate(x, size=(th, tw), mode=mode, **kw).clamp_(0.0, 1.0)

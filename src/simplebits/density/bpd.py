@@ -22,7 +22,7 @@ import torch
 from ..errors import BadInputError
 from ..progress import progress_bar
 
-__all__ = ["preprocess", "bpd", "score_bpd", "logp_to_bpd"]
+__all__ = ["preprocess", "bpd", "score_bpd", "logp_to_bpd", "bits_summary"]
 
 _DEQUANT = ("midpoint", "uniform", "none")
 
@@ -98,7 +98,8 @@ def score_bpd(
     lo, hi = float(images.min()), float(images.max())
     if lo < 0 or hi > 1:
         raise BadInputError(f"images must lie in [0, 1], found [{lo:.4g}, {hi:.4g}]")
-    model.check_input(images) if hasattr(model, "check_input") else None
+    if hasattr(model, "check_input"):
+        model.check_input(images)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -112,3 +113,11 @@ def score_bpd(
     bar.close()
     model.train(was_training)
     return torch.cat(out)
+
+
+def bits_summary(values: torch.Tensor) -> dict[str, float]:
+    """count, mean, median, population std, min, max of per-image bpd values."""
+    v = values.double()
+    return {"count": int(v.numel()), "mean": float(v.mean()), "median": float(v.median()),
+            "std": float(v.std(unbiased=False)) if v.numel() > 1 else 0.0,
+            "min": float(v.min()), "max": float(v.max())}

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from ..data.imageset import pad_to
 from ..errors import CorruptFileError, MismatchError, NotFoundError
 from ..io import load_tensors, read_metadata, save_tensors
 from .glow import Glow, GlowConfig
@@ -97,8 +97,7 @@ def fit_images(images: torch.Tensor, model: Glow, *, gray_to_rgb: bool = False) 
             raise MismatchError(f"images have {ic} channel(s) but the density model takes {c}{hint}")
     if (h, w) != (s, s):
         if h <= s and w <= s:
-            top, left = (s - h) // 2, (s - w) // 2
-            images = F.pad(images, (left, s - w - left, top, s - h - top))
+            images = pad_to(images, (s, s))
         else:
             raise MismatchError(
                 f"images are {h}x{w} but the density model takes {s}x{s}; resize them (e.g. `--resize {s}`) "

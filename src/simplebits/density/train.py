@@ -15,7 +15,7 @@ from ..data import ImageSet
 from ..errors import BadInputError, SimplebitsError
 from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
-from .bpd import bpd, score_bpd
+from .bpd import bpd, preprocess, score_bpd
 from .glow import Glow, GlowConfig
 from .store import save_flow
 
@@ -124,7 +124,7 @@ def train_flow(
         model.train()
         init = x_all[torch.randperm(n, generator=g_order)[: config.init_batch]].to(device)
         with torch.no_grad():
-            model.log_prob(_dequant(init, g_noise))  # data-dependent ActNorm initialisation
+            model.log_prob(preprocess(init, dequantize="uniform", generator=g_noise))  # data-dependent ActNorm initialisation
     test_x = test.images[: config.test_images] if test is not None else None
     for epoch in range(epoch0, config.epochs):
         t0 = time.perf_counter()
@@ -180,18 +180,3 @@ def train_flow(
     save_flow(out, model, meta=final)
     model.eval()
     return model, log
-
-
-def _dequant(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    from .bpd import preprocess
-
-    return preprocess(x, dequantize="uniform", generator=g)
-
-
-def bits_summary(values: torch.Tensor) -> dict[str, float]:
-    v = values.double()
-    return {"count": int(v.numel()), "mean": float(v.mean()), "median": float(v.median()),
-            "std": float(v.std(unbiased=False)) if v.numel() > 1 else 0.0,
-            "min": float(v.min()), "max": float(v.max())}
-
-
