@@ -103,10 +103,14 @@ def test_bad_flag_value_is_one_line_exit_2(capsys):
     assert len(err.splitlines()) == 1 and "invalid choice: 'nope'" in err and "quick" in err
 
 
-def test_demo_runs_small(capsys):
-    assert main(["demo", "--dataset", "digits", "--ipc", "1", "--seeds", "1", "--bpd-images", "50", "--json"]) == 0
+def test_demo_runs_small(capsys, tmp_path):
+    assert main(["demo", "--dataset", "digits", "--ipc", "1", "--seeds", "1", "--bpd-images", "50",
+                 "--condense-iterations", "2", "--out-dir", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["dataset"] == "digits" and len(out["reports"]) == 1 and out["reports"][0]["ipc"] == 1
+    assert out["dataset"] == "digits" and len(out["reports"]) == 3 and out["reports"][0]["ipc"] == 1
+    plain, simple = out["condensed"]
+    assert plain["label"] == "dc ipc1" and "lambda" in simple["label"]
+    assert (tmp_path / plain["file"].split("/")[-1]).exists()
     from simplebits.density.store import WEIGHTS_DIR
 
     if (WEIGHTS_DIR / "gray32.safetensors").exists():

@@ -13,6 +13,7 @@ __all__ = [
     "CorruptFileError",
     "MismatchError",
     "UnknownNameError",
+    "DivergedError",
 ]
 
 
@@ -44,3 +45,8 @@ class UnknownNameError(BadInputError):
     def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...]):
         self.kind, self.name, self.valid = kind, name, list(valid)
         super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(sorted(self.valid))}")
+
+
+class DivergedError(SimplebitsError):
+    """An optimisation produced NaN/inf; the message names the iteration and the last good
+    checkpoint, which is kept."""

@@ -11,9 +11,9 @@ import os
 import sys
 
 from ..errors import SimplebitsError
-from . import bpd, convert, data, demo, evaluate, train_flow
+from . import bpd, condense, convert, data, demo, evaluate, train_flow
 
-COMMANDS = [data, evaluate, convert, bpd, train_flow, demo]
+COMMANDS = [data, evaluate, convert, bpd, train_flow, condense, demo]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -35,6 +35,7 @@ __all__ = [
     "NORMALIZATIONS",
     "save_condensed",
     "load_condensed",
+    "decode_images",
     "decode",
     "import_condensed",
     "detect_format",
@@ -126,20 +127,29 @@ def decode(ds: ImageSet, factor: int | None = None) -> ImageSet:
     (IDC crops with integer division the same way).
     """
     f = int(ds.meta.get("factor", 1) if factor is None else factor)
+    if f == 1:
+        return ds
+    x = decode_images(ds.images, f).clamp_(0.0, 1.0)
+    labels = ds.labels.repeat_interleave(f * f)
+    return ImageSet(x, labels, ds.classes, {**ds.meta, "factor": 1, "decoded_from_factor": f})
+
+
+def decode_images(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """The tensor part of :func:`decode`, differentiable (condensation optimises through it):
+    (N, C, H, W) -> (N*f*f, C, H, W), not clamped."""
+    f = int(factor)
     if f < 1:
         raise BadInputError(f"factor must be >= 1, got {f}")
     if f == 1:
-        return ds
-    n, c, h, w = ds.images.shape
+        return images
+    n, c, h, w = images.shape
     sh, sw = h // f, w // f
     if sh < 1 or sw < 1:
         raise BadInputError(f"factor {f} is too large for {h}x{w} images")
-    x = ds.images[:, :, : sh * f, : sw * f]
+    x = images[:, :, : sh * f, : sw * f]
     # (N, C, f*sh, f*sw) -> (N, f, f, C, sh, sw) -> (N*f*f, C, sh, sw)
     x = x.reshape(n, c, f, sh, f, sw).permute(0, 2, 4, 1, 3, 5).reshape(n * f * f, c, sh, sw)
-    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
-    labels = ds.labels.repeat_interleave(f * f)
-    return ImageSet(x, labels, ds.classes, {**ds.meta, "factor": 1, "decoded_from_factor": f})
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ..data import ImageSet
-from ..errors import BadInputError, SimplebitsError
+from ..errors import BadInputError, DivergedError
 from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
 from .bpd import bpd, preprocess, score_bpd
@@ -22,7 +22,7 @@ from .store import save_flow
 __all__ = ["FlowTrainConfig", "TrainingDiverged", "train_flow", "checkpoint_path", "log_path"]
 
 
-class TrainingDiverged(SimplebitsError):
+class TrainingDiverged(DivergedError):
     """The loss or the weights became NaN/inf; the last good checkpoint is kept."""
 
 

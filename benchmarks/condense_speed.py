@@ -1,0 +1,135 @@
+"""Seconds per outer iteration of gradient-matching condensation, ours against a
+one-class-at-a-time reference-style loop of the same loss, in the same run.
+
+Paper settings (DC, IPC 1): ConvNet-3 width 128, instance norm, Fashion-MNIST 28x28, batch_real 256
+per class, layerwise distance, one image update per outer iteration (real + synthetic
+gradients of all 10 classes, backward to the images, SGD step).
+
+    python benchmarks/condense_speed.py [--ipc 1] [--batch-real 256] [--repeats 3] [--no-compile]
+
+Baseline: for each class, one eager forward/backward of the whole contiguous real batch
+(``autograd.grad``), the synthetic gradient with ``create_graph``, the distance; then one
+backward -- what the reference scripts do. Ours: :class:`simplebits.condense.GradientEngine`
+(pieces of ``chunk`` images in channels-last layout, ``torch.compile``). The same network
+weights, real batches and synthetic images go into both; the script prints both loss values
+and their relative difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from simplebits.condense import GradientEngine, distance, matched_parameters
+from simplebits.data import load_dataset
+from simplebits.models import create_model
+
+
+def baseline_loss(net, params, reals, syn, num_classes):
+    total = syn.new_zeros(())
+    for c in range(num_classes):
+        xr = reals[c]
+        yr = torch.full((len(xr),), c, dtype=torch.long)
+        gr = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(xr), yr), params)]
+        xs = syn[c : c + 1]
+        gs = torch.autograd.grad(F.cross_entropy(net(xs), torch.tensor([c])), params, create_graph=True)
+        total = total + distance(gr, gs, "layerwise")
+    return total
+
+
+def ours_loss(engine, reals, syn, num_classes, ipc):
+    total = syn.new_zeros(())
+    for c in range(num_classes):
+        xr = reals[c]
+        gr = engine.real(xr, torch.full((len(xr),), c, dtype=torch.long))
+        xs = syn[c * ipc : (c + 1) * ipc]
+        gs = engine.synthetic(xs, torch.full((len(xs),), c, dtype=torch.long))
+        total = total + distance(gr, gs, "layerwise")
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch-real", type=int, default=256)
+    ap.add_argument("--ipc", type=int, default=1)
+    ap.add_argument("--chunk", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-compile", action="store_true")
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    ds = load_dataset("fashion-mnist")
+    C = ds.num_classes
+    g = torch.Generator().manual_seed(0)
+    reals = []
+    for c in range(C):
+        idx = torch.nonzero(ds.labels == c).flatten()
+        reals.append(ds.images[idx[torch.randperm(len(idx), generator=g)[: a.batch_real]]])
+    syn0 = torch.stack([r[: a.ipc] for r in reals]).reshape(C * a.ipc, *ds.shape).clone()
+
+    def make_net():
+        return create_model("convnet", channels=1, num_classes=C, image_size=28, seed=1)
+
+    # ---- baseline
+    net_b = make_net()
+    params_b = matched_parameters(net_b)
+    syn_b = syn0.clone().requires_grad_(True)
+    opt_b = torch.optim.SGD([syn_b], lr=0.1, momentum=0.5)
+
+    def step_b():
+        loss = baseline_loss(net_b, params_b, reals, syn_b, C) if a.ipc == 1 else None
+        opt_b.zero_grad()
+        loss.backward()
+        return float(loss)
+
+    # ---- ours
+    net_o = make_net()
+    engine = GradientEngine(net_o, matched_parameters(net_o), chunk=a.chunk, compile=not a.no_compile)
+    syn_o = syn0.clone().requires_grad_(True)
+    opt_o = torch.optim.SGD([syn_o], lr=0.1, momentum=0.5)
+
+    def step_o():
+        loss = ours_loss(engine, reals, syn_o, C, a.ipc)
+        opt_o.zero_grad()
+        loss.backward()
+        return float(loss)
+
+    t = time.perf_counter()
+    loss_o = step_o()  # warm-up (compilation)
+    warm = time.perf_counter() - t
+    loss_b = step_b()
+    grad_diff = float((syn_o.grad - syn_b.grad).norm() / syn_b.grad.norm())
+
+    def timed(fn):
+        best = []
+        for _ in range(a.repeats):
+            t = time.perf_counter()
+            fn()
+            best.append(time.perf_counter() - t)
+        return min(best), sum(best) / len(best)
+
+    b_min, b_mean = timed(step_b)
+    o_min, o_mean = timed(step_o)
+    print(json.dumps({
+        "benchmark": "condense_speed",
+        "settings": {"method": "dc", "ipc": a.ipc, "batch_real": a.batch_real, "classes": C, "net": "convnet w128",
+                     "chunk": a.chunk, "compile": engine.compiled, "threads": torch.get_num_threads()},
+        "baseline_s_per_iteration": round(b_min, 3),
+        "baseline_s_per_iteration_mean": round(b_mean, 3),
+        "ours_s_per_iteration": round(o_min, 3),
+        "ours_s_per_iteration_mean": round(o_mean, 3),
+        "speedup": round(b_min / o_min, 2),
+        "speedup_mean": round(b_mean / o_mean, 2),
+        "warmup_s": round(warm, 1),
+        "loss_baseline": loss_b,
+        "loss_ours": loss_o,
+        "loss_rel_diff": abs(loss_b - loss_o) / abs(loss_b),
+        "image_grad_rel_diff": grad_diff,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

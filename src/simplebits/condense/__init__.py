@@ -1,0 +1,35 @@
+"""Dataset condensation with the SimpleBits simplification term (paper §4, REFERENCE.md §3).
+
+>>> from simplebits.condense import condense, make_config
+>>> cfg = make_config("dc", ipc=1, preset="quick", lambda_sim=1.0)   # doctest: +SKIP
+>>> result = condense(train_set, cfg, out="fmnist-ipc1.safetensors")  # doctest: +SKIP
+
+Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``; matching distances
+``layerwise``, ``mse``, ``cos``, ``neg-product`` and the ``unrolled`` one-step loss.
+"""
+
+from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, make_config
+from .match import DISTANCES, GradientEngine, distance, matched_parameters
+from .runner import CondenseResult, condense, output_paths
+from .simplification import BpdTerm, combine
+from .synth import SyntheticSet
+
+__all__ = [
+    "EVAL_PROTOCOL",
+    "MATCHES",
+    "METHODS",
+    "PRESETS",
+    "CondenseConfig",
+    "derive_loops",
+    "make_config",
+    "DISTANCES",
+    "GradientEngine",
+    "distance",
+    "matched_parameters",
+    "CondenseResult",
+    "condense",
+    "output_paths",
+    "BpdTerm",
+    "combine",
+    "SyntheticSet",
+]

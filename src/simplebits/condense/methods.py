@@ -1,0 +1,223 @@
+"""The condensation methods: what one image update matches, and what the network does between.
+
+Every method sees the same runner (:mod:`simplebits.condense.runner`): per outer iteration a
+fresh network (``begin``), ``updates`` image updates, each preceded by ``match_loss`` and
+followed by ``after_update``. All randomness (network init, real batches, augmentation) comes
+from generators derived from ``(seed, iteration, update)``, so a resumed run draws exactly what
+an uninterrupted one does.
+
+dc / dsa   per-class gradient matching (Zhao & Bilen 2021/2021); between image updates the
+           network takes ``inner_loop`` SGD steps on the synthetic set (none after the last
+           update, as DC); dsa applies the same DSA transform (shared parameters, one op per
+           class) to a class's real and synthetic batch.
+idc        multi-formation (Kim et al. 2022): the decoded f*f crops are matched; ``mse`` on conv
+           weights; between updates the network trains on real batches (``net_steps``).
+dream      idc whose real batches are representative (Liu et al. 2023): k-means on the
+           embeddings of a pool of the class's images (``4 * batch_real``, for CPU cost; DREAM
+           clusters the whole class), the images nearest the ``batch_real`` centres, re-clustered
+           every ``dream_every`` updates.
+dm         distribution matching (Zhao & Bilen 2023): squared distance of mean embeddings of the
+           real and synthetic batch of each class under a random network, summed over classes.
+
+``match_loss`` returns the loss summed over classes (DC's convention, for which its lr is tuned).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from ..augment import DSA
+from ..data import ImageSet, flip_allowed
+from ..models import create_model
+from ..train.kmeans import kmeans, nearest_to_centres
+from ..train.seeding import derive_seed, generator
+from .config import CondenseConfig
+from .match import GradientEngine, distance, matched_parameters
+from .synth import SyntheticSet, class_indices
+
+__all__ = ["Method", "make_method"]
+
+
+class Method:
+    """Shared machinery: the persistent network, per-class index lists, DSA, real batches."""
+
+    def __init__(self, cfg: CondenseConfig, real: ImageSet, *, device: torch.device) -> None:
+        self.cfg, self.device = cfg, device
+        self.num_classes = real.num_classes
+        self.x_real = real.images.to(device)
+        self.y_real = real.labels.to(device)
+        self.idx = [i.to(device) for i in class_indices(real)]
+        self.model_kw = dict(channels=real.channels, num_classes=real.num_classes,
+                             image_size=tuple(real.shape[1:]), **cfg.net_options)
+        self.net = create_model(cfg.net, seed=derive_seed(cfg.seed, "net/template"), **self.model_kw).to(device)
+        self.net.train()
+        self.params = matched_parameters(self.net, cfg.match_params,
+                                         cfg.match if cfg.match != "unrolled" else "all")
+        self.engine = GradientEngine(self.net, self.params, chunk=cfg.chunk, compile=cfg.compile)
+        self.dsa = DSA(cfg.dsa, flip=flip_allowed(real)) if cfg.dsa else None
+        self.updates = cfg.loops[0]
+        self.g: torch.Generator = generator(cfg.seed, "iter/0")
+
+    # ------------------------------------------------------------------ per iteration
+    def begin(self, it: int) -> None:
+        """Fresh network weights (in place, so compiled graphs are reused) and this
+        iteration's random stream."""
+        fresh = create_model(self.cfg.net, seed=derive_seed(self.cfg.seed, f"net/{it}"), **self.model_kw)
+        with torch.no_grad():
+            for p, q in zip(self.net.parameters(), fresh.parameters()):
+                p.copy_(q.to(self.device))
+            for b, q in zip(self.net.buffers(), fresh.buffers()):
+                b.copy_(q.to(self.device))
+        self.net.train()
+        self.g = generator(self.cfg.seed, f"iter/{it}")
+        self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr_net,
+                                       momentum=0.5 if self.cfg.method in ("idc", "dream") else 0.0)
+
+    def real_batch(self, c: int, n: int) -> torch.Tensor:
+        pool = self.idx[c]
+        sel = torch.randperm(len(pool), generator=self.g)[: min(n, len(pool))].to(self.device)
+        return self.x_real[pool[sel]]
+
+    def augment_pair(self, xr: torch.Tensor, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same DSA transform (one op, shared parameters) on the real and synthetic batch."""
+        if self.dsa is None:
+            return xr, xs
+        p = self.dsa.sample(1, generator=self.g, device=self.device, siamese=True)
+        return self.dsa.apply(xr, p), self.dsa.apply(xs, p)
+
+    def label(self, c: int, n: int) -> torch.Tensor:
+        return torch.full((n,), c, dtype=torch.long, device=self.device)
+
+    # ------------------------------------------------------------------ matching
+    def match_loss(self, synth: SyntheticSet, it: int, k: int) -> torch.Tensor:
+        xs_all, _ = synth.decoded()
+        if self.cfg.match == "unrolled":
+            return self._unrolled(synth, xs_all)
+        total = xs_all.new_zeros(())
+        for c in range(self.num_classes):
+            xr = self.class_real_batch(c, k)
+            xs = xs_all[synth.class_slice(c)]
+            xr, xs = self.augment_pair(xr, xs)
+            gr = self.engine.real(xr, self.label(c, len(xr)))
+            gs = self.engine.synthetic(xs, self.label(c, len(xs)))
+            total = total + distance(gr, gs, self.cfg.match)
+        return total
+
+    def class_real_batch(self, c: int, k: int) -> torch.Tensor:
+        return self.real_batch(c, self.cfg.batch_real)
+
+    def _unrolled(self, synth: SyntheticSet, xs_all: torch.Tensor) -> torch.Tensor:
+        """Paper S11: cross-entropy of a real batch after one SGD step (lr_net) on the synthetic
+        batch. The real side is computed in pieces against detached stepped weights; the returned
+        value is that loss and its gradient w.r.t. the images is exact (chain rule through the step)."""
+        names = [n for n, _ in self.net.named_parameters()]
+        params = list(self.net.parameters())
+        xs, ys = synth.decoded()
+        if self.dsa is not None:
+            xs = self.dsa(xs, generator=self.g)
+        loss_s = F.cross_entropy(self.net(xs.contiguous(memory_format=torch.channels_last)), ys.to(self.device))
+        grads = torch.autograd.grad(loss_s, params, create_graph=True)
+        stepped = [p - self.cfg.lr_net * g for p, g in zip(params, grads)]
+        leaves = [s.detach().requires_grad_(True) for s in stepped]
+        xr = torch.cat([self.real_batch(c, self.cfg.batch_real) for c in range(self.num_classes)])
+        yr = torch.cat([self.label(c, min(self.cfg.batch_real, len(self.idx[c]))) for c in range(self.num_classes)])
+        if self.dsa is not None:
+            xr = self.dsa(xr, generator=self.g)
+        value = xs.new_zeros(())
+        g_real = [torch.zeros_like(p) for p in leaves]
+        for a, b in self.engine._pieces(len(xr)):
+            out = functional_call(self.net, dict(zip(names, leaves)), (xr[a:b].contiguous(memory_format=torch.channels_last),))
+            part = F.cross_entropy(out, yr[a:b], reduction="sum") / len(xr)
+            gp = torch.autograd.grad(part, leaves)
+            g_real = [s + t for s, t in zip(g_real, gp)]
+            value = value + part.detach()
+        surrogate = sum((g * s).sum() for g, s in zip(g_real, stepped))
+        return value + surrogate - surrogate.detach()
+
+    def after_update(self, synth: SyntheticSet, it: int, k: int) -> None:
+        """Network steps between image updates (none after the last one)."""
+        if k == self.updates - 1:
+            return
+        inner = self.cfg.loops[1]
+        if inner == 0:
+            return
+        xs, ys = synth.decoded()
+        xs, ys = xs.detach(), ys.to(self.device)
+        for _ in range(inner):
+            sel = torch.randperm(len(xs), generator=self.g)[: self.cfg.batch_train].to(self.device)
+            xb = xs[sel]
+            if self.dsa is not None:
+                xb = self.dsa(xb, generator=self.g)
+            self._net_step(xb, ys[sel])
+
+    def _net_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        loss = F.cross_entropy(self.net(x.contiguous(memory_format=torch.channels_last)), y)
+        self.net_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.net_opt.step()
+
+
+class IDCMethod(Method):
+    """Network trained on real batches between image updates (``net_steps`` each)."""
+
+    def after_update(self, synth: SyntheticSet, it: int, k: int) -> None:
+        if k == self.updates - 1:
+            return
+        for _ in range(self.cfg.net_steps):
+            n = self.cfg.batch_train
+            sel = torch.randperm(len(self.x_real), generator=self.g)[:n].to(self.device)
+            xb = self.x_real[sel]
+            if self.dsa is not None:
+                xb = self.dsa(xb, generator=self.g)
+            self._net_step(xb, self.y_real[sel])
+
+
+class DREAMMethod(IDCMethod):
+    """IDC with representative real batches: images nearest the k-means centres of a class."""
+
+    def begin(self, it: int) -> None:
+        super().begin(it)
+        self._reps: dict[int, torch.Tensor] = {}
+
+    def class_real_batch(self, c: int, k: int) -> torch.Tensor:
+        if k % self.cfg.dream_every == 0 or c not in self._reps:
+            pool = self.real_batch(c, 4 * self.cfg.batch_real)
+            kk = min(self.cfg.batch_real, len(pool))
+            emb = self.engine.embed_real(pool)
+            centres, _ = kmeans(emb, kk, iters=10, generator=self.g)
+            self._reps[c] = pool[nearest_to_centres(emb, centres)]
+        return self._reps[c]
+
+
+class DMMethod(Method):
+    """Mean-embedding matching under a random network; one image update per network."""
+
+    def __init__(self, cfg: CondenseConfig, real: ImageSet, *, device: torch.device) -> None:
+        super().__init__(cfg, real, device=device)
+        self.updates = 1
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+
+    def match_loss(self, synth: SyntheticSet, it: int, k: int) -> torch.Tensor:
+        xs_all, _ = synth.decoded()
+        total = xs_all.new_zeros(())
+        for c in range(self.num_classes):
+            xr = self.real_batch(c, self.cfg.batch_real)
+            xs = xs_all[synth.class_slice(c)]
+            xr, xs = self.augment_pair(xr, xs)
+            mr = self.engine.embed_real(xr).mean(0)
+            ms = self.engine.embed_synthetic(xs).mean(0)
+            total = total + ((mr - ms) ** 2).sum()
+        return total
+
+    def after_update(self, synth: SyntheticSet, it: int, k: int) -> None:
+        return
+
+
+def make_method(cfg: CondenseConfig, real: ImageSet, *, device: torch.device) -> Method:
+    cls: Any = {"dc": Method, "dsa": Method, "idc": IDCMethod, "dream": DREAMMethod, "dm": DMMethod}[cfg.method]
+    return cls(cfg, real, device=device)

@@ -1,0 +1,253 @@
+"""The resumable condensation runner: :func:`condense`.
+
+Files written for ``out=FILE`` (every one atomically):
+
+``FILE``            the condensed set (safetensors + JSON metadata: settings, final bpd, timings)
+``FILE.png``        image grid, one column per class
+``FILE.diff.png``   class-difference overlay (paper Fig. 7)
+``FILE.log.json``   per-iteration matching loss, bpd and seconds
+``FILE.ckpt``       checkpoint (every ``checkpoint_every`` iterations; removed when the run ends)
+
+Every random draw of iteration ``i`` comes from generators derived from ``(seed, i)``, so a run
+resumed from a checkpoint ends with exactly the images of an uninterrupted run (tested).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..data import ImageSet
+from ..data.condensed import save_condensed
+from ..errors import BadInputError, DivergedError, MismatchError, NotFoundError
+from ..io import atomic_write_json, load_state, save_state
+from ..progress import progress_bar
+from ..train.seeding import generator
+from .config import EVAL_PROTOCOL, CondenseConfig, config_from_dict, make_config
+from .figures import difference_image, grid_image, save_png
+from .methods import make_method
+from .simplification import BpdTerm, combine
+from .synth import SyntheticSet, check_ipc
+
+__all__ = ["condense", "CondenseResult", "output_paths"]
+
+
+@dataclass
+class CondenseResult:
+    """A finished condensation: the stored images and how they were made."""
+
+    images: ImageSet
+    config: CondenseConfig
+    bpd: float | None
+    log: list[dict[str, Any]]
+    seconds: float
+    seconds_per_iteration: float
+    peak_rss_mb: float
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.config.method,
+            "ipc": self.config.ipc,
+            "factor": self.config.factor,
+            "lambda_sim": self.config.lambda_sim,
+            "iterations": self.config.iterations,
+            "bpd": self.bpd,
+            "final_match_loss": self.log[-1]["match_loss"] if self.log else None,
+            "seconds": round(self.seconds, 2),
+            "seconds_per_iteration": round(self.seconds_per_iteration, 3),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "eval_protocol": EVAL_PROTOCOL[self.config.method],
+            "files": self.files,
+            "config": self.config.to_dict(),
+        }
+
+
+def output_paths(out: str | os.PathLike) -> dict[str, Path]:
+    p = Path(out)
+    return {"set": p, "grid": Path(f"{p}.png"), "diff": Path(f"{p}.diff.png"), "log": Path(f"{p}.log.json"),
+            "checkpoint": Path(f"{p}.ckpt")}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _check_real(real: ImageSet, cfg: CondenseConfig) -> None:
+    check_ipc(real, cfg.ipc, cfg.factor)
+    _, h, w = real.shape
+    if cfg.factor > 1 and (h % cfg.factor or w % cfg.factor):
+        # IDC splits with integer division; the remainder rows/columns are not decoded.
+        import warnings
+
+        warnings.warn(
+            f"factor {cfg.factor} does not divide the image size {h}x{w}: the last {h % cfg.factor} row(s) and "
+            f"{w % cfg.factor} column(s) of each stored image are not part of any decoded image (IDC does the same)",
+            stacklevel=3,
+        )
+    if h // cfg.factor < 2 or w // cfg.factor < 2:
+        raise BadInputError(f"factor {cfg.factor} is too large for {h}x{w} images (crops under 2 pixels)")
+
+
+def condense(
+    real: ImageSet,
+    config: CondenseConfig | None = None,
+    *,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+    on_iteration: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> CondenseResult:
+    """Condense ``real`` into ``config.ipc`` images per class.
+
+    Parameters
+    ----------
+    real : the training set (ImageSet in [0, 1]).
+    config : a :class:`CondenseConfig` (from :func:`make_config`); or leave it out and pass
+        ``method=``, ``ipc=``, ``preset=`` and any setting as keyword arguments.
+    out : where to write the set and its companions (see module docstring); ``None`` keeps it in
+        memory (no checkpoints).
+    resume : continue from ``out``'s checkpoint (same settings required; more ``iterations``
+        allowed). Without it, an existing checkpoint is an error, never silently overwritten.
+    """
+    if config is None:
+        method = overrides.pop("method", "dc")
+        ipc = overrides.pop("ipc", 1)
+        preset = overrides.pop("preset", "quick")
+        config = make_config(method, ipc=ipc, preset=preset, **overrides)
+    elif overrides:
+        raise BadInputError("pass either a config or keyword settings, not both")
+    cfg = config.validate()
+    dev = torch.device(device)
+    _check_real(real, cfg)
+    paths = output_paths(out) if out is not None else None
+    if resume and paths is None:
+        raise BadInputError("resume needs an output path (--out) whose checkpoint to continue")
+
+    bpd_term: BpdTerm | None = None
+    try:
+        bpd_term = BpdTerm(cfg.density, shape=real.shape, device=dev)
+    except (MismatchError, NotFoundError):
+        if cfg.simplify:
+            raise
+        bpd_term = None  # no density model for this data: condense without reporting bpd
+
+    synth = SyntheticSet(real, ipc=cfg.ipc, factor=cfg.factor, param=cfg.param, init=cfg.init,
+                         generator=generator(cfg.seed, "init"))
+    synth.data.data = synth.data.data.to(dev)
+    synth.mean, synth.std, synth.labels = synth.mean.to(dev), synth.std.to(dev), synth.labels.to(dev)
+    if cfg.optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam([synth.data], lr=cfg.lr_img, betas=cfg.betas)
+    else:
+        opt = torch.optim.SGD([synth.data], lr=cfg.lr_img, momentum=cfg.mom_img)
+
+    start, log, elapsed = 0, [], 0.0
+    if paths is not None and paths["checkpoint"].exists():
+        if not resume:
+            raise BadInputError(
+                f"{paths['checkpoint']} holds an interrupted run; pass --resume to continue it, or delete it to start over"
+            )
+        state = load_state(paths["checkpoint"], kind="condense-checkpoint")
+        saved = config_from_dict(state["config"])
+        if saved.digest() != cfg.digest():
+            diff = {k: (v, cfg.to_dict().get(k)) for k, v in saved.to_dict().items()
+                    if k not in ("iterations", "checkpoint_every", "compile", "chunk", "loops") and cfg.to_dict().get(k) != v}
+            raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
+                                "use the same settings to resume or delete the checkpoint")
+        with torch.no_grad():
+            synth.data.copy_(state["data"].to(dev))
+        opt.load_state_dict(state["optimizer"])
+        start, log, elapsed = int(state["iteration"]), list(state["log"]), float(state["seconds"])
+    elif resume and paths is not None and not paths["set"].exists():
+        raise NotFoundError(f"nothing to resume: no checkpoint {paths['checkpoint']} and no finished {paths['set']}")
+    elif resume and paths is not None:
+        raise BadInputError(f"{paths['set']} is already finished (its checkpoint was removed); "
+                            "run without --resume to condense again")
+
+    method = make_method(cfg, real, device=dev)
+    lam = cfg.lambda_sim
+    last_good = start
+    bar = progress_bar(cfg.iterations, desc=f"condense {cfg.method} ipc{cfg.ipc}", enabled=progress, unit="it")
+    bar.update(start)
+
+    def checkpoint(iteration: int) -> None:
+        nonlocal last_good
+        if paths is None:
+            return
+        save_state(paths["checkpoint"], {
+            "config": cfg.to_dict(), "iteration": iteration, "data": synth.data.detach().cpu(),
+            "optimizer": opt.state_dict(), "log": log, "seconds": elapsed,
+        }, kind="condense-checkpoint")
+        atomic_write_json(paths["log"], {"config": cfg.to_dict(), "iterations": log})
+        last_good = iteration
+
+    for it in range(start, cfg.iterations):
+        t0 = time.perf_counter()
+        method.begin(it)
+        g_bpd = generator(cfg.seed, f"dequant/{it}")
+        match_vals, bpd_vals = [], []
+        for k in range(method.updates):
+            match = method.match_loss(synth, it, k)
+            mean_bpd = None
+            if lam is not None and bpd_term is not None:
+                mean_bpd = bpd_term(synth.images(), generator=g_bpd, straight_through=cfg.param == "pixels")
+            loss = combine(match, mean_bpd, lam)
+            if not torch.isfinite(loss):
+                bar.close()
+                where = (f"; the last good checkpoint (iteration {last_good}) is kept at {paths['checkpoint']}"
+                         if paths is not None and last_good > 0 else "")
+                raise DivergedError(f"condensation loss became {float(loss.detach())} at iteration {it} (update {k}){where}; "
+                                    "lower --lr-img or check the data")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            synth.project()
+            method.after_update(synth, it, k)
+            match_vals.append(float(match.detach()))
+            if mean_bpd is not None:
+                bpd_vals.append(float(mean_bpd.detach()))
+        dt = time.perf_counter() - t0
+        elapsed += dt
+        entry: dict[str, Any] = {"iteration": it, "match_loss": sum(match_vals) / len(match_vals),
+                                 "bpd": (sum(bpd_vals) / len(bpd_vals)) if bpd_vals else None,
+                                 "seconds": round(dt, 4)}
+        if entry["bpd"] is None and bpd_term is not None and ((it + 1) % cfg.checkpoint_every == 0 or it == cfg.iterations - 1):
+            entry["bpd"] = bpd_term.score(synth.final_images())
+        log.append(entry)
+        bar.update(1)
+        bar.set_postfix(loss=f"{entry['match_loss']:.4g}", bpd="-" if entry["bpd"] is None else f"{entry['bpd']:.3f}")
+        if on_iteration is not None:
+            on_iteration(entry)
+        if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
+            checkpoint(it + 1)
+    bar.close()
+
+    images = synth.final_images().cpu()
+    ds = ImageSet.create(images, synth.labels.cpu(), real.classes, where="condensed images")
+    ds = ds.with_meta(name=f"{real.name}:{cfg.method}-ipc{cfg.ipc}", factor=cfg.factor,
+                      source_dataset=real.meta.get("name", real.name))
+    final_bpd = bpd_term.score(images.to(dev)) if bpd_term is not None else None
+    iters_run = max(1, len(log))
+    result = CondenseResult(images=ds, config=cfg, bpd=final_bpd, log=log, seconds=elapsed,
+                            seconds_per_iteration=elapsed / iters_run if log else 0.0, peak_rss_mb=_peak_rss_mb())
+    if paths is not None:
+        meta_extra = {"seconds": round(elapsed, 2), "seconds_per_iteration": round(result.seconds_per_iteration, 4),
+                      "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": EVAL_PROTOCOL[cfg.method],
+                      "density": bpd_term.spec if bpd_term is not None else None,
+                      "final_match_loss": log[-1]["match_loss"] if log else None}
+        save_condensed(paths["set"], ds, method=cfg.method, source=str(real.meta.get("name", real.name)),
+                       factor=cfg.factor, settings=cfg.to_dict(), seed=cfg.seed, bpd=final_bpd, extra=meta_extra)
+        save_png(paths["grid"], grid_image(ds))
+        save_png(paths["diff"], difference_image(ds))
+        atomic_write_json(paths["log"], {"config": cfg.to_dict(), "iterations": log, "bpd": final_bpd})
+        paths["checkpoint"].unlink(missing_ok=True)
+        result.files = {k: str(v) for k, v in paths.items() if k != "checkpoint"}
+    return result

@@ -1,0 +1,46 @@
+"""The dependency directions of docs/architecture.md hold (checked on the import statements)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "src" / "simplebits"
+CAPABILITIES = {"condense", "simplify", "prune", "explain", "continual"}
+
+
+def _imports(part: str) -> set[str]:
+    """Top-level simplebits parts imported by the modules of ``part`` (relative or absolute)."""
+    files = list((PKG / part).rglob("*.py")) if (PKG / part).is_dir() else [PKG / f"{part}.py"]
+    found: set[str] = set()
+    for f in files:
+        depth = len(f.relative_to(PKG).parts) - 1  # package depth of the module
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 0 and node.module and node.module.startswith("simplebits."):
+                    found.add(node.module.split(".")[1])
+                elif node.level > depth and node.module:
+                    found.add(node.module.split(".")[0])
+                elif node.level > depth:
+                    found.update(a.name for a in node.names)
+    found.discard(part)
+    return found
+
+
+def test_base_layers_import_nothing_above_them():
+    assert _imports("errors") == set()
+    assert _imports("io") <= {"errors"}
+    assert _imports("data") <= {"errors", "io"}
+
+
+def test_capabilities_do_not_import_each_other_or_the_cli():
+    for cap in CAPABILITIES:
+        if not (PKG / cap).exists():
+            continue
+        got = _imports(cap)
+        assert not (got & (CAPABILITIES - {cap})), (cap, got)
+        assert "cli" not in got and "pipeline" not in got, (cap, got)
+
+
+def test_condense_uses_the_workshop_and_the_measure_only():
+    assert _imports("condense") <= {"data", "io", "errors", "models", "augment", "train", "density", "progress"}

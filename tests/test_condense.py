@@ -1,0 +1,291 @@
+"""Condensation: distances, the batched gradient engine against a one-class-at-a-time loop,
+every method end to end on tiny data, the simplification term, resume and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import make_blobs
+from PIL import Image
+
+from simplebits.cli.main import main
+from simplebits.condense import (
+    GradientEngine,
+    condense,
+    derive_loops,
+    distance,
+    make_config,
+    matched_parameters,
+    output_paths,
+)
+from simplebits.data import ImageSet
+from simplebits.data.condensed import decode, load_condensed
+from simplebits.errors import BadInputError, DivergedError, MismatchError, UnknownNameError
+from simplebits.io import read_metadata
+from simplebits.models import create_model
+
+TINY = {"net_options": {"width": 8}, "compile": False, "chunk": 4, "batch_real": 6, "batch_train": 8}
+
+
+def cfg(method="dc", ipc=1, **kw):
+    return make_config(method, ipc=ipc, preset="quick", **{**TINY, "iterations": 2, **kw})
+
+
+# ----------------------------------------------------------------------------- distances
+def test_layerwise_distance_is_zero_for_equal_gradients_and_ignores_biases():
+    g = [torch.randn(4, 3, 3, 3), torch.randn(4), torch.randn(5, 6)]
+    assert float(distance(g, [t.clone() for t in g], "layerwise")) == pytest.approx(0.0, abs=1e-5)
+    h = [g[0], torch.randn(4), g[2]]  # only the bias differs
+    assert float(distance(g, h, "layerwise")) == pytest.approx(0.0, abs=1e-5)
+    opp = [-t for t in g]  # opposite directions: 1 - (-1) = 2 per row
+    assert float(distance(g, opp, "layerwise")) == pytest.approx(2 * (4 + 5), rel=1e-4)
+
+
+def test_flat_distances_match_their_definitions():
+    a = [torch.randn(3, 2), torch.randn(3)]
+    b = [torch.randn(3, 2), torch.randn(3)]
+    fa, fb = torch.cat([t.flatten() for t in a]), torch.cat([t.flatten() for t in b])
+    assert float(distance(a, b, "mse")) == pytest.approx(float(((fa - fb) ** 2).sum()), rel=1e-5)
+    assert float(distance(a, b, "cos")) == pytest.approx(float(1 - F.cosine_similarity(fa, fb, dim=0)), rel=1e-4)
+    assert float(distance(a, b, "neg-product")) == pytest.approx(float(-(fa * fb).sum()), rel=1e-5)
+    with pytest.raises(UnknownNameError):
+        distance(a, b, "l3")
+
+
+def test_loop_schedule_matches_dc_table_and_accepts_any_ipc():
+    assert derive_loops(1) == (1, 1)
+    assert derive_loops(10) == (10, 50)
+    assert derive_loops(50) == (50, 10)
+    assert derive_loops(20) == (20, 25)
+    o, i = derive_loops(7)
+    assert o == 7 and 1 <= i <= 50
+
+
+# ----------------------------------------------------------------------------- the engine
+def _reference_loss(net, params, reals, syn):
+    """One class at a time, whole contiguous batches, eager: what the reference scripts do."""
+    total = syn.new_zeros(())
+    for c, xr in enumerate(reals):
+        yr = torch.full((len(xr),), c)
+        gr = [g.detach() for g in torch.autograd.grad(F.cross_entropy(net(xr), yr), params)]
+        gs = torch.autograd.grad(F.cross_entropy(net(syn[c : c + 1]), torch.tensor([c])), params, create_graph=True)
+        total = total + distance(gr, gs, "layerwise")
+    return total
+
+
+def test_batched_engine_gives_the_reference_loss_and_image_gradient():
+    torch.manual_seed(0)
+    reals = [torch.rand(10, 1, 16, 16) for _ in range(3)]
+    syn = torch.rand(3, 1, 16, 16)
+    net_a = create_model("convnet", channels=1, num_classes=3, image_size=16, width=16, seed=4)
+    net_b = create_model("convnet", channels=1, num_classes=3, image_size=16, width=16, seed=4)
+    xa = syn.clone().requires_grad_(True)
+    ref = _reference_loss(net_a, matched_parameters(net_a), reals, xa)
+    ref.backward()
+    eng = GradientEngine(net_b, matched_parameters(net_b), chunk=3)  # pieces of 3+3+2+2, channels-last
+    xb = syn.clone().requires_grad_(True)
+    ours = sum(distance(eng.real(r, torch.full((10,), c)), eng.synthetic(xb[c : c + 1], torch.tensor([c])))
+               for c, r in enumerate(reals))
+    ours.backward()
+    assert abs(float(ours.detach()) - float(ref.detach())) <= 1e-5 * abs(float(ref.detach()))
+    assert float((xa.grad - xb.grad).norm() / xa.grad.norm()) < 1e-3
+
+
+# ----------------------------------------------------------------------------- methods
+@pytest.mark.parametrize("method,kw", [
+    ("dc", {}),
+    ("dc", {"match": "mse", "init": "noise"}),
+    ("dc", {"match": "cos", "net_options": {"width": 8, "norm": "none", "act": "elu"}}),
+    ("dc", {"match": "neg-product"}),
+    ("dc", {"match": "unrolled"}),
+    ("dsa", {}),
+    ("idc", {"outer_loop": 2}),
+    ("dream", {"outer_loop": 2, "dream_every": 1}),
+    ("dm", {}),
+])
+def test_every_method_writes_a_condensed_set(tmp_path, method, kw):
+    ds = make_blobs(12, 3, (1, 12, 12))
+    out = tmp_path / "c.safetensors"
+    r = condense(ds, cfg(method, ipc=2, **kw), out=out, progress=False)
+    got = load_condensed(out)
+    assert got.counts() == [2, 2, 2]
+    assert got.images.min() >= 0 and got.images.max() <= 1
+    meta = read_metadata(out)
+    assert meta["method"] == method and meta["settings"]["ipc"] == 2 and meta["bpd"] == pytest.approx(r.bpd)
+    assert meta["seconds_per_iteration"] > 0 and meta["peak_rss_mb"] > 0
+    paths = output_paths(out)
+    log = json.loads(paths["log"].read_text())
+    assert len(log["iterations"]) == 2 and all(np.isfinite(e["match_loss"]) for e in log["iterations"])
+    assert Image.open(paths["grid"]).size[0] > 0 and Image.open(paths["diff"]).size[0] > 0
+    assert not paths["checkpoint"].exists()
+    if method in ("idc", "dream"):
+        assert meta["factor"] == 2 and decode(got).counts() == [8, 8, 8]
+
+
+def test_condensation_changes_the_images_and_lowers_the_matching_loss():
+    ds = make_blobs(20, 3, (1, 12, 12), seed=1)
+    r = condense(ds, cfg("dc", iterations=12, init="noise", seed=3), progress=False)
+    first, last = r.log[0]["match_loss"], np.mean([e["match_loss"] for e in r.log[-3:]])
+    assert last < first
+
+
+def test_dsa_flip_is_off_for_digit_sources():
+    from simplebits.condense.methods import make_method
+
+    ds = make_blobs(6, 2, (1, 12, 12)).with_meta(source="mnist-5k")
+    m = make_method(cfg("dsa"), ds, device=torch.device("cpu"))
+    assert "flip" not in m.dsa.ops
+    m2 = make_method(cfg("dsa"), ds.with_meta(source="fashion-mnist"), device=torch.device("cpu"))
+    assert "flip" in m2.dsa.ops
+
+
+def test_mix_init_is_a_collage_of_real_images():
+    from simplebits.condense.synth import SyntheticSet
+
+    ds = make_blobs(8, 2, (1, 12, 12))
+    s = SyntheticSet(ds, ipc=1, factor=2, param="pixels", init="mix", generator=torch.Generator().manual_seed(0))
+    x = s.images().detach()
+    assert x.shape == (2, 1, 12, 12)
+    # each 6x6 quadrant is a downscaled real image of the class: its bright bar survives
+    assert float(x[0, :, :6, :6].max()) > 0.5 and float(x[1, :, 6:, 6:].max()) > 0.5
+
+
+# ----------------------------------------------------------------------------- simplification
+def test_simplification_term_lowers_bpd():
+    ds = make_blobs(10, 2, (1, 28, 28), seed=2)
+    base = dict(iterations=8, seed=1, init="real")
+    r0 = condense(ds, cfg("dc", lambda_sim=0.0, **base), progress=False)
+    r1 = condense(ds, cfg("dc", lambda_sim=50.0, **base), progress=False)
+    assert r0.config.param == "logits" and r0.config.optimizer == "adam"
+    assert r1.bpd < r0.bpd - 0.2, (r0.bpd, r1.bpd)
+    # logits parametrisation: saved images lie on the 8-bit grid
+    x = r1.images.images * 255
+    assert torch.allclose(x, x.round(), atol=1e-3)
+
+
+def test_density_model_must_fit_the_data():
+    rgb = make_blobs(4, 2, (3, 12, 12))
+    with pytest.raises(MismatchError, match="density model"):
+        condense(rgb, cfg("dc", lambda_sim=1.0, density="gray32"), progress=False)
+    big = make_blobs(4, 2, (1, 40, 40))
+    with pytest.raises(MismatchError):
+        condense(big, cfg("dc", lambda_sim=1.0), progress=False)
+
+
+# ----------------------------------------------------------------------------- resume
+def test_resume_gives_the_result_of_an_uninterrupted_run(tmp_path):
+    ds = make_blobs(12, 3, (1, 12, 12), seed=5)
+    c = cfg("dsa", ipc=2, iterations=5, checkpoint_every=2, seed=7)
+    full = condense(ds, c, out=tmp_path / "full.safetensors", progress=False)
+
+    def stop(entry):
+        if entry["iteration"] == 2:  # after the checkpoint at 2, before the one at 4
+            raise KeyboardInterrupt
+
+    out = tmp_path / "part.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        condense(ds, c, out=out, progress=False, on_iteration=stop)
+    assert output_paths(out)["checkpoint"].exists() and not out.exists()
+    with pytest.raises(BadInputError, match="--resume"):
+        condense(ds, c, out=out, progress=False)
+    with pytest.raises(MismatchError, match="other settings"):
+        condense(ds, cfg("dsa", ipc=2, iterations=5, checkpoint_every=2, seed=8), out=out, resume=True, progress=False)
+    resumed = condense(ds, c, out=out, resume=True, progress=False)
+    assert torch.equal(resumed.images.images, full.images.images)
+    assert [e["match_loss"] for e in resumed.log] == pytest.approx([e["match_loss"] for e in full.log], rel=1e-6)
+
+
+def test_same_seed_same_images():
+    ds = make_blobs(10, 2, (1, 12, 12))
+    a = condense(ds, cfg("dc", iterations=3, seed=2), progress=False)
+    b = condense(ds, cfg("dc", iterations=3, seed=2), progress=False)
+    assert torch.equal(a.images.images, b.images.images)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import simplebits.condense.methods as methods
+
+    ds = make_blobs(8, 2, (1, 12, 12))
+    real_distance = methods.distance
+    calls = {"n": 0}
+
+    def flaky(gr, gs, kind="layerwise"):
+        calls["n"] += 1
+        d = real_distance(gr, gs, kind)
+        return d * float("nan") if calls["n"] > 2 * 3 else d  # 2 classes: NaN from iteration 3 on
+
+    monkeypatch.setattr(methods, "distance", flaky)
+    out = tmp_path / "n.safetensors"
+    with pytest.raises(DivergedError, match="iteration 3.*last good checkpoint \\(iteration 2\\)"):
+        condense(ds, cfg("dc", iterations=6, checkpoint_every=2), out=out, progress=False)
+    assert output_paths(out)["checkpoint"].exists() and not out.exists()
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("kw,match", [
+    ({"ipc": 0}, "ipc"),
+    ({"ipc": 50}, "more than class"),
+    ({"lambda_sim": -1.0}, "lambda-sim"),
+    ({"method": "nope"}, "unknown method"),
+    ({"factor": 2}, "idc or dream"),
+    ({"match": "l7"}, "match"),
+])
+def test_bad_settings_are_clear_errors(kw, match):
+    ds = make_blobs(6, 2, (1, 12, 12))
+    method = kw.pop("method", "dc")
+    ipc = kw.pop("ipc", 1)
+    with pytest.raises((BadInputError, UnknownNameError), match=match):
+        condense(ds, cfg(method, ipc=ipc, **kw) if method == "dc" else make_config(method, ipc=ipc), progress=False)
+
+
+def test_empty_class_is_a_clear_error():
+    ds = make_blobs(6, 3, (1, 12, 12))
+    keep = ds.labels != 1
+    bad = ImageSet.create(ds.images[keep], ds.labels[keep], ds.classes, allow_empty_class=True)
+    with pytest.raises(BadInputError, match="no images"):
+        condense(bad, cfg("dc"), progress=False)
+
+
+def test_factor_not_dividing_the_size_warns_and_still_decodes(tmp_path):
+    ds = make_blobs(8, 2, (1, 13, 13))
+    with pytest.warns(UserWarning, match="does not divide"):
+        r = condense(ds, cfg("idc", factor=2, outer_loop=1), progress=False)
+    assert decode(r.images).images.shape == (8, 1, 13, 13)
+
+
+# ----------------------------------------------------------------------------- CLI
+def _npz(path, ds):
+    np.savez(path, images=(ds.images.numpy() * 255).astype(np.uint8), labels=ds.labels.numpy())
+    return path
+
+
+def test_cli_condense_json_and_evaluate(tmp_path, capsys):
+    train = _npz(tmp_path / "train.npz", make_blobs(10, 3, (1, 12, 12)))
+    test = _npz(tmp_path / "test.npz", make_blobs(5, 3, (1, 12, 12), seed=9))
+    out = tmp_path / "set.safetensors"
+    argv = ["condense", f"npz:{train}", "--ipc", "1", "--iterations", "2", "--width", "8", "--batch-real", "6",
+            "--no-compile", "--out", str(out), "--evaluate", "quick", "--eval-seeds", "1", "--test", f"npz:{test}",
+            "--device", "cpu", "--json"]
+    assert main(argv) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["method"] == "dc" and res["bpd"] > 0 and out.exists()
+    ev = res["evaluation"]
+    assert ev["protocol"] == "quick" and len(ev["accuracies"]) == 1 and ev["baseline"] is not None
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--ipc", "0"], "ipc"),
+    (["--ipc", "1", "--lambda-sim", "-2"], "lambda"),
+    (["--ipc", "1", "--factor", "3"], "idc or dream"),
+    (["--ipc", "1", "--evaluate", "nope"], "protocol"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
+    train = _npz(tmp_path / "train.npz", make_blobs(4, 2, (1, 12, 12)))
+    assert main(["condense", f"npz:{train}", "--out", str(tmp_path / "o.safetensors"), "--no-compile", *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and __import__("re").search(match, err, flags=2), err
+    assert not (tmp_path / "o.safetensors").exists()
