@@ -1,7 +1,9 @@
 """Accuracy vs bits per dimension of a lambda sweep (the JSON printed by condense_accuracy.py),
 and the image grids of the two extremes side by side.
 
-    python benchmarks/plot_condense_tradeoff.py RESULT.json --out docs/img/condense_tradeoff.png
+    python benchmarks/plot_condense_tradeoff.py RESULT.json [MORE.json ...] --out docs/img/condense_tradeoff.png
+
+Several result files (parts of one sweep) are merged; runs are sorted by lambda.
 """
 
 from __future__ import annotations
@@ -20,25 +22,28 @@ from PIL import Image  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("result")
+    ap.add_argument("results", nargs="+")
     ap.add_argument("--out", default="docs/img/condense_tradeoff.png")
     a = ap.parse_args()
-    text = Path(a.result).read_text()
-    doc = json.loads(text[text.index("{\n"):])  # the indented summary after the per-run lines
-    runs = doc["runs"]
+    docs = []
+    for path in a.results:
+        text = Path(path).read_text()
+        docs.append(json.loads(text[text.index("{\n"):]))  # the indented summary after the per-run lines
+    doc = docs[0]
+    runs = sorted((r for d in docs for r in d["runs"]), key=lambda r: r["lambda"])
     protos = list(runs[0]["eval"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.1, 1]})
     ax = axes[0]
     for proto, marker in zip(protos, "os^"):
         xs = [r["bpd"] for r in runs]
-        ys = [r["eval"][proto]["mean"] for r in runs]
-        es = [r["eval"][proto]["std"] for r in runs]
+        ys = [100 * r["eval"][proto]["mean"] for r in runs]
+        es = [100 * r["eval"][proto]["std"] for r in runs]
         ax.errorbar(xs, ys, yerr=es, marker=marker, capsize=3, label=f"protocol {proto}")
         for r, x, y in zip(runs, xs, ys):
             ax.annotate(f"λ={r['lambda']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
         base = doc["random_real_baseline"].get(proto)
         if base:
-            ax.axhline(base["mean"], ls=":", color=ax.lines[-1].get_color(), lw=1,
+            ax.axhline(100 * base["mean"], ls=":", color=ax.lines[-1].get_color(), lw=1,
                        label=f"random real ({proto})")
     ax.set_xlabel("mean bits per dimension of the condensed images (gray32)")
     ax.set_ylabel("test accuracy % (mean ± std over networks)")

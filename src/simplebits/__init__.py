@@ -3,6 +3,7 @@
 Importing the package has no side effects (no global torch settings).
 """
 
+from .condense import CondenseConfig, CondenseResult, condense
 from .data import ImageSet, list_sources, load_dataset, real_subset, resize
 from .data.condensed import decode, import_condensed, load_condensed, save_condensed
 from .errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, SimplebitsError, UnknownNameError
@@ -13,6 +14,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BadInputError",
+    "CondenseConfig",
+    "CondenseResult",
     "CorruptFileError",
     "EvalReport",
     "ImageSet",
@@ -22,6 +25,7 @@ __all__ = [
     "SimplebitsError",
     "UnknownNameError",
     "__version__",
+    "condense",
     "create_model",
     "decode",
     "evaluate",
