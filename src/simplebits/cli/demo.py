@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bpd-images", type=int, default=500, help="test images scored for the complexity line (0: skip)")
     p.add_argument("--condense-iterations", type=int, default=30,
                    help="dc iterations for the IPC 1 condensed sets (default 30; 0: skip condensation)")
-    p.add_argument("--lambda-sim", type=float, default=1.0, help="simplification weight of the second set (default 1)")
+    p.add_argument("--lambda-sim", type=float, default=100.0,
+                   help="simplification weight of the second set (default 100; see docs/condense.md for the measured sweep)")
     p.add_argument("--out-dir", default="simplebits-demo", help="where the condensed sets go (default ./simplebits-demo)")
     add_device(p)
     add_data_root(p)

@@ -1,7 +1,7 @@
 """Dataset condensation with the SimpleBits simplification term (paper §4, REFERENCE.md §3).
 
 >>> from simplebits.condense import condense, make_config
->>> cfg = make_config("dc", ipc=1, preset="quick", lambda_sim=1.0)   # doctest: +SKIP
+>>> cfg = make_config("dc", ipc=1, preset="quick", lambda_sim=100.0)   # doctest: +SKIP
 >>> result = condense(train_set, cfg, out="fmnist-ipc1.safetensors")  # doctest: +SKIP
 
 Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``; matching distances

@@ -1,6 +1,6 @@
 """Condensation settings: one frozen dataclass, named presets, and the loop schedule for any IPC.
 
-:func:`make_config` is the one way in: ``make_config("dc", ipc=1, preset="quick", lambda_sim=1.0)``
+:func:`make_config` is the one way in: ``make_config("dc", ipc=1, preset="quick", lambda_sim=100.0)``
 starts from the preset of that method and applies the overrides, validating everything.
 
 Presets
