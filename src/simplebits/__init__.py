@@ -3,7 +3,8 @@
 Importing the package has no side effects (no global torch settings).
 """
 
-from .condense import CondenseConfig, CondenseResult, condense
+from . import condense  # the subpackage; its entry point is simplebits.condense.condense
+from .condense import CondenseConfig, CondenseResult
 from .data import ImageSet, list_sources, load_dataset, real_subset, resize
 from .data.condensed import decode, import_condensed, load_condensed, save_condensed
 from .errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, SimplebitsError, UnknownNameError
