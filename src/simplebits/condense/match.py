@@ -100,7 +100,7 @@ class GradientEngine:
             except Exception as e:  # noqa: BLE001 - no compiler: same results, eager speed
                 warnings.warn(f"torch.compile unavailable ({e}); condensing in eager mode", stacklevel=2)
 
-    def _pieces(self, n: int) -> list[tuple[int, int]]:
+    def pieces(self, n: int) -> list[tuple[int, int]]:
         k = max(1, -(-n // self.chunk))
         base, extra = divmod(n, k)  # at most two piece sizes -> at most two compiled shapes
         out, start = [], 0
@@ -127,7 +127,7 @@ class GradientEngine:
         """Gradient of the mean cross-entropy of (x, y) w.r.t. the matched parameters (detached)."""
         n = x.shape[0]
         grads: list[torch.Tensor] | None = None
-        for a, b in self._pieces(n):
+        for a, b in self.pieces(n):
             xb = x[a:b].contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(self._call_fast("forward", xb), y[a:b], reduction="sum") / n
             g = torch.autograd.grad(loss, self.params)
@@ -144,7 +144,7 @@ class GradientEngine:
     def embed_real(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of real images (no graph), in pieces."""
         outs = [self._call_fast("embed", x[a:b].contiguous(memory_format=torch.channels_last))
-                for a, b in self._pieces(x.shape[0])]
+                for a, b in self.pieces(x.shape[0])]
         return torch.cat(outs)
 
     def embed_synthetic(self, x: torch.Tensor) -> torch.Tensor:

@@ -94,9 +94,9 @@ class Method:
 
     # ------------------------------------------------------------------ matching
     def match_loss(self, synth: SyntheticSet, it: int, k: int) -> torch.Tensor:
-        xs_all, _ = synth.decoded()
+        xs_all, ys_all = synth.decoded()
         if self.cfg.match == "unrolled":
-            return self._unrolled(synth, xs_all)
+            return self._unrolled(xs_all, ys_all)
         total = xs_all.new_zeros(())
         for c in range(self.num_classes):
             xr = self.class_real_batch(c, k)
@@ -110,13 +110,12 @@ class Method:
     def class_real_batch(self, c: int, k: int) -> torch.Tensor:
         return self.real_batch(c, self.cfg.batch_real)
 
-    def _unrolled(self, synth: SyntheticSet, xs_all: torch.Tensor) -> torch.Tensor:
+    def _unrolled(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Paper S11: cross-entropy of a real batch after one SGD step (lr_net) on the synthetic
         batch. The real side is computed in pieces against detached stepped weights; the returned
         value is that loss and its gradient w.r.t. the images is exact (chain rule through the step)."""
         names = [n for n, _ in self.net.named_parameters()]
         params = list(self.net.parameters())
-        xs, ys = synth.decoded()
         if self.dsa is not None:
             xs = self.dsa(xs, generator=self.g)
         loss_s = F.cross_entropy(self.net(xs.contiguous(memory_format=torch.channels_last)), ys.to(self.device))
@@ -129,7 +128,7 @@ class Method:
             xr = self.dsa(xr, generator=self.g)
         value = xs.new_zeros(())
         g_real = [torch.zeros_like(p) for p in leaves]
-        for a, b in self.engine._pieces(len(xr)):
+        for a, b in self.engine.pieces(len(xr)):
             out = functional_call(self.net, dict(zip(names, leaves)), (xr[a:b].contiguous(memory_format=torch.channels_last),))
             part = F.cross_entropy(out, yr[a:b], reduction="sum") / len(xr)
             gp = torch.autograd.grad(part, leaves)
