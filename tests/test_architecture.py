@@ -44,3 +44,7 @@ def test_capabilities_do_not_import_each_other_or_the_cli():
 
 def test_condense_uses_the_workshop_and_the_measure_only():
     assert _imports("condense") <= {"data", "io", "errors", "models", "augment", "train", "density", "progress"}
+
+
+def test_prune_uses_the_workshop_only():
+    assert _imports("prune") <= {"data", "io", "errors", "models", "train", "progress"}

@@ -115,3 +115,14 @@ def test_demo_runs_small(capsys, tmp_path):
 
     if (WEIGHTS_DIR / "gray32.safetensors").exists():
         assert out["complexity"]["model"] == "gray32" and out["complexity"]["bpd"] > 0
+
+
+def test_demo_prunes_its_largest_set_to_ipc1_with_yoco_and_random(capsys, tmp_path):
+    assert main(["demo", "--dataset", "digits", "--ipc", "1,3", "--seeds", "1", "--bpd-images", "0",
+                 "--condense-iterations", "0", "--prune-runs", "1", "--out-dir", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [p["rule"] for p in out["pruned"]] == ["yoco", "random"]
+    for p in out["pruned"]:
+        assert p["accuracy"]["ipc"] == 1 and 0 <= p["accuracy"]["mean"] <= 1
+        assert (tmp_path / p["file"].split("/")[-1]).exists()
+    assert len(out["reports"]) == 4  # random ipc1, ipc3, then the two pruned sets

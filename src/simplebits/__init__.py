@@ -4,6 +4,7 @@ Importing the package has no side effects (no global torch settings).
 """
 
 from . import condense  # the subpackage; its entry point is simplebits.condense.condense
+from . import prune  # the subpackage; its entry point is simplebits.prune.prune_set
 from .condense import CondenseConfig, CondenseResult
 from .data import ImageSet, list_sources, load_dataset, real_subset, resize
 from .data.condensed import decode, import_condensed, load_condensed, save_condensed
@@ -38,6 +39,7 @@ __all__ = [
     "list_sources",
     "load_condensed",
     "load_dataset",
+    "prune",
     "real_subset",
     "resize",
     "save_condensed",

@@ -25,7 +25,7 @@ def add_data_root(p: argparse.ArgumentParser) -> None:
 
 def add_import_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("reading condensed sets made by other tools")
-    g.add_argument("--format", default="auto", choices=["auto", "simplebits", "dc", "mtt", "idc"],
+    g.add_argument("--format", default="auto", choices=["auto", "simplebits", "dc", "mtt", "idc", "kip"],
                    help="tool that wrote the file (auto: from the file name and contents)")
     g.add_argument("--normalization", default=None, choices=sorted(NORMALIZATIONS),
                    help="mean/std the tool normalised with (needed when pixel values lie outside [0,1])")

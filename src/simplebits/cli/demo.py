@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "installed) at IPC 1 and 10 under the quick protocol and print a table next to the "
                     "published figures, with the data's mean bits per dimension under the shipped density model; "
                     "then condense the data to IPC 1 with dc, without and with the simplification term "
-                    "(a small budget: --condense-iterations), and evaluate both the same way. Writes the "
-                    "condensed sets and their image grids to --out-dir.",
+                    "(a small budget: --condense-iterations), and evaluate both the same way; then prune the "
+                    "IPC 10 set to IPC 1 with yoco (LBPE, easy, balanced) and with random, and evaluate both. "
+                    "Writes the condensed and pruned sets and their image grids to --out-dir.",
     )
     p.add_argument("--ipc", default="1,10", help="comma-separated images per class (default 1,10)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per IPC (default 3)")
@@ -31,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dc iterations for the IPC 1 condensed sets (default 30; 0: skip condensation)")
     p.add_argument("--lambda-sim", type=float, default=100.0,
                    help="simplification weight of the second set (default 100; see docs/condense.md for the measured sweep)")
+    p.add_argument("--prune-runs", type=int, default=3,
+                   help="dynamics runs for pruning the largest IPC set to IPC 1 (default 3; 0: skip pruning)")
     p.add_argument("--out-dir", default="simplebits-demo", help="where the condensed sets go (default ./simplebits-demo)")
     add_device(p)
     add_data_root(p)
@@ -84,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
                                     progress=None) for k in ipcs]
     condensed = condense_demo(train, test, args, proto=proto, device=device) if args.condense_iterations > 0 else []
     reports += [c["report"] for c in condensed]
+    pruned = prune_demo(train, test, args, ipc_from=max(ipcs), proto=proto, device=device) \
+        if args.prune_runs > 0 and max(ipcs) > 1 else []
+    reports += [c["report"] for c in pruned]
     wall = time.perf_counter() - t0
     bpd_line = (f"complexity: mean {complexity['bpd']:.3f} bpd under {complexity['model']} "
                 f"({complexity['n']} test images, padded to 32x32), PNG {complexity['png_bpd']:.3f} bpd"
@@ -91,12 +97,15 @@ def run(args: argparse.Namespace) -> int:
     cond_lines = "".join(
         f"\n{c['label']}: bpd {c['bpd']:.3f}, {c['seconds']:.0f}s condensing, accuracy {c['report'].summary()}"
         f" -> {c['file']}" for c in condensed)
+    cond_lines += "".join(
+        f"\n{c['label']}: accuracy {c['report'].summary()} ({c['seconds']:.0f}s pruning) -> {c['file']}" for c in pruned)
     text = (f"simplebits demo: {name} ({len(train)} train / {len(test)} test images, {train.num_classes} classes), "
             f"protocol {proto.name}, {args.seeds} seeds\n{bpd_line}\n\n" + format_reports(reports, name) +
             cond_lines + f"\n\nwall time {wall:.0f}s")
     emit(args, {"dataset": name, "protocol": proto.name, "complexity": complexity,
                 "reports": [r.to_dict() for r in reports],
                 "condensed": [{k: v for k, v in c.items() if k != "report"} for c in condensed],
+                "pruned": [{k: v for k, v in c.items() if k != "report"} for c in pruned],
                 "wall_seconds": wall}, text)
     return 0
 
@@ -117,5 +126,32 @@ def condense_demo(train, test, args, *, proto, device) -> list[dict]:
         r = condense(train, cfg, out=path, device=device, progress=None if not args.json else False)
         rep = evaluate(r.images.with_meta(name=label), test, protocol=proto, seeds=args.seeds, device=device)
         out.append({"label": label, "bpd": r.bpd, "seconds": r.seconds, "file": str(path), "report": rep,
+                    "accuracy": rep.to_dict()})
+    return out
+
+
+def prune_demo(train, test, args, *, ipc_from: int, proto, device) -> list[dict]:
+    """A random real IPC ``ipc_from`` set pruned to IPC 1 with yoco and with random, each evaluated."""
+    from pathlib import Path
+
+    from ..data import real_subset
+    from ..data.condensed import save_condensed
+    from ..prune import prune_set
+    from ..train import evaluate
+
+    out_dir = Path(args.out_dir)
+    name = train.meta.get("name", "data")
+    parent = real_subset(train, ipc_from, seed=0).with_meta(name=f"random-real ipc{ipc_from}")
+    parent_path = out_dir / f"{name}-random-ipc{ipc_from}.safetensors"
+    save_condensed(parent_path, parent, method="random-real", source=name)
+    out = []
+    for rule in ("yoco", "random"):
+        path = out_dir / f"{name}-random-ipc{ipc_from}-{rule}-ipc1.safetensors"
+        res = prune_set(parent, ipc=1, rule=rule, runs=args.prune_runs, out=path,
+                        dynamics=out_dir / f"{name}-random-ipc{ipc_from}.dynamics.safetensors", device=device,
+                        progress=None if not args.json else False)
+        label = f"ipc{ipc_from} -> ipc1 by {rule}"
+        rep = evaluate(res.images.with_meta(name=label), test, protocol=proto, seeds=args.seeds, device=device)
+        out.append({"label": label, "rule": rule, "seconds": res.seconds, "file": str(path), "report": rep,
                     "accuracy": rep.to_dict()})
     return out

@@ -14,7 +14,9 @@ Importers
 ---------
 DC/DSA/DM ``res_*.pt`` (``{'data': [[images, labels], ...]}``, mean/std normalised), MTT
 ``images_best.pt`` + ``labels_best.pt`` (normalised), IDC/YOCO ``data.pt`` (``[images,
-labels]``). All are read with ``torch.load(weights_only=True)``; nothing is unpickled.
+labels]``; DREAM writes the same), KIP ``.npz`` (NHWC images, one-hot or learned labels: the
+argmax is kept). ``.pt`` files are read with ``torch.load(weights_only=True)`` and ``.npz`` with
+``allow_pickle=False``; nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -111,7 +113,9 @@ def load_condensed(path: str | os.PathLike) -> ImageSet:
         raise CorruptFileError(f"{path} is a simplebits file but not a condensed set (format={meta.get('format')!r})")
     if "images" not in tensors or "labels" not in tensors:
         raise CorruptFileError(f"{path} lacks 'images' or 'labels'; re-create it")
-    ds = ImageSet.create(tensors["images"], tensors["labels"], meta.get("classes"), where=str(path))
+    # a pruned set chosen without class balance may legitimately leave a class empty
+    ds = ImageSet.create(tensors["images"], tensors["labels"], meta.get("classes"), where=str(path),
+                         allow_empty_class=bool(meta.get("allow_empty_class")))
     return ds.with_meta(
         name=str(path), condensed=meta, factor=int(meta.get("factor", 1)), source_dataset=meta.get("source")
     )
@@ -206,6 +210,39 @@ def _denormalize(images: torch.Tensor, normalization: str | None, path: str) -> 
     return x.clamp_(0.0, 1.0), {"normalization": normalization, "clamped_fraction": round(outside, 6)}
 
 
+_KIP_KEYS = (("images", "x", "support_images", "x_support"), ("labels", "y", "support_labels", "y_support"))
+
+
+def _read_kip(p: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """KIP (Nguyen et al.) learned support sets: an .npz with NHWC images and one-hot (or
+    learned, real-valued) labels; read with ``allow_pickle=False``."""
+    import zipfile
+
+    import numpy as np
+
+    if not p.exists():
+        from ..errors import NotFoundError
+
+        raise NotFoundError(f"{p} not found")
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise CorruptFileError(f"{p}: not a readable .npz file, truncated or corrupt ({e})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise BadInputError(f"{p}: holds one array; a KIP file is an .npz with images and labels")
+    with z:
+        got = []
+        for names in _KIP_KEYS:
+            key = next((k for k in names if k in z.files), None)
+            if key is None:
+                raise BadInputError(f"{p}: no array named any of {', '.join(names)}; found {', '.join(z.files) or 'none'}")
+            try:
+                got.append(torch.from_numpy(np.asarray(z[key], dtype=np.float32 if len(got) == 0 else None)))
+            except (ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
+                raise CorruptFileError(f"{p}: array {key!r} is unreadable ({e})") from None
+    return got[0], got[1]
+
+
 def _labels_from(obj: Any, path: str) -> torch.Tensor:
     lab = torch.as_tensor(obj)
     if lab.ndim == 2:  # one-hot or soft labels (KIP, MTT learned labels): keep the argmax
@@ -228,7 +265,8 @@ def import_condensed(
 
     Parameters
     ----------
-    format : 'auto' | 'simplebits' | 'dc' | 'mtt' | 'idc'.
+    format : 'auto' | 'simplebits' | 'dc' | 'mtt' | 'idc' | 'kip' (an .npz with NHWC images and
+        one-hot labels).
     normalization : name in :data:`NORMALIZATIONS` used by the writing tool (required when the
         images are mean/std-normalised; values are denormalised then clamped to [0, 1]).
     factor : multi-formation factor of IDC/DREAM files (stored images are f*f collages).
@@ -238,6 +276,12 @@ def import_condensed(
     p = Path(path)
     if format == "simplebits" or (format == "auto" and p.suffix == ".safetensors"):
         return load_condensed(p)
+    if format == "kip" or (format == "auto" and p.suffix.lower() == ".npz"):
+        images, labels = _read_kip(p)
+        x, norm_meta = _denormalize(images, normalization, str(p))
+        ds = ImageSet.create(x, _labels_from(labels, str(p)), classes, where=str(p))
+        meta = {"format_in": "kip", "factor": int(factor), "imported_from": str(p), **norm_meta}
+        return ds.with_meta(name=str(p), source_dataset=source, **meta)
     obj = torch_load_safe(p)
     fmt = detect_format(p, obj) if format == "auto" else format
     where = str(p)
@@ -264,7 +308,7 @@ def import_condensed(
             raise CorruptFileError(f"{p}: expected [images, labels] (IDC/YOCO data.pt)")
         images, labels = obj[0], obj[1]
     else:
-        raise BadInputError(f"unknown format {fmt!r}; valid: auto, simplebits, dc, mtt, idc")
+        raise BadInputError(f"unknown format {fmt!r}; valid: auto, simplebits, dc, mtt, idc, kip")
     if not isinstance(images, torch.Tensor):
         raise CorruptFileError(f"{p}: images are not a tensor")
     x, norm_meta = _denormalize(images, normalization, where)

@@ -65,6 +65,8 @@ def load_images(
     if p.is_file():
         suf = p.suffix.lower()
         if suf == ".npz":
+            if import_options.get("format") == "kip":
+                return import_condensed(p, **import_options)
             return load_npz(p)
         if suf in _SET_SUFFIXES:
             return import_condensed(p, **import_options)

@@ -32,13 +32,18 @@ def train_classifier(
     progress: bool | None = None,
     desc: str = "train",
     on_epoch: Callable[[int, nn.Module], None] | None = None,
+    on_batch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    stop_epoch: int | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``train`` under ``protocol``; returns the model.
 
     The device is the model's. Data order, augmentation and dropout draw from separate
     streams derived from ``seed`` (see :mod:`simplebits.train.seeding`), so the same seed gives
     the same weights on CPU. ``on_epoch(epoch, model)`` is called after each epoch (used for
-    training dynamics).
+    training dynamics). ``on_batch(epoch, indices, logits)`` sees every training step's
+    sample indices and (detached) outputs on the augmented batch. ``stop_epoch`` ends training
+    after that many epochs while keeping the protocol's full learning-rate schedule, so a run
+    stopped early is exactly the first epochs of the full run (pruning dynamics rely on it).
     """
     from ..augment import DSA, maybe_cutmix
 
@@ -49,6 +54,7 @@ def train_classifier(
     bs = min(protocol.batch_size, n)
     per_epoch = max(1, -(-n // bs))
     total = protocol.total_steps(n)
+    last = total if stop_epoch is None else min(total, int(stop_epoch) * per_epoch)
     g_order, g_aug = generator(seed, "order"), generator(seed, "augment")
     dsa = None
     if protocol.dsa:
@@ -59,12 +65,12 @@ def train_classifier(
     step = 0
     with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
         torch.manual_seed(derive_seed(seed, "dropout"))  # dropout masks; global state restored after
-        bar = progress_bar(total, desc=desc, enabled=progress)
+        bar = progress_bar(last, desc=desc, enabled=progress)
         epoch = 0
-        while step < total:
+        while step < last:
             order = torch.randperm(n, generator=g_order).to(device)
             for b in range(per_epoch):
-                if step >= total:
+                if step >= last:
                     break
                 idx = order[b * bs : (b + 1) * bs]
                 x, y = x_all[idx], y_all[idx]
@@ -78,7 +84,10 @@ def train_classifier(
                     out = model(x)
                     loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
                 else:
-                    loss = F.cross_entropy(model(x), y)
+                    out = model(x)
+                    loss = F.cross_entropy(out, y)
+                if on_batch is not None:
+                    on_batch(epoch, idx, out.detach())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

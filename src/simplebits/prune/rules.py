@@ -1,0 +1,244 @@
+"""Pruning rules (YOCO and the baselines) and the one-call API :func:`prune_set`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import ImageSet
+from ..data.condensed import decode, save_condensed
+from ..errors import BadInputError, UnknownNameError
+from ..train import derive_seed
+from .dynamics import (Dynamics, DynamicsConfig, check_compatible, check_reusable, load_dynamics,
+                       record_dynamics, sufficient)
+from .scores import epochs_needed_for, score
+from .select import ccs, prune, ssp
+
+__all__ = ["Rule", "RULES", "get_rule", "list_rules", "epochs_needed", "select", "prune_set", "PruneResult"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named pruning rule: which score, which end to keep, and whether classes stay balanced."""
+
+    name: str
+    score: str  # a score of .scores, or 'ssp'
+    keep: str  # 'easy' | 'hard' (ignored by random, ssp and ccs)
+    balanced: bool
+    description: str
+
+    def with_options(self, *, balanced: bool | None = None, keep: str | None = None) -> "Rule":
+        return replace(self, balanced=self.balanced if balanced is None else balanced,
+                       keep=self.keep if keep is None else keep)
+
+
+RULES: dict[str, Rule] = {r.name: r for r in [
+    Rule("yoco", "lbpe", "easy", True, "YOCO: lowest LBPE score (easy samples), class-balanced"),
+    Rule("random", "random", "easy", True, "random samples, class-balanced"),
+    Rule("el2n", "el2n", "hard", False, "EL2N (Paul et al.): highest error norm over epochs 0-9"),
+    Rule("aum", "aum", "hard", False, "AUM (Pleiss et al.): lowest area under the margin"),
+    Rule("forgetting", "forgetting", "hard", False, "forgetting (Toneva et al.): most forgetting events"),
+    Rule("entropy", "entropy", "hard", False, "entropy (Coleman et al.): most uncertain final predictions"),
+    Rule("ssp", "ssp", "easy", False, "SSP (Sorscher et al.): samples nearest to k-means centres of embeddings"),
+    Rule("ccs", "el2n", "hard", False, "CCS (Zheng et al.): hard cutoff, then stratified over EL2N strata"),
+]}
+
+
+def get_rule(name: str | Rule) -> Rule:
+    if isinstance(name, Rule):
+        return name
+    if name not in RULES:
+        raise UnknownNameError("pruning rule", name, list(RULES))
+    return RULES[name]
+
+
+def list_rules() -> list[Rule]:
+    return list(RULES.values())
+
+
+def epochs_needed(rules: list[str | Rule], config: DynamicsConfig) -> int:
+    """Epochs of dynamics the rules need together (0: no training needed, e.g. random only)."""
+    return max(epochs_needed_for(get_rule(r).score, stop_epoch=config.stop_epoch,
+                                 schedule_epochs=config.schedule_epochs) for r in rules)
+
+
+def select(
+    rule: str | Rule,
+    dyn: Dynamics | None,
+    labels: torch.Tensor,
+    *,
+    ipc: int,
+    factor: int = 1,
+    run: int | None = None,
+    num_classes: int | None = None,
+    ipc_from: int | None = None,
+    logits: bool = False,
+    beta: float | None = None,
+    seed: int = 0,
+    stop_epoch: int = 100,
+    top_k: int = 10,
+) -> torch.Tensor:
+    """Kept indices (into the decoded set) under ``rule``.
+
+    ``run`` picks one dynamics run (the appendix's tables: one selection per run); ``None``
+    averages the difficulty over all runs (SSP: k-means on the runs' embeddings side by side).
+    """
+    r = get_rule(rule)
+    common = dict(ipc=ipc, factor=factor, num_classes=num_classes, ipc_from=ipc_from)
+    sel_seed = derive_seed(seed, f"select-run-{run}")
+    if r.score == "random":
+        n = labels.numel()
+        diff = torch.rand(n, generator=torch.Generator().manual_seed(sel_seed))
+        return prune(diff, labels, balanced=r.balanced, keep="easy", **common)
+    if dyn is None:
+        raise BadInputError(f"rule {r.name} needs training dynamics")
+    runs = slice(None) if run is None else slice(run, run + 1)
+    if r.score == "ssp":
+        emb = dyn.embeddings[runs].float()  # (R, N, D)
+        emb = emb.permute(1, 0, 2).flatten(1)
+        return ssp(emb, labels, balanced=r.balanced, seed=sel_seed, **common)
+    opts = dict(logits=logits, stop_epoch=stop_epoch, top_k=top_k)
+    sub = dyn if run is None else dyn_run(dyn, run)
+    diff = score(r.score, sub, **opts).mean(0)
+    if r.name == "ccs":
+        return ccs(diff, labels, beta=beta, balanced=r.balanced, seed=sel_seed, **common)
+    return prune(diff, labels, balanced=r.balanced, keep=r.keep, **common)
+
+
+def dyn_run(dyn: Dynamics, run: int) -> Dynamics:
+    if not 0 <= run < dyn.runs:
+        raise BadInputError(f"run {run} out of range: the dynamics hold {dyn.runs} run(s)")
+    return replace(dyn, logits=dyn.logits[run:run + 1], correct=dyn.correct[run:run + 1],
+                   final_probs=dyn.final_probs[run:run + 1], embeddings=dyn.embeddings[run:run + 1])
+
+
+@dataclass
+class PruneResult:
+    """A pruned set (decoded images, factor 1) and how it was chosen."""
+
+    images: ImageSet
+    indices: torch.Tensor
+    rule: str
+    ipc_from: int | None
+    ipc_to: int
+    factor: int
+    settings: dict[str, Any]
+    dynamics: Dynamics | None = None
+    seconds: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "ipc_from": self.ipc_from, "ipc_to": self.ipc_to, "factor": self.factor,
+                "kept": len(self.indices), "counts": self.images.counts(), "indices": self.indices.tolist(),
+                "settings": self.settings, "seconds": self.seconds, "files": self.files}
+
+
+def _stored_ipc(ds: ImageSet) -> int | None:
+    return ds.ipc()
+
+
+def get_dynamics(
+    ds: ImageSet,
+    config: DynamicsConfig,
+    *,
+    dynamics: Dynamics | str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> Dynamics:
+    """Reuse ``dynamics`` (a value, or a file that exists) after checking it matches ``ds`` and
+    ``config``; otherwise record them (and save to the path, when one is given).
+
+    A file recorded on the same set with the same settings but too short (fewer epochs or runs
+    than now needed) is recorded again, longer, and replaced: the new file holds the old one's
+    runs unchanged as its first epochs (the schedule does not depend on where a run stops).
+    """
+    if isinstance(dynamics, Dynamics):
+        check_reusable(dynamics, decode(ds), config)
+        return dynamics.subset_runs(config.runs).truncated(config.trained_epochs)
+    if dynamics is not None and Path(dynamics).exists() and not resume:
+        dyn = load_dynamics(dynamics)
+        check_compatible(dyn, decode(ds), config, where=str(dynamics))
+        if sufficient(dyn, config):
+            return dyn.subset_runs(config.runs).truncated(config.trained_epochs)
+        config = replace(config, runs=max(config.runs, dyn.runs),
+                         epochs_run=max(config.trained_epochs, dyn.epochs) if config.epochs_run else None)
+    return record_dynamics(ds, config, path=dynamics, resume=resume, device=device, progress=progress)
+
+
+def prune_set(
+    ds: ImageSet,
+    *,
+    ipc: int,
+    rule: str = "yoco",
+    balanced: bool | None = None,
+    keep: str | None = None,
+    runs: int = 3,
+    config: DynamicsConfig | None = None,
+    dynamics: Dynamics | str | os.PathLike | None = None,
+    run: int | None = None,
+    logits: bool = False,
+    beta: float | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> PruneResult:
+    """Prune the condensed set ``ds`` to ``ipc`` images per class under ``rule``.
+
+    ``rule``: yoco (LBPE, easy, balanced), random, el2n, aum, forgetting, entropy, ssp, ccs;
+    ``balanced`` / ``keep`` override the rule's defaults (the appendix's ablations).
+    The training dynamics are recorded once (``runs`` networks, only as many epochs as the
+    rule needs) or reused from ``dynamics``; the difficulty is averaged over runs unless
+    ``run`` picks one. Multi-formation sets are pruned as decoded images: the result holds
+    ``ipc * f^2`` decoded images per class (balanced) and is stored with factor 1.
+    With ``out``, writes the pruned set (its metadata names the parent, rule, IPC_F -> IPC_T and
+    the kept indices).
+    """
+    r = get_rule(rule).with_options(balanced=balanced, keep=keep)
+    factor = int(ds.meta.get("factor", 1))
+    decoded = decode(ds)
+    ipc_from = _stored_ipc(ds)
+    # validate the request before any training
+    from .select import budget
+
+    budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
+    cfg = config or DynamicsConfig(runs=runs, seed=seed)
+    if config is not None and runs != cfg.runs:
+        cfg = replace(cfg, runs=runs)
+    need = epochs_needed([r], cfg)
+    t0 = time.perf_counter()
+    dyn = None
+    if need > 0:
+        cfg = replace(cfg, epochs_run=need)
+        dyn = get_dynamics(ds, cfg, dynamics=dynamics, resume=resume, device=device, progress=progress)
+    idx = select(r, dyn, decoded.labels, ipc=ipc, factor=factor, run=run, num_classes=decoded.num_classes,
+                 ipc_from=ipc_from, logits=logits, beta=beta, seed=seed, stop_epoch=cfg.stop_epoch, top_k=cfg.top_k)
+    pruned = decoded.subset(idx)
+    settings = {"rule": r.name, "score": r.score, "keep": r.keep, "balanced": r.balanced, "logits": logits,
+                "beta": beta, "run": run, "seed": seed, "dynamics": cfg.to_dict() if dyn is not None else None}
+    res = PruneResult(pruned, idx, r.name, ipc_from, ipc, factor, settings, dyn, time.perf_counter() - t0)
+    if out is not None:
+        res.files["set"] = str(save_pruned(out, res, parent=ds))
+    return res
+
+
+def save_pruned(path: str | os.PathLike, res: PruneResult, *, parent: ImageSet) -> Path:
+    """Write a pruned set as a condensed-set file (factor 1: the kept decoded images)."""
+    meta_in = parent.meta.get("condensed") or {}
+    empty = any(c == 0 for c in res.images.counts())
+    save_condensed(
+        path, res.images, method=f"prune:{res.rule}",
+        source=meta_in.get("source") or parent.meta.get("source_dataset"), factor=1,
+        settings=res.settings, seed=res.settings.get("seed"), bpd=None,
+        extra={"parent": parent.name, "parent_method": meta_in.get("method"), "rule": res.rule,
+               "ipc_from": res.ipc_from, "ipc_to": res.ipc_to, "parent_factor": res.factor,
+               "kept_indices": res.indices.tolist(), "allow_empty_class": empty},
+    )
+    return Path(path)

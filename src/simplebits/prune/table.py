@@ -1,0 +1,244 @@
+"""The appendix's comparison (Table 2 shape): every rule at every target IPC, R dynamics x N
+evaluation networks, on each evaluation architecture; mean ± std over the R x N accuracies.
+
+Rule specs may carry modifiers for the ablations (appendix Tables 4-5):
+``yoco:imbalanced``, ``yoco:hard``, ``el2n:balanced``, ``random:imbalanced``, ``yoco:logits``.
+
+Every finished cell is written to the results file at once (atomically), and ``resume=True``
+skips the cells already there, so a killed comparison continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..data import ImageSet
+from ..data.condensed import decode
+from ..errors import BadInputError, MismatchError
+from ..io import atomic_write_json
+from ..progress import progress_bar
+from ..train import check_compatible, evaluate, get_protocol
+from .dynamics import Dynamics, DynamicsConfig
+from .rules import epochs_needed, get_dynamics, get_rule, select
+
+__all__ = ["RuleSpec", "parse_rule", "PruneTable", "prune_table", "DEFAULT_RULES"]
+
+DEFAULT_RULES = ("random", "ssp", "entropy", "aum", "forgetting", "el2n", "ccs", "yoco")
+_MODIFIERS = {"balanced", "imbalanced", "easy", "hard", "logits"}
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """A rule plus the ablation modifiers (``None``: the rule's own default)."""
+
+    spec: str
+    rule: str
+    balanced: bool | None = None
+    keep: str | None = None
+    logits: bool = False
+
+
+def parse_rule(spec: str) -> RuleSpec:
+    """``"yoco"``, ``"yoco:imbalanced"``, ``"el2n:balanced:easy"``, ``"yoco:logits"`` ..."""
+    parts = [p.strip() for p in str(spec).split(":") if p.strip()]
+    if not parts:
+        raise BadInputError("empty rule name")
+    get_rule(parts[0])
+    bad = [m for m in parts[1:] if m not in _MODIFIERS]
+    if bad:
+        raise BadInputError(f"unknown rule modifier(s) {', '.join(bad)} in {spec!r}; valid: {', '.join(sorted(_MODIFIERS))}")
+    mods = set(parts[1:])
+    if {"balanced", "imbalanced"} <= mods or {"easy", "hard"} <= mods:
+        raise BadInputError(f"{spec!r} asks for contradicting modifiers")
+    balanced = True if "balanced" in mods else False if "imbalanced" in mods else None
+    keep = "easy" if "easy" in mods else "hard" if "hard" in mods else None
+    return RuleSpec(":".join(parts), parts[0], balanced, keep, "logits" in mods)
+
+
+@dataclass
+class PruneTable:
+    """Results: ``cells[net][rule_spec][ipc]`` -> list of accuracies (fractions)."""
+
+    source: str
+    test: str
+    ipc_from: int | None
+    factor: int
+    ipcs: list[int]
+    rules: list[str]
+    nets: list[str]
+    runs: int
+    eval_seeds: int
+    protocol: str
+    cells: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    full: dict[str, list[float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def summary(accs: Sequence[float]) -> str:
+        if not accs:
+            return "-"
+        m = 100 * statistics.fmean(accs)
+        s = 100 * statistics.pstdev(accs) if len(accs) > 1 else 0.0
+        return f"{m:.2f} ± {s:.2f}"
+
+    def mean(self, net: str, rule: str, ipc: int) -> float:
+        return statistics.fmean(self.cells[net][rule][str(ipc)])
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["summary"] = {net: {rule: {ipc: self.summary(v) for ipc, v in per.items()} for rule, per in rules.items()}
+                        for net, rules in self.cells.items()}
+        d["full_summary"] = {net: self.summary(v) for net, v in self.full.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PruneTable":
+        keep = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**keep)
+
+    def format(self) -> str:
+        """Plain-text tables, one per evaluation network, in the shape of appendix Table 2."""
+        out = []
+        for net in self.nets:
+            head = ["IPC_T"] + list(self.rules)
+            rows = [[str(ipc)] + [self.summary(self.cells.get(net, {}).get(r, {}).get(str(ipc), []))
+                                  for r in self.rules] for ipc in self.ipcs]
+            widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+            line = lambda vals: "  ".join(str(v).rjust(w) for v, w in zip(vals, widths))  # noqa: E731
+            full = self.summary(self.full.get(net, []))
+            out.append(f"{net} on {self.test}: whole set (IPC_F {self.ipc_from}"
+                       + (f", factor {self.factor}" if self.factor > 1 else "") + f") {full}; "
+                       f"{self.runs} dynamics x {self.eval_seeds} networks per cell, protocol {self.protocol}")
+            out += [line(head), line(["-" * w for w in widths])] + [line(r) for r in rows] + [""]
+        return "\n".join(out).rstrip()
+
+
+def prune_table(
+    condensed: ImageSet,
+    test: ImageSet,
+    *,
+    ipcs: Sequence[int] = (1, 2, 5),
+    rules: Sequence[str] = DEFAULT_RULES,
+    nets: Sequence[str] = ("convnet",),
+    runs: int = 3,
+    eval_seeds: int = 3,
+    protocol: str = "quick",
+    config: DynamicsConfig | None = None,
+    dynamics: Dynamics | str | os.PathLike | None = None,
+    beta: float | None = None,
+    seed: int = 0,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+    on_cell: Callable[[str, str, int, list[float]], None] | None = None,
+) -> PruneTable:
+    """Run the whole comparison; see the module docstring. ``out`` is the JSON results file."""
+    specs = [parse_rule(r) for r in rules]
+    if len({s.spec for s in specs}) != len(specs):
+        raise BadInputError("a rule is listed twice")
+    ipcs = sorted({int(i) for i in ipcs})
+    if not ipcs:
+        raise BadInputError("no target IPC given")
+    if runs < 1 or eval_seeds < 1:
+        raise BadInputError(f"runs and eval_seeds must be >= 1, got {runs}, {eval_seeds}")
+    proto = get_protocol(protocol)
+    from ..models import list_models
+
+    known = [m.name if hasattr(m, "name") else str(m) for m in list_models()]
+    for n in nets:
+        if n not in known:
+            from ..errors import UnknownNameError
+
+            raise UnknownNameError("network", n, known)
+    factor = int(condensed.meta.get("factor", 1))
+    decoded = decode(condensed)
+    check_compatible(decoded, test)
+    ipc_from = condensed.ipc()
+    from .select import budget
+
+    for ipc in ipcs:  # every request is checked before any training
+        budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
+        for s in specs:
+            if get_rule(s.rule).with_options(balanced=s.balanced).balanced:
+                counts = decoded.counts()
+                if min(counts) < ipc * factor * factor:
+                    raise BadInputError(f"class {counts.index(min(counts))} holds {min(counts)} decoded images, fewer "
+                                        f"than the {ipc * factor * factor} that {s.spec} at IPC {ipc} needs")
+    cfg = config or DynamicsConfig(runs=runs, seed=seed)
+    cfg = replace(cfg, runs=runs)
+    need = epochs_needed([s.rule for s in specs], cfg)
+    table = PruneTable(source=condensed.name, test=test.name, ipc_from=ipc_from, factor=factor, ipcs=ipcs,
+                       rules=[s.spec for s in specs], nets=list(nets), runs=runs, eval_seeds=eval_seeds,
+                       protocol=proto.name,
+                       settings={"dynamics": replace(cfg, epochs_run=need or None).to_dict(), "beta": beta,
+                                 "seed": seed, "protocol": proto.to_dict()})
+    if resume and out is not None and Path(out).exists():
+        old = PruneTable.from_dict(json.loads(Path(out).read_text()))
+        if (old.source, old.test, old.runs, old.eval_seeds, old.protocol) != (
+                table.source, table.test, table.runs, table.eval_seeds, table.protocol):
+            raise MismatchError(f"{out} holds a comparison with other settings; use another --out or drop --resume")
+        table.cells, table.full, table.seconds = old.cells, old.full, old.seconds
+
+    def save() -> None:
+        if out is not None:
+            atomic_write_json(out, table.to_dict())
+
+    t0 = time.perf_counter()
+    dyn = None
+    if need > 0:
+        cfg = replace(cfg, epochs_run=need)
+        dyn = get_dynamics(condensed, cfg, dynamics=dynamics, device=device, progress=progress)
+        if dyn.runs > runs:
+            dyn = dyn.subset_runs(runs)
+    if dyn is not None:
+        table.seconds["dynamics"] = float(dyn.meta.get("seconds", time.perf_counter() - t0))
+    total = len(nets) * (1 + len(specs) * len(ipcs) * runs)
+    bar = progress_bar(total, desc="prune-table", enabled=progress, unit="cell")
+    for net in nets:
+        p_net = proto.with_overrides(model=net)
+        cells = table.cells.setdefault(net, {})
+        if net not in table.full:
+            t1 = time.perf_counter()
+            rep = evaluate(condensed, test, protocol=p_net, seeds=list(range(runs * eval_seeds)), device=device,
+                           progress=False)
+            table.full[net] = rep.accuracies
+            table.seconds["evaluation"] = table.seconds.get("evaluation", 0.0) + time.perf_counter() - t1
+            save()
+        bar.update(1)
+        for s in specs:
+            per_rule = cells.setdefault(s.spec, {})
+            rule = get_rule(s.rule).with_options(balanced=s.balanced, keep=s.keep)
+            for ipc in ipcs:
+                key = str(ipc)
+                done = per_rule.get(key, [])
+                have_runs = len(done) // eval_seeds
+                accs = list(done[: have_runs * eval_seeds])
+                bar.update(have_runs)
+                for r in range(have_runs, runs):
+                    t1 = time.perf_counter()
+                    idx = select(rule, dyn, decoded.labels, ipc=ipc, factor=factor, run=r,
+                                 num_classes=decoded.num_classes, ipc_from=ipc_from, logits=s.logits, beta=beta,
+                                 seed=seed, stop_epoch=cfg.stop_epoch, top_k=cfg.top_k)
+                    sub = decoded.subset(idx, name=f"{s.spec}@ipc{ipc}/run{r}")
+                    rep = evaluate(sub, test, protocol=p_net, seeds=[r * eval_seeds + j for j in range(eval_seeds)],
+                                   device=device, progress=False)
+                    accs += rep.accuracies
+                    per_rule[key] = list(accs)
+                    table.seconds["evaluation"] = table.seconds.get("evaluation", 0.0) + time.perf_counter() - t1
+                    save()
+                    bar.update(1)
+                if on_cell is not None:
+                    on_cell(net, s.spec, ipc, accs)
+    bar.close()
+    save()
+    return table
