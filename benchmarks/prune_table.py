@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--eval-seeds", type=int, default=2)
     ap.add_argument("--nets", default="convnet")
     ap.add_argument("--protocol", default="quick")
+    ap.add_argument("--skip-whole", action="store_true", help="do not evaluate the unpruned set")
     ap.add_argument("--dynamics", default=None, help="dynamics file (reused if it matches, else recorded there)")
     args = ap.parse_args()
 
@@ -65,6 +66,7 @@ def main() -> None:
     tab = prune_table(parent, test, ipcs=[int(v) for v in args.ipc.split(",")], rules=args.rules.split(","),
                       nets=args.nets.split(","), runs=args.runs, eval_seeds=args.eval_seeds, protocol=args.protocol,
                       config=DynamicsConfig(runs=args.runs), dynamics=dyn, out=out, resume=True, progress=False,
+                      whole_set=not args.skip_whole,
                       on_cell=lambda net, rule, ipc, accs: print(
                           json.dumps({"net": net, "rule": rule, "ipc": ipc, "summary": tab_summary(accs)}), flush=True))
     wall = time.perf_counter() - t0

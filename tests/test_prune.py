@@ -402,6 +402,8 @@ def test_prune_table_shape_resume_and_ablation_modifiers(tmp_path, cset, full_dy
     assert len(tab.full["convnet"]) == 2
     text = tab.format()
     assert "IPC_T" in text and "±" in text and "whole set (IPC_F 6)" in text
+    md = tab.markdown().splitlines()
+    assert "| IPC_T | random | yoco | yoco:imbalanced:hard |" in md and sum(line.startswith("| 1 |") for line in md) == 1
     saved = json.loads(out.read_text())
     assert saved["summary"]["convnet"]["yoco"]["1"].count("±") == 1
     # resume: nothing is trained again
@@ -440,3 +442,30 @@ def test_cli_prune_table_prints_the_table_and_saves_every_cell(tmp_path, capsys,
     rc = main(["prune-table", f, "--rules", "yoco,best", "--test", "x"])
     err = capsys.readouterr().err
     assert rc == 2 and "unknown pruning rule 'best'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_shuffled_unequal_idc_file_is_pruned_per_class(tmp_path, cset):
+    # an IDC-format file whose classes are interleaved and unequal (class 2 has 4 images, the others 6)
+    keep = torch.tensor([0, 6, 12, 1, 7, 13, 2, 8, 14, 3, 9, 15, 4, 10, 5, 11])
+    torch.save([cset.images[keep].clone(), cset.labels[keep].clone()], tmp_path / "data.pt")
+    ds = import_condensed(tmp_path / "data.pt")
+    assert ds.ipc() is None and ds.counts() == [6, 6, 4]
+    res = prune_set(ds, ipc=3, rule="yoco", config=CFG, runs=1, progress=False)
+    assert res.images.counts() == [3, 3, 3]
+    assert all(int(ds.labels[i]) == int(res.images.labels[j]) for j, i in enumerate(res.indices.tolist()))
+    with pytest.raises(BadInputError, match="class 2 holds 4"):
+        prune_set(ds, ipc=5, rule="random", progress=False)
+
+
+def test_cli_every_rule_on_an_idc_data_pt(tmp_path, capsys, cset):
+    torch.save([cset.images[::2].clone(), cset.labels[::2].clone()], tmp_path / "data.pt")  # 3 per class, f=2
+    dyn = str(tmp_path / "dyn.safetensors")
+    for rule in ["aum", "yoco", "random", "el2n", "forgetting", "entropy", "ssp", "ccs"]:
+        out = tmp_path / f"{rule}.safetensors"
+        rc = main(["prune", str(tmp_path / "data.pt"), "--factor", "2", "--ipc", "1", "--rule", rule, "--runs", "1",
+                   "--epochs", "8", "--stop-epoch", "4", "--top-k", "2", "--dynamics", dyn, "--out", str(out), "--json"])
+        got = json.loads(capsys.readouterr().out)
+        assert rc == 0 and got["factor"] == 2 and got["kept"] == 12 and sum(got["counts"]) == 12
+        meta = read_metadata(out)
+        assert meta["rule"] == rule and meta["ipc_from"] == 3 and meta["parent_factor"] == 2 and meta["factor"] == 1
+    assert load_dynamics(dyn).epochs == 8  # recorded once (by aum, the whole schedule), reused by the rest

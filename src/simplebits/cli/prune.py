@@ -112,6 +112,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, metavar="RESULTS.json", help="results file (every finished cell)")
     t.add_argument("--resume", action="store_true", help="skip the cells already in --out")
+    t.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     _add_dynamics_options(t)
     add_import_options(t)
     add_device(t)
@@ -170,7 +171,7 @@ def run_table(args: argparse.Namespace) -> int:
                       eval_seeds=args.eval_seeds, protocol=args.protocol, config=_config(args),
                       dynamics=args.dynamics, beta=args.beta, seed=args.seed, out=args.out, resume=args.resume,
                       device=device, progress=None if not args.json else False)
-    text = tab.format()
+    text = tab.markdown() if args.markdown else tab.format()
     if args.out:
         text += f"\nwrote {args.out}"
     emit(args, tab.to_dict(), text)

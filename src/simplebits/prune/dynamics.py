@@ -159,7 +159,8 @@ class Dynamics:
         return self.correct.float().mean(-1)
 
     def truncated(self, epochs: int) -> "Dynamics":
-        """The first ``epochs`` epochs (the final-model outputs are kept only if nothing is cut)."""
+        """The first ``epochs`` epochs (final-model outputs stay; ``complete`` says whether the cut
+        dynamics still reach the end of the schedule)."""
         if epochs >= self.epochs:
             return self
         return replace(self, logits=self.logits[:, :epochs], correct=self.correct[:, :epochs])

@@ -166,8 +166,10 @@ def get_dynamics(
         check_compatible(dyn, decode(ds), config, where=str(dynamics))
         if sufficient(dyn, config):
             return dyn.subset_runs(config.runs).truncated(config.trained_epochs)
-        config = replace(config, runs=max(config.runs, dyn.runs),
+        longer = replace(config, runs=max(config.runs, dyn.runs),
                          epochs_run=max(config.trained_epochs, dyn.epochs) if config.epochs_run else None)
+        dyn = record_dynamics(ds, longer, path=dynamics, device=device, progress=progress)
+        return dyn.subset_runs(config.runs).truncated(config.trained_epochs)
     return record_dynamics(ds, config, path=dynamics, resume=resume, device=device, progress=progress)
 
 
@@ -178,7 +180,7 @@ def prune_set(
     rule: str = "yoco",
     balanced: bool | None = None,
     keep: str | None = None,
-    runs: int = 3,
+    runs: int | None = None,
     config: DynamicsConfig | None = None,
     dynamics: Dynamics | str | os.PathLike | None = None,
     run: int | None = None,
@@ -194,8 +196,8 @@ def prune_set(
 
     ``rule``: yoco (LBPE, easy, balanced), random, el2n, aum, forgetting, entropy, ssp, ccs;
     ``balanced`` / ``keep`` override the rule's defaults (the appendix's ablations).
-    The training dynamics are recorded once (``runs`` networks, only as many epochs as the
-    rule needs) or reused from ``dynamics``; the difficulty is averaged over runs unless
+    The training dynamics are recorded once (``runs`` networks, default ``config.runs`` or 3,
+    only as many epochs as the rule needs) or reused from ``dynamics``; the difficulty is averaged over runs unless
     ``run`` picks one. Multi-formation sets are pruned as decoded images: the result holds
     ``ipc * f^2`` decoded images per class (balanced) and is stored with factor 1.
     With ``out``, writes the pruned set (its metadata names the parent, rule, IPC_F -> IPC_T and
@@ -209,8 +211,8 @@ def prune_set(
     from .select import budget
 
     budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
-    cfg = config or DynamicsConfig(runs=runs, seed=seed)
-    if config is not None and runs != cfg.runs:
+    cfg = config or DynamicsConfig(runs=3 if runs is None else runs, seed=seed)
+    if runs is not None and runs != cfg.runs:
         cfg = replace(cfg, runs=runs)
     need = epochs_needed([r], cfg)
     t0 = time.perf_counter()

@@ -8,6 +8,7 @@ class-ordered, and classes need not be equal in size; everything works on index 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -63,6 +64,30 @@ def _order(d: torch.Tensor, keep: str) -> torch.Tensor:
     return torch.sort(d if keep == "easy" else -d, stable=True).indices
 
 
+def _choose(labels: torch.Tensor, c: int, per: int, balanced: bool,
+            pick: Callable[[torch.Tensor, int], torch.Tensor], *, ipc: int, factor: int) -> torch.Tensor:
+    """Apply ``pick(indices, k) -> positions into indices`` per class (``per`` each) or once over
+    the whole set (``per * c`` in total); returns the kept indices, sorted."""
+    if balanced:
+        kept = []
+        for k in range(c):
+            idx = (labels == k).nonzero().flatten()
+            if idx.numel() < per:
+                raise BadInputError(
+                    f"class {k} holds {idx.numel()} decoded image(s), fewer than the {per} a balanced set at IPC {ipc}"
+                    + (f" x factor {factor}^2" if factor > 1 else "") + " needs; lower --ipc or use --imbalanced"
+                )
+            kept.append(idx[pick(idx, per)])
+        out = torch.cat(kept)
+    else:
+        total = per * c
+        if total > labels.numel():
+            raise BadInputError(f"asked to keep {total} images but the set holds {labels.numel()}")
+        every = torch.arange(labels.numel())
+        out = every[pick(every, total)]
+    return torch.sort(out).values
+
+
 def prune(
     scores: torch.Tensor,
     labels: torch.Tensor,
@@ -88,23 +113,8 @@ def prune(
         raise BadInputError(f"{scores.numel()} scores for {labels.numel()} labels")
     c = _check_labels(labels, num_classes)
     per = budget(labels, ipc=ipc, factor=factor, num_classes=c, ipc_from=ipc_from)
-    if balanced:
-        kept = []
-        for k in range(c):
-            idx = (labels == k).nonzero().flatten()
-            if idx.numel() < per:
-                raise BadInputError(
-                    f"class {k} holds {idx.numel()} decoded image(s), fewer than the {per} a balanced set at IPC {ipc}"
-                    + (f" x factor {factor}^2" if factor > 1 else "") + " needs; lower --ipc or use --imbalanced"
-                )
-            kept.append(idx[_order(scores[idx], keep)[:per]])
-        out = torch.cat(kept)
-    else:
-        total = per * c
-        if total > labels.numel():
-            raise BadInputError(f"asked to keep {total} images but the set holds {labels.numel()}")
-        out = _order(scores, keep)[:total]
-    return torch.sort(out).values
+    _order(scores, keep)  # validate keep and the scores once, before any class
+    return _choose(labels, c, per, balanced, lambda idx, k: _order(scores[idx], keep)[:k], ipc=ipc, factor=factor)
 
 
 def default_ccs_beta(prune_rate: float) -> float:
@@ -176,17 +186,8 @@ def ccs(
     if not 0.0 <= beta < 1.0:
         raise BadInputError(f"ccs hard cutoff beta must be in [0, 1), got {beta}")
     g = generator(seed, "ccs")
-    if balanced:
-        parts = []
-        for k in range(c):
-            idx = (labels == k).nonzero().flatten()
-            if idx.numel() < per:
-                raise BadInputError(f"class {k} holds {idx.numel()} decoded image(s), fewer than {per}")
-            parts.append(idx[_ccs_pick(scores[idx], per, beta, strata, g)])
-        out = torch.cat(parts)
-    else:
-        out = _ccs_pick(scores, n_total, beta, strata, g)
-    return torch.sort(out).values
+    return _choose(labels, c, per, balanced, lambda idx, k: _ccs_pick(scores[idx], k, beta, strata, g),
+                   ipc=ipc, factor=factor)
 
 
 def ssp(
@@ -223,16 +224,6 @@ def ssp(
             i = int(row.argmin())
             taken[i] = True
             out.append(i)
-        return idx[torch.tensor(out, dtype=torch.long)]
+        return torch.tensor(out, dtype=torch.long)
 
-    if balanced:
-        parts = []
-        for k in range(c):
-            idx = (labels == k).nonzero().flatten()
-            if idx.numel() < per:
-                raise BadInputError(f"class {k} holds {idx.numel()} decoded image(s), fewer than {per}")
-            parts.append(pick(idx, per))
-        out = torch.cat(parts)
-    else:
-        out = pick(torch.arange(labels.numel()), per * c)
-    return torch.sort(out).values
+    return _choose(labels, c, per, balanced, pick, ipc=ipc, factor=factor)

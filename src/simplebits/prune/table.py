@@ -105,6 +105,20 @@ class PruneTable:
         keep = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**keep)
 
+    def markdown(self) -> str:
+        """The tables as Markdown (rows: IPC_T; columns: rules), one per evaluation network."""
+        out = []
+        for net in self.nets:
+            full = self.summary(self.full.get(net, []))
+            out.append(f"{net}, whole set (IPC_F {self.ipc_from}): {full}\n")
+            out.append("| IPC_T | " + " | ".join(self.rules) + " |")
+            out.append("| --- | " + " | ".join("---" for _ in self.rules) + " |")
+            for ipc in self.ipcs:
+                cells = [self.summary(self.cells.get(net, {}).get(r, {}).get(str(ipc), [])) for r in self.rules]
+                out.append(f"| {ipc} | " + " | ".join(cells) + " |")
+            out.append("")
+        return "\n".join(out).rstrip()
+
     def format(self) -> str:
         """Plain-text tables, one per evaluation network, in the shape of appendix Table 2."""
         out = []
@@ -141,8 +155,10 @@ def prune_table(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     on_cell: Callable[[str, str, int, list[float]], None] | None = None,
+    whole_set: bool = True,
 ) -> PruneTable:
-    """Run the whole comparison; see the module docstring. ``out`` is the JSON results file."""
+    """Run the whole comparison; see the module docstring. ``out`` is the JSON results file.
+    ``whole_set=False`` skips evaluating the unpruned set (when its accuracy is known)."""
     specs = [parse_rule(r) for r in rules]
     if len({s.spec for s in specs}) != len(specs):
         raise BadInputError("a rule is listed twice")
@@ -207,7 +223,7 @@ def prune_table(
     for net in nets:
         p_net = proto.with_overrides(model=net)
         cells = table.cells.setdefault(net, {})
-        if net not in table.full:
+        if net not in table.full and whole_set:
             t1 = time.perf_counter()
             rep = evaluate(condensed, test, protocol=p_net, seeds=list(range(runs * eval_seeds)), device=device,
                            progress=False)
