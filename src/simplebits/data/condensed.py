@@ -210,37 +210,14 @@ def _denormalize(images: torch.Tensor, normalization: str | None, path: str) -> 
     return x.clamp_(0.0, 1.0), {"normalization": normalization, "clamped_fraction": round(outside, 6)}
 
 
-_KIP_KEYS = (("images", "x", "support_images", "x_support"), ("labels", "y", "support_labels", "y_support"))
-
-
 def _read_kip(p: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """KIP (Nguyen et al.) learned support sets: an .npz with NHWC images and one-hot (or
-    learned, real-valued) labels; read with ``allow_pickle=False``."""
-    import zipfile
+    """KIP (Nguyen et al.) learned support sets: an .npz with arrays ``images`` (NHWC, float) and
+    ``labels`` (one-hot or learned, real-valued), read by the .npz reader (``allow_pickle=False``)."""
+    from .npz import read_npz
 
-    import numpy as np
-
-    if not p.exists():
-        from ..errors import NotFoundError
-
-        raise NotFoundError(f"{p} not found")
-    try:
-        z = np.load(p, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
-        raise CorruptFileError(f"{p}: not a readable .npz file, truncated or corrupt ({e})") from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise BadInputError(f"{p}: holds one array; a KIP file is an .npz with images and labels")
-    with z:
-        got = []
-        for names in _KIP_KEYS:
-            key = next((k for k in names if k in z.files), None)
-            if key is None:
-                raise BadInputError(f"{p}: no array named any of {', '.join(names)}; found {', '.join(z.files) or 'none'}")
-            try:
-                got.append(torch.from_numpy(np.asarray(z[key], dtype=np.float32 if len(got) == 0 else None)))
-            except (ValueError, zipfile.BadZipFile, OSError, EOFError) as e:
-                raise CorruptFileError(f"{p}: array {key!r} is unreadable ({e})") from None
-    return got[0], got[1]
+    images, labels, _ = read_npz(p)
+    x = torch.from_numpy(images.astype("float32") / (255.0 if images.dtype == "uint8" else 1.0))
+    return x, torch.from_numpy(labels)
 
 
 def _labels_from(obj: Any, path: str) -> torch.Tensor:

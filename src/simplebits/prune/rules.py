@@ -17,7 +17,7 @@ from ..train import derive_seed
 from .dynamics import (Dynamics, DynamicsConfig, check_compatible, check_reusable, load_dynamics,
                        record_dynamics, sufficient)
 from .scores import epochs_needed_for, score
-from .select import ccs, prune, ssp
+from .select import budget, ccs, prune, ssp
 
 __all__ = ["Rule", "RULES", "get_rule", "list_rules", "epochs_needed", "select", "prune_set", "PruneResult"]
 
@@ -138,10 +138,6 @@ class PruneResult:
                 "settings": self.settings, "seconds": self.seconds, "files": self.files}
 
 
-def _stored_ipc(ds: ImageSet) -> int | None:
-    return ds.ipc()
-
-
 def get_dynamics(
     ds: ImageSet,
     config: DynamicsConfig,
@@ -206,10 +202,8 @@ def prune_set(
     r = get_rule(rule).with_options(balanced=balanced, keep=keep)
     factor = int(ds.meta.get("factor", 1))
     decoded = decode(ds)
-    ipc_from = _stored_ipc(ds)
+    ipc_from = ds.ipc()  # stored images per class (None when classes differ in size)
     # validate the request before any training
-    from .select import budget
-
     budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
     cfg = config or DynamicsConfig(runs=3 if runs is None else runs, seed=seed)
     if runs is not None and runs != cfg.runs:

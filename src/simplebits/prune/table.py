@@ -22,12 +22,14 @@ import torch
 
 from ..data import ImageSet
 from ..data.condensed import decode
-from ..errors import BadInputError, MismatchError
+from ..errors import BadInputError, MismatchError, UnknownNameError
 from ..io import atomic_write_json
+from ..models import list_models
 from ..progress import progress_bar
 from ..train import check_compatible, evaluate, get_protocol
 from .dynamics import Dynamics, DynamicsConfig
 from .rules import epochs_needed, get_dynamics, get_rule, select
+from .select import budget
 
 __all__ = ["RuleSpec", "parse_rule", "PruneTable", "prune_table", "DEFAULT_RULES"]
 
@@ -168,20 +170,14 @@ def prune_table(
     if runs < 1 or eval_seeds < 1:
         raise BadInputError(f"runs and eval_seeds must be >= 1, got {runs}, {eval_seeds}")
     proto = get_protocol(protocol)
-    from ..models import list_models
-
-    known = [m.name if hasattr(m, "name") else str(m) for m in list_models()]
+    known = [m.name for m in list_models()]
     for n in nets:
         if n not in known:
-            from ..errors import UnknownNameError
-
             raise UnknownNameError("network", n, known)
     factor = int(condensed.meta.get("factor", 1))
     decoded = decode(condensed)
     check_compatible(decoded, test)
     ipc_from = condensed.ipc()
-    from .select import budget
-
     for ipc in ipcs:  # every request is checked before any training
         budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
         for s in specs:
