@@ -469,3 +469,11 @@ def test_cli_every_rule_on_an_idc_data_pt(tmp_path, capsys, cset):
         meta = read_metadata(out)
         assert meta["rule"] == rule and meta["ipc_from"] == 3 and meta["parent_factor"] == 2 and meta["factor"] == 1
     assert load_dynamics(dyn).epochs == 8  # recorded once (by aum, the whole schedule), reused by the rest
+
+
+def test_prune_table_cross_architecture(cset):
+    test = make_blobs(4, 3, seed=9)
+    tab = prune_table(cset, test, ipcs=[2], rules=["random"], nets=["convnet", "resnet10-ap"], runs=1, eval_seeds=1,
+                      protocol=FAST_EVAL, progress=False)
+    assert set(tab.cells) == {"convnet", "resnet10-ap"} and set(tab.full) == {"convnet", "resnet10-ap"}
+    assert "resnet10-ap on" in tab.format()
