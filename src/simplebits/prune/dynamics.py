@@ -36,7 +36,7 @@ import torch
 from ..data import ImageSet
 from ..data.condensed import decode
 from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError
-from ..io import load_tensors, read_metadata, save_tensors
+from ..io import load_tensors, save_tensors
 from ..models import create_model
 from ..progress import progress_bar
 from ..train import derive_seed, get_protocol, predict_logits, train_classifier
@@ -235,7 +235,6 @@ def _one_run(train: ImageSet, config: DynamicsConfig, run: int, device: torch.de
     net = create_model(proto.model, channels=train.channels, num_classes=c, image_size=tuple(train.shape[1:]),
                        seed=derive_seed(seed, "init"), **proto.model_options).to(device)
     logits = torch.zeros(e_run, n, c, dtype=torch.float16)
-    labels_dev = train.labels.to(device)
 
     def on_batch(epoch: int, idx: torch.Tensor, out: torch.Tensor) -> None:
         if config.record == "train":
@@ -254,7 +253,6 @@ def _one_run(train: ImageSet, config: DynamicsConfig, run: int, device: torch.de
         final = predict_logits(net, train.images).softmax(-1)
         emb = torch.cat([net.embed(train.images[i:i + 500].to(device)).flatten(1).float().cpu()
                          for i in range(0, n, 500)]) if hasattr(net, "embed") else final.clone()
-    del labels_dev
     return {"logits": logits, "correct": correct, "final_probs": final.half(), "embeddings": emb.half()}
 
 
@@ -315,7 +313,3 @@ def _stack(runs: list[dict[str, torch.Tensor]], train: ImageSet, meta: dict[str,
         meta={**meta, "runs": len(runs)},
     )
 
-
-def read_dynamics_settings(path: str | os.PathLike) -> dict[str, Any]:
-    """The settings stored in a dynamics file (without loading the tensors)."""
-    return read_metadata(path)

@@ -178,14 +178,13 @@ def prune_table(
     decoded = decode(condensed)
     check_compatible(decoded, test)
     ipc_from = condensed.ipc()
+    counts = decoded.counts()
     for ipc in ipcs:  # every request is checked before any training
         budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
-        for s in specs:
-            if get_rule(s.rule).with_options(balanced=s.balanced).balanced:
-                counts = decoded.counts()
-                if min(counts) < ipc * factor * factor:
-                    raise BadInputError(f"class {counts.index(min(counts))} holds {min(counts)} decoded images, fewer "
-                                        f"than the {ipc * factor * factor} that {s.spec} at IPC {ipc} needs")
+        balanced = [s.spec for s in specs if get_rule(s.rule).with_options(balanced=s.balanced).balanced]
+        if balanced and min(counts) < ipc * factor * factor:
+            raise BadInputError(f"class {counts.index(min(counts))} holds {min(counts)} decoded images, fewer "
+                                f"than the {ipc * factor * factor} that {balanced[0]} at IPC {ipc} needs")
     cfg = config or DynamicsConfig(runs=runs, seed=seed)
     cfg = replace(cfg, runs=runs)
     need = epochs_needed([s.rule for s in specs], cfg)
