@@ -48,3 +48,7 @@ def test_condense_uses_the_workshop_and_the_measure_only():
 
 def test_prune_uses_the_workshop_only():
     assert _imports("prune") <= {"data", "io", "errors", "models", "train", "progress"}
+
+
+def test_continual_uses_the_workshop_only():
+    assert _imports("continual") <= {"data", "io", "errors", "models", "augment", "train", "progress"}

@@ -3,6 +3,7 @@
 Importing the package has no side effects (no global torch settings).
 """
 
+from . import continual  # the subpackage; its entry point is simplebits.continual.run_continual
 from . import condense  # the subpackage; its entry point is simplebits.condense.condense
 from . import prune  # the subpackage; its entry point is simplebits.prune.prune_set
 from .condense import CondenseConfig, CondenseResult
@@ -28,6 +29,7 @@ __all__ = [
     "UnknownNameError",
     "__version__",
     "condense",
+    "continual",
     "create_model",
     "decode",
     "evaluate",

@@ -11,7 +11,7 @@ from ..data import ImageSet
 from ..data.condensed import NORMALIZATIONS
 from ..data.inputs import is_path_like, load_images
 
-__all__ = ["add_json", "add_data_root", "add_import_options", "emit", "looks_like_file", "load_input", "table"]
+__all__ = ["add_json", "add_data_root", "add_import_options", "emit", "int_list", "looks_like_file", "load_input", "table"]
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -41,6 +41,20 @@ def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
     else:
         sys.stdout.write(text.rstrip("\n") + "\n")
     sys.stdout.flush()
+
+
+def int_list(text: str, option: str, *, minimum: int | None = None, example: str = "1,2,5") -> list[int]:
+    """``"1,2,5"`` -> ``[1, 2, 5]``; a clear error naming ``option`` otherwise."""
+    from ..errors import BadInputError
+
+    try:
+        vals = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise BadInputError(f"{option} takes integers separated by commas (e.g. {example}), got {text!r}") from None
+    if not vals or (minimum is not None and any(v < minimum for v in vals)):
+        raise BadInputError(f"{option} takes integers >= {minimum} separated by commas, got {text!r}"
+                            if minimum is not None else f"{option} is empty")
+    return vals
 
 
 def looks_like_file(arg: str) -> bool:

@@ -11,7 +11,7 @@ from ..errors import BadInputError
 from ..prune import DynamicsConfig, get_rule, list_rules, prune_set
 from ..prune.table import DEFAULT_RULES, parse_rule, prune_table
 from ..train import list_protocols
-from .common import add_data_root, add_import_options, add_json, emit, load_input
+from .common import add_data_root, add_import_options, add_json, emit, int_list, load_input
 from .evaluate import _default_test, add_device, format_reports, resolve_device
 
 _RULES_HELP = "; ".join(f"{r.name}: {r.description}" for r in list_rules())
@@ -38,16 +38,6 @@ def _add_dynamics_options(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace) -> DynamicsConfig:
     return DynamicsConfig(runs=args.runs, protocol=args.dynamics_protocol, epochs=args.epochs,
                           stop_epoch=args.stop_epoch, top_k=args.top_k, record=args.record, seed=args.seed)
-
-
-def _ipcs(text: str) -> list[int]:
-    try:
-        vals = [int(v) for v in str(text).split(",") if v.strip()]
-    except ValueError:
-        raise BadInputError(f"--ipc takes integers separated by commas, got {text!r}") from None
-    if not vals or any(v < 1 for v in vals):
-        raise BadInputError(f"--ipc takes positive integers, got {text!r}")
-    return vals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -167,7 +157,7 @@ def run_table(args: argparse.Namespace) -> int:
     nets = [n for n in args.nets.split(",") if n.strip()]
     ds = load_input(args.file, args)
     test = _test_set(args, ds)
-    tab = prune_table(ds, test, ipcs=_ipcs(args.ipc), rules=rules, nets=nets, runs=args.runs,
+    tab = prune_table(ds, test, ipcs=int_list(args.ipc, "--ipc", minimum=1), rules=rules, nets=nets, runs=args.runs,
                       eval_seeds=args.eval_seeds, protocol=args.protocol, config=_config(args),
                       dynamics=args.dynamics, beta=args.beta, seed=args.seed, out=args.out, resume=args.resume,
                       device=device, progress=None if not args.json else False)

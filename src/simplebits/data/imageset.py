@@ -266,7 +266,7 @@ def to_channels(ds: ImageSet, channels: int) -> ImageSet:
 
 # Sources of digit images: a horizontal flip changes their meaning, so DSA drops the flip op
 # for them (as the DSA reference does for MNIST-like data).
-DIGIT_SOURCES = frozenset({"mnist", "mnist-5k", "digits", "svhn", "usps", "idx"})
+DIGIT_SOURCES = frozenset({"mnist", "mnist-5k", "digits", "printed-digits", "svhn", "usps", "idx"})
 
 
 def flip_allowed(ds: ImageSet) -> bool:

@@ -170,6 +170,15 @@ def _digits(*, split: str, root=None) -> ImageSet:
     return _split_builtin(full, split)
 
 
+@register_source("printed-digits", builtin=True,
+                 description="house-number-like digits rendered from 16 fonts bundled with matplotlib, with "
+                             "neighbours, noise and contrast changes (an SVHN stand-in), 28x28 gray; 5000/1000")
+def _printed_digits(*, split: str, root=None) -> ImageSet:
+    from .printed import printed_digits
+
+    return printed_digits(split=split)
+
+
 # ---------------------------------------------------------------------------------- CIFAR
 def _cifar_files(d: Path, split: str, train_files: list[str], test_files: list[str]) -> list[Path]:
     names = train_files if split == "train" else test_files

@@ -1,0 +1,17 @@
+"""Continual learning with condensed replay (paper S12): a task sequence, replay of the earlier
+tasks' condensed sets, optional knowledge distillation, accuracy on every task after every stage.
+
+Imports the workshop (``data``, ``models``, ``augment``, ``train``) and ``io``; condensed sets
+reach it as files.
+"""
+
+from .config import DEFAULT_TASKS, ContinualConfig, make_config
+from .figures import plot_curve
+from .runner import ContinualResult, Setting, SettingResult, kd_loss, make_settings, masked_ce, run_continual, train_stage
+from .tasks import Task, TaskSequence, build_tasks, load_replay
+
+__all__ = [
+    "DEFAULT_TASKS", "ContinualConfig", "make_config", "plot_curve", "ContinualResult", "Setting", "SettingResult",
+    "kd_loss", "make_settings", "masked_ce", "run_continual", "train_stage", "Task", "TaskSequence", "build_tasks",
+    "load_replay",
+]
