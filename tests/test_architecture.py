@@ -52,3 +52,7 @@ def test_prune_uses_the_workshop_only():
 
 def test_continual_uses_the_workshop_only():
     assert _imports("continual") <= {"data", "io", "errors", "models", "augment", "train", "progress"}
+
+
+def test_explain_uses_the_workshop_and_the_measure_only():
+    assert _imports("explain") <= {"data", "io", "errors", "models", "train", "density", "progress"}

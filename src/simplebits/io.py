@@ -30,6 +30,8 @@ __all__ = [
     "save_state",
     "load_state",
     "torch_load_safe",
+    "load_torchscript",
+    "is_zip_file",
 ]
 
 META_KEY = "simplebits"
@@ -186,3 +188,33 @@ def torch_load_safe(path: str | os.PathLike) -> Any:
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CorruptFileError(f"{p} is not a readable torch file or is truncated ({str(e).splitlines()[0]})") from None
+
+
+def is_zip_file(path: str | os.PathLike) -> bool:
+    """True for a zip archive (torch.save and torch.jit.save both write zips)."""
+    p = Path(path)
+    with open(p, "rb") as fh:
+        head = fh.read(2)
+    return head == b"PK" and zipfile.is_zipfile(p)
+
+
+def load_torchscript(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load a TorchScript module (``torch.jit.save``): a typed program format, not a pickle of
+    arbitrary Python objects. A plain ``torch.save`` zip is refused (it would need unpickling)."""
+    p = _require_file(path, "file")
+    if not is_zip_file(p):
+        raise CorruptFileError(f"{p} is not a TorchScript file")
+    with zipfile.ZipFile(p) as zf:
+        names = zf.namelist()
+    if not any("/code/" in n for n in names):
+        raise CorruptFileError(f"{p} is a torch.save file, not TorchScript; simplebits does not unpickle model objects: "
+                               "save the model with torch.jit.save or simplebits' save_classifier")
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch 2.13 marks TorchScript deprecated; users still bring these files
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.jit.load(str(p), map_location=device)
+    except (RuntimeError, ValueError) as e:
+        raise CorruptFileError(f"{p}: cannot read the TorchScript file ({str(e).splitlines()[0]})") from None
+    return model.eval()
