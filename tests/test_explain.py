@@ -170,6 +170,7 @@ def test_posthoc_outputs_and_determinism(space):
     a = simplify_posthoc(net, x, config=cfg)
     b = simplify_posthoc(net, x, config=cfg)
     assert a.images.shape == x.shape and torch.equal(a.images, b.images)
+    assert all(p.requires_grad for p in net.parameters())  # the classifier comes back trainable
     assert torch.equal(a.images * 255, (a.images * 255).round())
     assert a.bpd_orig.shape == (3,) and a.pred_sim.shape == (3,) and 0 <= a.agreement <= 1
     assert len(a.log) >= 2

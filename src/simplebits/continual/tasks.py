@@ -121,7 +121,7 @@ def load_replay(path: str | os.PathLike, task: Task, seq: TaskSequence) -> tuple
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"replay file not found: {p}; give the condensed set of task {task.name} "
-                            "(simplebits condense {task.name} --ipc 10 --out FILE)")
+                            f"(simplebits condense {task.name} --ipc 10 --out FILE)")
     ds = load_images(p)
     factor = int(ds.meta.get("factor", 1) or 1)
     ds = decode(ds) if factor > 1 else ds

@@ -152,6 +152,17 @@ def simplify_posthoc(
     for p in flow.parameters():
         p.requires_grad_(False)
     fit_images(images[:1].to(device), flow)  # clear error when the data does not fit the density model
+    trainable = [p.requires_grad for p in model.parameters()]
+    try:
+        return _run(model, images, cfg, flow, device, progress)
+    finally:  # the classifier is frozen while it is explained; give it back as it came
+        for p, t in zip(model.parameters(), trainable):
+            p.requires_grad_(t)
+
+
+def _run(model: nn.Module, images: torch.Tensor, cfg: ExplainConfig, flow: nn.Module, device: torch.device,
+         progress: bool | None) -> PosthocResult:
+    c, h, w = images.shape[1:]
     loss_fn = ForgettingLoss(model)
     g_scale, g_alpha, g_deq = (generator(cfg.seed, p) for p in ("explain/scale", "explain/alpha", "explain/dequant"))
     t0 = time.perf_counter()
