@@ -56,3 +56,7 @@ def test_continual_uses_the_workshop_only():
 
 def test_explain_uses_the_workshop_and_the_measure_only():
     assert _imports("explain") <= {"data", "io", "errors", "models", "train", "density", "progress"}
+
+
+def test_simplify_uses_the_workshop_and_the_measure_only():
+    assert _imports("simplify") <= {"data", "io", "errors", "models", "augment", "train", "density", "progress"}

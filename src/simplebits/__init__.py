@@ -6,6 +6,7 @@ Importing the package has no side effects (no global torch settings).
 from . import continual  # the subpackage; its entry point is simplebits.continual.run_continual
 from . import condense  # the subpackage; its entry point is simplebits.condense.condense
 from . import prune  # the subpackage; its entry point is simplebits.prune.prune_set
+from . import simplify  # the subpackage; its entry point is simplebits.simplify.simplify
 from .condense import CondenseConfig, CondenseResult
 from .data import ImageSet, list_sources, load_dataset, real_subset, resize
 from .data.condensed import decode, import_condensed, load_condensed, save_condensed
@@ -45,4 +46,5 @@ __all__ = [
     "real_subset",
     "resize",
     "save_condensed",
+    "simplify",
 ]

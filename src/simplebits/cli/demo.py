@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "published figures, with the data's mean bits per dimension under the shipped density model; "
                     "then condense the data to IPC 1 with dc, without and with the simplification term "
                     "(a small budget: --condense-iterations), and evaluate both the same way; then prune the "
-                    "IPC 10 set to IPC 1 with yoco (LBPE, easy, balanced) and with random, and evaluate both. "
-                    "Writes the condensed and pruned sets and their image grids to --out-dir.",
+                    "IPC 10 set to IPC 1 with yoco (LBPE, easy, balanced) and with random, and evaluate both; "
+                    "then train a SimpleBits simplifier briefly and show one simplified batch next to its "
+                    "originals with their bpd. Writes the condensed and pruned sets and their image grids to --out-dir.",
     )
     p.add_argument("--ipc", default="1,10", help="comma-separated images per class (default 1,10)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per IPC (default 3)")
@@ -34,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simplification weight of the second set (default 100; see docs/condense.md for the measured sweep)")
     p.add_argument("--prune-runs", type=int, default=3,
                    help="dynamics runs for pruning the largest IPC set to IPC 1 (default 3; 0: skip pruning)")
+    p.add_argument("--simplify-epochs", type=int, default=3,
+                   help="SimpleBits joint-training epochs on 2000 training images for the simplified batch "
+                        "(default 3; 0: skip)")
+    p.add_argument("--simplify-lambda", type=float, default=8.0,
+                   help="bpd weight of the demo simplifier (default 8; see docs/simplify.md for the sweep)")
     p.add_argument("--out-dir", default="simplebits-demo", help="where the condensed sets go (default ./simplebits-demo)")
     add_device(p)
     add_data_root(p)
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     pruned = prune_demo(train, test, args, ipc_from=max(ipcs), proto=proto, device=device) \
         if args.prune_runs > 0 and max(ipcs) > 1 else []
     reports += [c["report"] for c in pruned]
+    simplified = simplify_demo(train, args, device=device) if args.simplify_epochs > 0 else None
     wall = time.perf_counter() - t0
     bpd_line = (f"complexity: mean {complexity['bpd']:.3f} bpd under {complexity['model']} "
                 f"({complexity['n']} test images, padded to 32x32), PNG {complexity['png_bpd']:.3f} bpd"
@@ -99,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
         f" -> {c['file']}" for c in condensed)
     cond_lines += "".join(
         f"\n{c['label']}: accuracy {c['report'].summary()} ({c['seconds']:.0f}s pruning) -> {c['file']}" for c in pruned)
+    if simplified is not None:
+        pairs = "  ".join(f"{a:.2f}->{b:.2f}" for a, b in zip(simplified["bpd_original"], simplified["bpd_simplified"]))
+        cond_lines += (f"\nsimplified batch (SimpleBits, lambda {simplified['lambda_sim']:g}, {simplified['epochs']} epochs "
+                       f"on {simplified['n_train']} images, {simplified['seconds']:.0f}s): bpd per image {pairs}; "
+                       f"mean {simplified['mean_original']:.3f} -> {simplified['mean_simplified']:.3f} "
+                       f"-> {simplified['file']}")
     text = (f"simplebits demo: {name} ({len(train)} train / {len(test)} test images, {train.num_classes} classes), "
             f"protocol {proto.name}, {args.seeds} seeds\n{bpd_line}\n\n" + format_reports(reports, name) +
             cond_lines + f"\n\nwall time {wall:.0f}s")
@@ -106,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 "reports": [r.to_dict() for r in reports],
                 "condensed": [{k: v for k, v in c.items() if k != "report"} for c in condensed],
                 "pruned": [{k: v for k, v in c.items() if k != "report"} for c in pruned],
-                "wall_seconds": wall}, text)
+                "simplified": simplified, "wall_seconds": wall}, text)
     return 0
 
 
@@ -155,3 +168,33 @@ def prune_demo(train, test, args, *, ipc_from: int, proto, device) -> list[dict]
         out.append({"label": label, "rule": rule, "seconds": res.seconds, "file": str(path), "report": rep,
                     "accuracy": rep.to_dict()})
     return out
+
+
+def simplify_demo(train, args, *, device) -> dict:
+    """A short SimpleBits run on 2000 training images; one batch (a pair per class) shown with its bpd."""
+    from pathlib import Path
+
+    from ..data import real_subset
+    from ..simplify import make_simplify_config, simplify
+    from ..simplify.figures import comparison_grid, pick_per_class, save_png
+
+    per = max(1, min(2000 // train.num_classes, min(train.counts())))
+    sub = real_subset(train, per, seed=0).with_meta(name=f"{train.name}[{per * train.num_classes}]")
+    cfg = make_simplify_config(preset="quick", epochs=args.simplify_epochs, lambda_sim=args.simplify_lambda)
+    t0 = time.perf_counter()
+    res = simplify(sub, None, lambdas=[args.simplify_lambda], config=cfg, device=device,
+                   progress=None if not args.json else False)
+    sim = res.simplified[res.cells[0]["name"]]
+    idx = pick_per_class(sub.labels, sub.num_classes)
+    from ..simplify.joint import DensityTerm
+
+    density = DensityTerm(None, shape=sub.shape, device=device)
+    b0, b1 = density.score(sub.images[idx]), density.score(sim.images[idx])
+    path = Path(args.out_dir) / f"{train.meta.get('name', 'data')}-simplified-batch.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_png(path, comparison_grid(sub.images, [sim.images], indices=idx, scale=3))
+    return {"lambda_sim": args.simplify_lambda, "epochs": args.simplify_epochs, "n_train": len(sub),
+            "seconds": time.perf_counter() - t0, "file": str(path),
+            "bpd_original": [round(float(v), 3) for v in b0], "bpd_simplified": [round(float(v), 3) for v in b1],
+            "mean_original": float(b0.mean()), "mean_simplified": float(b1.mean()),
+            "training_set_bpd": {"original": res.cells[0]["bpd_original"], "simplified": res.cells[0]["bpd"]}}

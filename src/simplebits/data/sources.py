@@ -280,3 +280,7 @@ def _photo_patches(*, split: str, root=None) -> ImageSet:
                              "scales, a stand-in for natural images; 20k/2k")
 def _photo_patches_gray(*, split: str, root=None) -> ImageSet:
     return photo_patches(split=split, channels=1)
+
+
+# ------------------------------------------------------------- distractor sets (§3.1)
+from . import composites  # noqa: E402,F401  (registers side-by-side, mnist-noise, interpolated, stripes)

@@ -48,9 +48,16 @@ class ChannelAffine(nn.Module):
         return x * self.scale.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
-def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
-    nn.init.normal_(conv.weight, std=1.0 / math.sqrt(_ELU_SECOND_MOMENT * conv.weight[0].numel()))
+def _block(c_in: int, c_out: int, stride: int = 1, ws: bool = False) -> nn.Sequential:
+    if ws:
+        from .nf_wrn import WSConv2d
+
+        conv = WSConv2d(c_in, c_out, 3, stride=stride, padding=1)
+        with torch.no_grad():  # standardised rows have unit norm: gain g keeps ELU activations at scale
+            conv.gain.fill_(1.0 / math.sqrt(_ELU_SECOND_MOMENT))
+    else:
+        conv = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1)
+        nn.init.normal_(conv.weight, std=1.0 / math.sqrt(_ELU_SECOND_MOMENT * conv.weight[0].numel()))
     nn.init.zeros_(conv.bias)
     return nn.Sequential(conv, ChannelAffine(c_out), nn.ELU())
 
@@ -58,21 +65,22 @@ def _block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 class UNet(nn.Module):
     """UNet with ELU and per-channel affine; any input size (padded internally, cropped back)."""
 
-    def __init__(self, *, channels: int, ngf: int = 64, downsamples: int = 5, max_mult: int = 8):
+    def __init__(self, *, channels: int, ngf: int = 64, downsamples: int = 5, max_mult: int = 8, ws: bool = False):
         super().__init__()
+        b = lambda ci, co, stride=1: _block(ci, co, stride, ws)  # noqa: E731
         self.channels = _pos_int("channels", channels)
         ngf = _pos_int("ngf", ngf)
         self.downsamples = _pos_int("downsamples", downsamples, 0)
         max_mult = _pos_int("max_mult", max_mult)
         c = [ngf * min(2**level, max_mult) for level in range(self.downsamples + 1)]
-        self.inc = nn.Sequential(_block(self.channels, c[0]), _block(c[0], c[0]))
+        self.inc = nn.Sequential(b(self.channels, c[0]), b(c[0], c[0]))
         self.down = nn.ModuleList(
-            nn.Sequential(_block(c[lv - 1], c[lv], stride=2), _block(c[lv], c[lv]))
+            nn.Sequential(b(c[lv - 1], c[lv], stride=2), b(c[lv], c[lv]))
             for lv in range(1, self.downsamples + 1)
         )
         # up[i] brings level i+1 back to level i
         self.up = nn.ModuleList(
-            nn.Sequential(_block(c[lv + 1] + c[lv], c[lv]), _block(c[lv], c[lv])) for lv in range(self.downsamples)
+            nn.Sequential(b(c[lv + 1] + c[lv], c[lv]), b(c[lv], c[lv])) for lv in range(self.downsamples)
         )
         self.out = nn.Conv2d(c[0], self.channels, 1)
 
@@ -109,6 +117,12 @@ class UNetSimplifier(nn.Module):
         number of stride-2 levels (5); sizes not divisible by 2**downsamples are padded.
     max_mult:
         cap of the per-level channel multiplier (8: widths 64, 128, 256, 512, 512, 512).
+    ws:
+        scaled weight standardisation in the 3x3 convs (as in the NF-WRN classifier), off by
+        default (the paper's UNet). With it a conv's output scale is set by its per-channel gain,
+        not by the size of its weights, so Adam updates cannot grow the output multiplicatively
+        through the depth (see docs/simplify.md: without it short, high-learning-rate runs blow
+        the output up until every pixel saturates).
     """
 
     def __init__(
@@ -119,10 +133,11 @@ class UNetSimplifier(nn.Module):
         ngf: int = 64,
         downsamples: int = 5,
         max_mult: int = 8,
+        ws: bool = False,
     ):
         super().__init__()
         self.image_hw = _image_hw(image_size)
-        self.unet = UNet(channels=channels, ngf=ngf, downsamples=downsamples, max_mult=max_mult)
+        self.unet = UNet(channels=channels, ngf=ngf, downsamples=downsamples, max_mult=max_mult, ws=bool(ws))
         self.channels = self.unet.channels
         self.w = nn.Parameter(torch.zeros(()))
 

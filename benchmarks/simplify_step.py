@@ -1,0 +1,108 @@
+"""Time of one SimpleBits joint step against one plain classifier step on the same batch and
+classifier, and against a reference-style joint step measured in the same run.
+
+    python benchmarks/simplify_step.py [--presets quick,paper] [--repeats 5] [--out FILE]
+
+* plain: forward, cross-entropy, backward and an AdamW step of the classifier alone.
+* joint (simplebits): :meth:`simplebits.simplify.JointTrainer.step` - simplifier forward, the
+  unrolled AdamW step, the gated bpd term, the simplifier update and the classifier's own step.
+* reference-style: the same loss written as the reference loop does it: separate forward passes
+  for f'(X) and f'(X_sim), bpd for every example (multiplied by the gate afterwards) and a
+  second forward/backward for the classifier's own step on X_sim.
+
+The bpd gate is held open for every example (worst case: the full Glow pass each step). Prints
+one JSON document; ``--out`` also writes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from simplebits.simplify import JointTrainer, make_simplify_config
+from simplebits.train.seeding import generator
+
+
+def reference_style_step(tr: JointTrainer, x, y, g, seed):
+    """The same loss and updates, computed the way the reference loop does (for the ratio)."""
+    cfg, lam, clf = tr.cfg, float(tr.cfg.lambda_sim), tr.classifier
+    x_sim = tr.simplifier(x)
+    params, buffers = dict(clf.named_parameters()), dict(clf.named_buffers())
+    l_sim = F.cross_entropy(tr._forward(params, buffers, x_sim, seed), y)
+    grads = torch.autograd.grad(l_sim, tuple(params.values()), create_graph=True)
+    new = tr._inner_update(params, grads)
+    l_orig = F.cross_entropy(tr._forward(new, buffers, x, seed), y, reduction="none")
+    l_after = F.cross_entropy(tr._forward(new, buffers, x_sim, seed), y)
+    gate = (cfg.bpd_gate - l_orig.detach()).clamp(0, 1) / cfg.bpd_gate
+    b = (gate * tr.density(x_sim, generator=g)).mean()
+    loss = (cfg.orig_weight * l_orig.mean() + l_sim + l_after + lam * b) / (cfg.orig_weight + 2 + lam)
+    tr.opt_sim.zero_grad()
+    loss.backward()
+    tr.opt_sim.step()
+    tr.opt_clf.zero_grad()
+    F.cross_entropy(clf(x_sim.detach()), y).backward()
+    tr.opt_clf.step()
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presets", default="quick,paper")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    doc = {"threads": torch.get_num_threads(), "torch": torch.__version__, "image": [1, 28, 28], "results": {}}
+    for preset in args.presets.split(","):
+        cfg = make_simplify_config(preset=preset, lambda_sim=1.0, bpd_gate=1e9)
+        x = torch.rand(cfg.batch_size, 1, 28, 28)
+        y = torch.randint(0, 10, (cfg.batch_size,))
+        tr = JointTrainer(cfg, channels=1, image_hw=(28, 28), num_classes=10)
+        with torch.no_grad():
+            tr.simplifier.w.fill_(0.1)  # past the identity start, so every UNet weight gets a gradient
+        g = generator(0, "bench")
+        reps = args.repeats if preset == "quick" else max(2, args.repeats // 2)
+        clf, opt = tr.classifier, tr.opt_clf
+
+        def plain():
+            opt.zero_grad()
+            F.cross_entropy(clf(x), y).backward()
+            opt.step()
+
+        t_plain = timed(plain, reps)
+        t_joint = timed(lambda: tr.step(x, y, g_aug=g, g_noise=g, dropout_seed=1), reps)
+        t_ref = timed(lambda: reference_style_step(tr, x, y, g, 1), reps)
+        t_sim = timed(lambda: tr.simplifier(x).sum().backward(), reps)
+        t_bpd = timed(lambda: tr.density(x.requires_grad_()).sum().backward(), reps)
+        r = {"batch": cfg.batch_size, "classifier": cfg.classifier, "classifier_options": cfg.classifier_options,
+             "simplifier_options": cfg.simplifier_options, "inner": cfg.inner,
+             "plain_step_s": round(t_plain, 4), "joint_step_s": round(t_joint, 4),
+             "reference_style_joint_step_s": round(t_ref, 4),
+             "joint_over_plain": round(t_joint / t_plain, 2),
+             "reference_style_over_joint": round(t_ref / t_joint, 2),
+             "parts_s": {"simplifier_fwd_bwd": round(t_sim, 4), "bpd_fwd_bwd": round(t_bpd, 4)},
+             "joint_images_per_s": round(cfg.batch_size / t_joint, 1)}
+        doc["results"][preset] = r
+        print(preset, json.dumps(r), flush=True)
+    doc["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The accuracy-vs-bpd trade-off (paper Fig. 5) on mnist-5k and Fashion-MNIST with the S8
+baselines on Fashion-MNIST, under the `quick` preset, then the plots.
+
+    python benchmarks/simplify_tradeoff.py [--datasets mnist-5k,fashion-mnist] [--lambdas 0,1,2,4,8]
+        [--train-size 4000] [--seeds 0] [--retrain-seeds 3] [--no-baselines]
+
+It makes the same API calls as `simplebits simplify`, `simplebits simplify-baselines` and
+`simplebits tradeoff`. Finished cells are skipped when run again (resumable). Results go to
+benchmarks/results/simplify/; the summary JSON is printed and written to
+benchmarks/results/simplify_tradeoff.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+from simplebits.data import load_dataset, real_subset
+from simplebits.io import atomic_write_json
+from simplebits.simplify import make_simplify_config, simplify, simplify_baselines, tradeoff
+
+ROOT = Path(__file__).resolve().parent
+OUT = ROOT / "results" / "simplify"
+RESULTS = ROOT / "results" / "simplify_tradeoff.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", default="mnist-5k,fashion-mnist")
+    ap.add_argument("--lambdas", default="0,1,2,4,8")
+    ap.add_argument("--train-size", type=int, default=4000, help="class-balanced training subset per data set")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--retrain-seeds", type=int, default=3)
+    ap.add_argument("--baselines-on", default="fashion-mnist")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
+    ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
+    args = ap.parse_args()
+    global OUT, RESULTS
+    if args.out:
+        OUT = Path(args.out)
+        RESULTS = OUT / "results.json"
+    lambdas = [float(v) for v in args.lambdas.split(",")]
+    seeds = [int(v) for v in args.seeds.split(",")]
+    cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, epochs=args.epochs)
+    t0 = time.perf_counter()
+    doc = {"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds, "datasets": {}}
+    dirs = []
+    for name in args.datasets.split(","):
+        train = load_dataset(f"{name}:train")
+        if args.train_size and len(train) > args.train_size:
+            train = real_subset(train, args.train_size // train.num_classes, seed=0).with_meta(
+                name=f"{name}:train[{args.train_size}]")
+        test = load_dataset(f"{name}:test")
+        d = OUT / name
+        dirs.append(d)
+        t1 = time.perf_counter()
+        res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=d, resume=True, progress=False)
+        doc["datasets"][name] = {"summary": res.summary(), "seconds": round(time.perf_counter() - t1, 1),
+                                 "per_step_s": [c["seconds"]["per_step"] for c in res.cells]}
+        print(name, json.dumps(res.summary()), flush=True)
+        if not args.no_baselines and name == args.baselines_on:
+            t1 = time.perf_counter()
+            b = simplify_baselines(train, test, seeds=list(range(args.retrain_seeds)), mse_seeds=seeds, config=cfg,
+                                   out=OUT / f"{name}-baselines", progress=False)
+            dirs.append(OUT / f"{name}-baselines")
+            doc["datasets"][name]["baselines"] = b["points"]
+            doc["datasets"][name]["baseline_seconds"] = round(time.perf_counter() - t1, 1)
+            print(name, "baselines", json.dumps([(p["kind"], p["param"], round(p["bpd"], 3),
+                                                  p["retrain"]) for p in b["points"]]), flush=True)
+        atomic_write_json(RESULTS, doc)
+    plots = tradeoff(dirs, out=OUT / "plots")
+    doc["plots"] = plots["files"]
+    doc["seconds"] = round(time.perf_counter() - t0, 1)
+    doc["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    atomic_write_json(RESULTS, doc)
+    print(plots["table"])
+    print(json.dumps({k: doc[k] for k in ("seconds", "peak_rss_mb", "plots")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

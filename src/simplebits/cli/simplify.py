@@ -1,0 +1,206 @@
+"""`simplebits simplify`, `simplebits simplify-baselines`, `simplebits tradeoff`: SimpleBits during
+training (paper §3), its S8 baselines and the trade-off plots."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data import real_subset
+from ..errors import BadInputError
+from ..simplify import PRESETS, make_simplify_config, simplify, simplify_baselines, tradeoff
+from ..simplify.config import INNER
+from .common import add_data_root, add_json, emit, int_list, load_input, table
+from .evaluate import _default_test, add_device, resolve_device
+
+
+def float_list(values: list[str], option: str) -> list[float]:
+    """``["0,0.4", "1"]`` (repeated flags and/or commas) -> ``[0.0, 0.4, 1.0]``."""
+    out = []
+    for v in values:
+        for part in str(v).split(","):
+            if not part.strip():
+                continue
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise BadInputError(f"{option} takes numbers (e.g. {option} 0,0.4,1.0), got {part!r}") from None
+    if not out:
+        raise BadInputError(f"{option} is empty")
+    return out
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training settings (default: the preset's; see docs/simplify.md)")
+    g.add_argument("--preset", default="quick", choices=PRESETS,
+                   help="quick: ConvNet-3 w32 + UNet ngf16, minutes on a CPU; paper: NF-WRN-16-2 + UNet ngf64, "
+                        "batch 32, AdamW 5e-4 (GPU)")
+    g.add_argument("--epochs", type=int, default=None, help="joint-training epochs")
+    g.add_argument("--batch-size", type=int, default=None)
+    g.add_argument("--classifier", default=None, help="classifier (registry name, e.g. convnet, nf-wrn-16-2)")
+    g.add_argument("--width", type=int, default=None, help="classifier width option (convnet)")
+    g.add_argument("--ngf", type=int, default=None, help="simplifier UNet base width")
+    g.add_argument("--downsamples", type=int, default=None, help="simplifier UNet stride-2 levels")
+    g.add_argument("--lr-clf", type=float, default=None, help="classifier AdamW learning rate")
+    g.add_argument("--lr-sim", type=float, default=None, help="simplifier AdamW learning rate")
+    g.add_argument("--inner", default=None, choices=INNER, help="the unrolled classifier update (default adamw)")
+    g.add_argument("--inner-lr", type=float, default=None, help="learning rate of the unrolled update (default --lr-clf)")
+    g.add_argument("--augment", default=None, metavar="DSA",
+                   help="DSA strategy applied identically to X and X_sim (e.g. crop_flip; default none)")
+    g.add_argument("--density", default=None, metavar="MODEL",
+                   help="density model for bpd: gray32, rgb32 or a flow file (default by channel count)")
+    g.add_argument("--retrain-epochs", type=int, default=None, help="epochs of the fresh classifier (evaluation b)")
+    g.add_argument("--finetune-epochs", type=int, default=None, help="epochs of finetuning (evaluation c)")
+    g.add_argument("--retrain-seeds", type=int, default=None,
+                   help="fresh classifiers per run for evaluation (b) (default 1)")
+    g.add_argument("--max-skips", type=int, default=None,
+                   help="non-finite steps in a row before the run stops (default 20)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds, one joint run each (default 0)")
+    p.add_argument("--train-size", type=int, default=None, metavar="N",
+                   help="train on a seeded class-balanced subset of N images (CPU-sized runs on large sets)")
+    p.add_argument("--test", default=None, metavar="DATASET", help="test set (default: the data set's test split)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--force", action="store_true", help="replace results in DIR made with other settings")
+    add_device(p)
+    add_data_root(p)
+    add_json(p)
+
+
+def _config(args: argparse.Namespace):
+    clf_opts = {"width": args.width} if args.width is not None else None
+    sim_opts = None
+    if args.ngf is not None or args.downsamples is not None:
+        base = make_simplify_config(preset=args.preset).simplifier_options
+        sim_opts = dict(base)
+        if args.ngf is not None:
+            sim_opts["ngf"] = args.ngf
+        if args.downsamples is not None:
+            sim_opts["downsamples"] = args.downsamples
+    if args.classifier is not None and clf_opts is None:
+        clf_opts = {}
+    return make_simplify_config(
+        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, classifier=args.classifier,
+        classifier_options=clf_opts, simplifier_options=sim_opts, lr_clf=args.lr_clf, lr_sim=args.lr_sim,
+        inner=args.inner, inner_lr=args.inner_lr, augment=args.augment, density=args.density,
+        retrain_epochs=args.retrain_epochs, finetune_epochs=args.finetune_epochs, max_skips=args.max_skips,
+        retrain_seeds=args.retrain_seeds,
+    )
+
+
+def _data(args: argparse.Namespace):
+    train = load_input(args.dataset, args, split="train")
+    test_spec = args.test or _default_test(args.dataset)
+    if test_spec is None:
+        raise BadInputError(f"cannot tell the test set for {args.dataset!r}; pass --test DATASET")
+    test = load_input(test_spec, args, split="test")
+    if args.train_size is not None:
+        if args.train_size < train.num_classes:
+            raise BadInputError(f"--train-size must be at least the number of classes ({train.num_classes})")
+        train = real_subset(train, args.train_size // train.num_classes, seed=0).with_meta(
+            name=f"{train.name}[{args.train_size // train.num_classes * train.num_classes}]")
+    return train, test
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simplify", help="train SimpleBits simplifiers (one per lambda) and evaluate the simplified data",
+        description="Train a simplifier network jointly with a classifier through one unrolled classifier step "
+                    "(paper §3): the simplified images keep what the classifier needs while their bits per "
+                    "dimension under a Glow density model fall. Each --lambda-sim value (and seed) is one run in "
+                    "DIR/lam<L>-s<seed>/: the simplifier, the joint classifier, the simplified training set "
+                    "(condensed-set format, bpd in its metadata), a grid of originals above simplified images, "
+                    "and result.json with three test accuracies on the original test images: (a) the jointly "
+                    "trained classifier, (b) a fresh classifier retrained on the simplified set, (c) the joint "
+                    "classifier finetuned on it. DIR/simplify.json collects all runs (mean ± std over seeds). "
+                    "Several lambdas make the trade-off sweep; draw it with `simplebits tradeoff DIR`. "
+                    "Checkpoints after every epoch; --resume continues interrupted runs, finished runs are skipped.",
+    )
+    p.add_argument("dataset", metavar="DATASET",
+                   help="data set spec (mnist-5k, fashion-mnist, side-by-side, mnist-noise, stripes, npz:FILE ...)")
+    p.add_argument("--lambda-sim", action="append", default=None, metavar="L",
+                   help="bpd weight; repeat or give commas for a sweep (paper grid 0,0.1,0.2,0.4,...,2.0; default 1)")
+    p.add_argument("--resume", action="store_true", help="continue interrupted runs from their checkpoints")
+    _add_config_options(p)
+    p.set_defaults(func=run_simplify)
+
+    b = sub.add_parser(
+        "simplify-baselines", help="blur, JPEG and MSE+bpd simplification baselines (paper S8)",
+        description="Simplify the training set with Gaussian blur (a sigma sweep), JPEG (a quality sweep) and a "
+                    "simplifier trained on MSE-to-input + lambda * bpd; score each with the same density model "
+                    "and evaluate it as SimpleBits is: a fresh classifier retrained on the simplified set and "
+                    "tested on the original test images. Use the same training settings as the `simplify` run "
+                    "you compare with. Writes DIR/baselines.json and DIR/baselines.png; finished points are "
+                    "skipped when run again.",
+    )
+    b.add_argument("dataset", metavar="DATASET")
+    b.add_argument("--sigmas", default="0.5,1,1.5,2,3", help="blur sigmas in pixels (default 0.5,1,1.5,2,3)")
+    b.add_argument("--qualities", default="5,10,25,50,90", help="JPEG qualities 1-95 (default 5,10,25,50,90)")
+    b.add_argument("--mse-lambdas", default="0.001,0.003,0.01,0.03",
+                   help="bpd weights of the MSE+bpd simplifier (default 0.001,0.003,0.01,0.03; 'none' to skip)")
+    _add_config_options(b)
+    b.set_defaults(func=run_baselines)
+
+    t = sub.add_parser(
+        "tradeoff", help="accuracy-vs-bpd plot, image grids and learning curves from simplify/baseline runs",
+        description="Read the DIRs written by `simplebits simplify` and `simplebits simplify-baselines` and draw "
+                    "the accuracy-vs-bpd trade-off (paper Fig. 5: one line per evaluation and per baseline, one "
+                    "panel per data set), originals above the simplified images for every lambda (Fig. 3/4), "
+                    "the retraining learning curves (S7) and a table with the PNG-compressed size beside the flow "
+                    "bpd (S6). Writes tradeoff.png, grids.png, curves.png, tradeoff.md, tradeoff.json to --out.",
+    )
+    t.add_argument("dirs", nargs="+", metavar="DIR")
+    t.add_argument("--out", required=True, metavar="DIR")
+    add_json(t)
+    t.set_defaults(func=run_tradeoff)
+
+
+def _pct(ms) -> str:
+    if not ms:
+        return "-"
+    return f"{100 * ms['mean']:.2f} ± {100 * ms['std']:.2f}" if ms["n"] > 1 else f"{100 * ms['mean']:.2f}"
+
+
+def run_simplify(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    lambdas = float_list(args.lambda_sim or ["1"], "--lambda-sim")
+    seeds = int_list(args.seeds, "--seeds", minimum=0, example="0,1,2")
+    cfg = _config(args)
+    train, test = _data(args)
+    res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=args.out, resume=args.resume,
+                   force=args.force, device=device, progress=None if not args.json else False)
+    rows = [[f"{r['lambda_sim']:g}", len(r["seeds"]), f"{r['bpd_original']['mean']:.3f}", f"{r['bpd']['mean']:.3f}",
+             f"{r['png_bpd']['mean']:.3f}", _pct(r["joint"]), _pct(r["retrain"]), _pct(r["finetune"])]
+            for r in res.summary()]
+    text = (f"SimpleBits on {train.name} ({len(train)} images), tested on {test.name}\n"
+            + table(["lambda", "seeds", "bpd orig", "bpd simpl", "PNG bpd", "joint %", "retrained %", "finetuned %"], rows)
+            + f"\n{res.seconds:.0f} s, peak RSS {res.peak_rss_mb:.0f} MB; wrote {args.out}/ "
+              f"(draw it: simplebits tradeoff {args.out} --out {args.out}/plots)")
+    emit(args, res.to_dict(), text)
+    return 0
+
+
+def run_baselines(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    sigmas = float_list([args.sigmas], "--sigmas") if args.sigmas.strip().lower() != "none" else []
+    qualities = int_list(args.qualities, "--qualities", minimum=1, example="5,10,25") \
+        if args.qualities.strip().lower() != "none" else []
+    mse = float_list([args.mse_lambdas], "--mse-lambdas") if args.mse_lambdas.strip().lower() != "none" else []
+    seeds = int_list(args.seeds, "--seeds", minimum=0, example="0,1,2")
+    cfg = _config(args)
+    train, test = _data(args)
+    res = simplify_baselines(train, test, sigmas=sigmas, qualities=qualities, mse_lambdas=mse, seeds=seeds,
+                             config=cfg, out=args.out, force=args.force, device=device,
+                             progress=None if not args.json else False)
+    rows = [[p["kind"], f"{p['param']:g}", f"{p['bpd']:.3f}", f"{p['png_bpd']:.3f}", _pct(p["retrain"])]
+            for p in res["points"]]
+    text = (f"baselines on {train.name} (original {res['bpd_original']:.3f} bpd), tested on {test.name}\n"
+            + table(["kind", "setting", "bpd", "PNG bpd", "retrained %"], rows)
+            + f"\n{res['seconds']:.0f} s; wrote {args.out}/baselines.json")
+    emit(args, res, text)
+    return 0
+
+
+def run_tradeoff(args: argparse.Namespace) -> int:
+    doc = tradeoff(args.dirs, out=args.out)
+    text = doc["table"] + "\nwrote " + ", ".join(doc["files"].values())
+    emit(args, {k: v for k, v in doc.items() if k != "table"}, text)
+    return 0

@@ -1,0 +1,166 @@
+"""Simplification baselines (paper S8): Gaussian blur (sigma sweep), JPEG (quality sweep) and a
+simplifier trained on MSE-to-input + lambda * bpd. Each is scored with the same density model
+and judged the way SimpleBits is: a fresh classifier retrained on the transformed training set,
+tested on the original test images (:func:`~simplebits.simplify.evaluate.retrain`).
+
+Files under ``out=DIR``: ``DIR/baselines.json`` (one entry per point, rewritten atomically after
+each, so an interrupted sweep keeps its finished points and ``resume`` skips them),
+``DIR/baselines.png`` (originals above one row per blur sigma and JPEG quality), and for the MSE
+simplifier the cells of :func:`~simplebits.simplify.runner.simplify` (``DIR/mse-lam<L>-s<seed>/``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..data import ImageSet
+from ..density.compress import jpeg_roundtrip, png_bpd
+from ..errors import BadInputError
+from ..io import atomic_write_json
+from .config import SimplifyConfig, make_simplify_config
+from .evaluate import retrain
+from .figures import comparison_grid, save_png
+from .joint import DensityTerm, quantize
+from .runner import _check_data, _mean_std, simplify
+
+__all__ = ["gaussian_blur", "jpeg", "simplify_baselines", "DEFAULT_SIGMAS", "DEFAULT_QUALITIES", "DEFAULT_MSE_LAMBDAS"]
+
+DEFAULT_SIGMAS = (0.5, 1.0, 1.5, 2.0, 3.0)
+DEFAULT_QUALITIES = (5, 10, 25, 50, 90)
+DEFAULT_MSE_LAMBDAS = (0.001, 0.003, 0.01, 0.03)  # MSE is ~1e-2 per pixel, bpd ~1-4: these span the range
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W), kernel radius ``ceil(3 sigma)``, reflect padding."""
+    if not (isinstance(sigma, (int, float)) and sigma > 0 and math.isfinite(sigma)):
+        raise BadInputError(f"blur sigma must be a positive number; got {sigma!r}")
+    r = max(1, int(math.ceil(3 * sigma)))
+    r = min(r, images.shape[-1] - 1, images.shape[-2] - 1)  # reflect padding needs r < size
+    t = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = images.shape[1]
+    x = F.pad(images, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    x = F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return quantize(x)
+
+
+def jpeg(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """JPEG encode at ``quality`` (1-95) and decode."""
+    return jpeg_roundtrip(images, quality)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+    return {}
+
+
+def simplify_baselines(
+    train: ImageSet,
+    test: ImageSet,
+    *,
+    sigmas: Sequence[float] = DEFAULT_SIGMAS,
+    qualities: Sequence[int] = DEFAULT_QUALITIES,
+    mse_lambdas: Sequence[float] = DEFAULT_MSE_LAMBDAS,
+    seeds: Sequence[int] = (0,),
+    mse_seeds: Sequence[int] | None = None,
+    config: SimplifyConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = True,
+    force: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Evaluate the S8 baselines on ``train``/``test``; returns ``{"points": [...], "seconds": s}``.
+
+    ``seeds`` are the retraining seeds of the blur and JPEG points and the joint-training seeds
+    of the MSE simplifier (``mse_seeds`` overrides the latter; each MSE run is then retrained
+    ``config.retrain_seeds`` times).
+
+    Each point: ``{"kind": "blur"|"jpeg"|"mse", "param": sigma/quality/lambda, "bpd", "png_bpd",
+    "retrain": {"mean", "std", "n"}, "accuracies": [...per seed], "curves": [...]}``. ``config``
+    supplies the retraining settings (epochs, batch, optimiser) and the MSE simplifier's size;
+    use the same config as the SimpleBits run being compared.
+    """
+    cfg = config or make_simplify_config()
+    _check_data(train, test)
+    for s in sigmas:
+        gaussian_blur(train.images[:1], float(s))  # validate before any work
+    for q in qualities:
+        if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 95:
+            raise BadInputError(f"JPEG quality must be an integer in 1..95; got {q!r}")
+    dev = torch.device(device)
+    density = DensityTerm(cfg.density, shape=train.shape, device=dev)
+    out_dir = Path(out) if out is not None else None
+    doc_path = out_dir / "baselines.json" if out_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    doc = _load(doc_path) if doc_path is not None and resume and not force else {}
+    if doc and (doc.get("digest") != cfg.digest() or doc.get("dataset") != train.name):
+        if not force:
+            raise BadInputError(f"{doc_path} holds baselines made with other settings or data; pass --force "
+                                "to replace them or choose another --out")
+        doc = {}
+    done = {(p["kind"], p["param"]): p for p in doc.get("points", [])}
+    t0 = time.perf_counter()
+    points: list[dict[str, Any]] = []
+    bpd_orig = float(density.score(train.images).mean())
+    rows_for_grid: list[torch.Tensor] = []
+
+    def write() -> None:
+        if doc_path is not None:
+            atomic_write_json(doc_path, {"dataset": train.name, "test": test.name, "digest": cfg.digest(),
+                                         "config": cfg.to_dict(), "bpd_original": bpd_orig,
+                                         "png_bpd_original": float(png_bpd(train.images).mean()),
+                                         "points": list(done.values())})
+
+    transforms = [("blur", float(s), lambda x, s=float(s): gaussian_blur(x, s)) for s in sigmas]
+    transforms += [("jpeg", int(q), lambda x, q=int(q): jpeg(x, q)) for q in qualities]
+    for kind, param, fn in transforms:
+        images = fn(train.images)
+        rows_for_grid.append(images)
+        if (kind, param) in done:
+            points.append(done[(kind, param)])
+            continue
+        ds = ImageSet(images, train.labels, train.classes, {**train.meta, "name": f"{train.name}:{kind}{param:g}"})
+        runs = [retrain(ds, test, cfg=cfg, seed=s, device=dev, progress=progress) for s in seeds]
+        p = {"kind": kind, "param": param, "bpd": float(density.score(images).mean()),
+             "png_bpd": float(png_bpd(images).mean()),
+             "retrain": _mean_std([r["accuracy"] for r in runs]), "accuracies": [r["accuracy"] for r in runs],
+             "curves": [r["curve"] for r in runs], "seeds": list(seeds)}
+        done[(kind, param)] = p
+        points.append(p)
+        write()
+    if mse_lambdas:
+        mse_cfg = replace(cfg, mode="mse")
+        res = simplify(train, test, lambdas=list(mse_lambdas), seeds=list(seeds if mse_seeds is None else mse_seeds),
+                       config=mse_cfg, out=out_dir,
+                       resume=True, force=force, device=dev, progress=progress)
+        for row in res.summary():
+            p = {"kind": "mse", "param": row["lambda_sim"], "bpd": row["bpd"]["mean"],
+                 "png_bpd": row["png_bpd"]["mean"], "retrain": row["retrain"],
+                 "accuracies": [c["accuracy"]["retrain"] for c in res.cells if c["lambda_sim"] == row["lambda_sim"]],
+                 "curves": [c["curves"].get("retrain") for c in res.cells if c["lambda_sim"] == row["lambda_sim"]],
+                 "seeds": row["seeds"]}
+            done[("mse", p["param"])] = p
+            points.append(p)
+        write()
+    if out_dir is not None and rows_for_grid:
+        save_png(out_dir / "baselines.png", comparison_grid(train.images, rows_for_grid, labels=train.labels,
+                                                            num_classes=train.num_classes))
+    write()
+    return {"points": points, "bpd_original": bpd_orig, "seconds": round(time.perf_counter() - t0, 2)}

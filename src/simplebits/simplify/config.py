@@ -1,0 +1,177 @@
+"""SimpleBits-during-training settings: one frozen dataclass and two presets.
+
+:func:`make_simplify_config` is the one way in:
+``make_simplify_config(preset="quick", lambda_sim=0.8, epochs=4)``.
+
+Presets
+-------
+``paper``  REFERENCE.md §2 / paper S3-S4: NF-WRN-16-2 classifier, UNet simplifier (ngf 64, 5
+           downsamplings), batch 32, AdamW lr 5e-4 wd 1e-5 for both networks (simplifier betas
+           (0.5, 0.99) as the reference), the unrolled step with AdamW. Meant for a GPU.
+``quick``  sized for a 2-core CPU (about 2-3 minutes per run on 4000 images): ConvNet-3 width 32
+           classifier (lr 1e-3), UNet ngf 16 with 3 downsamplings and weight-standardised convs,
+           batch 32, AdamW unrolled step; the simplifier's residual scale ``w`` learns 20x faster
+           (``gate_lr_mult``) because the run has ~100x fewer steps than the paper's. Both changes
+           are measured in docs/simplify.md: without them short runs either do not move or blow up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from ..errors import BadInputError, UnknownNameError
+
+__all__ = ["SimplifyConfig", "make_simplify_config", "config_from_dict", "PRESETS", "MODES", "INNER"]
+
+PRESETS = ("quick", "paper")
+MODES = ("simplebits", "mse")  # mse: the S8 baseline, MSE-to-input + lambda * bpd, no classifier
+INNER = ("sgd", "adamw")
+
+
+@dataclass(frozen=True)
+class SimplifyConfig:
+    """Everything that decides one joint-training run (hashed into checkpoints for ``--resume``).
+
+    Loss (paper Eq. 4/5 with S3/S4)
+        ``lambda_sim`` weight of bpd; the simplifier minimises
+        ``(orig_weight * l(f'(X)) + l(f(X_sim)) + l(f'(X_sim)) + lam * mean(gate * bpd)) / (orig_weight + 2 + lam)``
+        with ``gate = clamp(bpd_gate - l(f'(x)), 0, 1) / bpd_gate`` per example (detached).
+        ``mode="mse"`` replaces the classifier terms by the mean squared error to the input
+        (S8 baseline): ``mse + lam * mean bpd``.
+    Unrolled step
+        ``inner`` sgd | adamw: the differentiable classifier update ``f -> f'``; ``inner_lr``
+        its learning rate (None: ``lr_clf``). With adamw the update uses the classifier
+        optimiser's current moments, as `higher` does in the reference.
+    Networks
+        ``classifier``/``classifier_options`` (registry), ``simplifier_options`` (UNet ngf,
+        downsamples, max_mult), ``density`` (None: the shipped model for the channel count).
+    Optimisers
+        AdamW for both: ``lr_clf``, ``wd_clf``; ``lr_sim``, ``wd_sim``, ``betas_sim``.
+        ``gate_lr_mult`` multiplies the learning rate of the simplifier's residual scale ``w``
+        (1 = the paper). Adam moves every parameter by about its learning rate per step whatever
+        the gradient's size, so while ``w`` is tiny the UNet's weights drift at full speed and its
+        output scale grows unchecked; the quick preset (about 100x fewer steps than the paper)
+        lets ``w`` grow faster instead of raising the UNet's rate.
+    Data
+        ``epochs`` passes over the training set in batches of ``batch_size``; ``augment`` a DSA
+        strategy (None: none) applied with the same parameters to X and X_sim.
+    Robustness
+        ``clip_sim`` clips the simplifier's gradient norm (None: off, as the paper). The quick preset
+        clips at 1.0: it runs ~100x fewer steps than the paper and so needs a higher simplifier
+        learning rate, and unclipped, one large step can saturate the output sigmoid for every
+        pixel (a constant image, from which no gradient leads back). ``max_skips`` consecutive non-finite steps before the run stops with an error (the paper
+        skips such steps; a simplifier that keeps producing NaN will not recover).
+    Evaluation
+        ``retrain_epochs`` for the fresh classifier (b), ``finetune_epochs`` for (c); both use
+        the same optimiser as the joint classifier (AdamW, ``lr_clf``, batch ``batch_size``).
+        ``retrain_seeds`` fresh classifiers for (b) (their mean is the cell's accuracy; all are
+        kept, so a single joint run still gets a ± over retraining seeds).
+    """
+
+    mode: str = "simplebits"
+    lambda_sim: float = 1.0
+    epochs: int = 4
+    batch_size: int = 32
+    classifier: str = "convnet"
+    classifier_options: dict[str, Any] = field(default_factory=lambda: {"width": 32})
+    simplifier_options: dict[str, Any] = field(default_factory=lambda: {"ngf": 16, "downsamples": 3, "ws": True})
+    density: str | None = None
+    lr_clf: float = 1e-3
+    wd_clf: float = 1e-5
+    lr_sim: float = 2e-3
+    wd_sim: float = 1e-5
+    betas_sim: tuple[float, float] = (0.5, 0.99)
+    inner: str = "adamw"
+    inner_lr: float | None = None
+    orig_weight: float = 10.0
+    bpd_gate: float = 0.1
+    augment: str | None = None
+    max_skips: int = 20
+    clip_sim: float | None = None
+    gate_lr_mult: float = 1.0
+    retrain_epochs: int = 4
+    finetune_epochs: int = 1
+    retrain_seeds: int = 1
+    seed: int = 0
+    preset: str = "custom"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas_sim"] = list(self.betas_sim)
+        return d
+
+    def digest(self, *, ignore: tuple[str, ...] = ("epochs", "retrain_epochs", "finetune_epochs",
+                                                   "retrain_seeds")) -> str:
+        """Hash of the settings that change the joint training (``epochs`` left out so that a
+        finished run can be resumed with more epochs)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in ignore}
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def inner_rate(self) -> float:
+        return self.lr_clf if self.inner_lr is None else self.inner_lr
+
+    def validate(self) -> "SimplifyConfig":
+        if self.mode not in MODES:
+            raise UnknownNameError("mode", str(self.mode), MODES)
+        if self.inner not in INNER:
+            raise UnknownNameError("inner", str(self.inner), INNER)
+        lam = self.lambda_sim
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam != lam or lam < 0 or lam == float("inf"):
+            raise BadInputError(f"lambda-sim must be a finite number >= 0; got {lam!r}")
+        for name in ("epochs", "batch_size", "max_skips", "retrain_seeds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BadInputError(f"{name.replace('_', '-')} must be an integer >= 1; got {v!r}")
+        for name in ("retrain_epochs", "finetune_epochs"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise BadInputError(f"{name.replace('_', '-')} must be an integer >= 0; got {v!r}")
+        for name in ("lr_clf", "lr_sim", "orig_weight", "bpd_gate"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < float("inf")):
+                raise BadInputError(f"{name.replace('_', '-')} must be a positive number; got {v!r}")
+        if self.clip_sim is not None and not (0 < self.clip_sim < float("inf")):
+            raise BadInputError(f"clip-sim must be a positive number; got {self.clip_sim!r}")
+        if isinstance(self.gate_lr_mult, bool) or not (0 < self.gate_lr_mult < float("inf")):
+            raise BadInputError(f"gate-lr-mult must be a positive number; got {self.gate_lr_mult!r}")
+        if self.inner_lr is not None and not (0 < self.inner_lr < float("inf")):
+            raise BadInputError(f"inner-lr must be a positive number; got {self.inner_lr!r}")
+        return self
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": dict(epochs=100, batch_size=32, classifier="nf-wrn-16-2", classifier_options={},
+                  simplifier_options={"ngf": 64, "downsamples": 5}, lr_clf=5e-4, wd_clf=1e-5, lr_sim=5e-4,
+                  wd_sim=1e-5, inner="adamw", retrain_epochs=100, finetune_epochs=10, augment=None),
+    "quick": dict(epochs=4, batch_size=32, classifier="convnet", classifier_options={"width": 32},
+                  simplifier_options={"ngf": 16, "downsamples": 3, "ws": True}, lr_clf=1e-3, lr_sim=5e-4,
+                  gate_lr_mult=20.0, inner="adamw", retrain_epochs=4, finetune_epochs=1),
+}
+
+
+def make_simplify_config(*, preset: str = "quick", **overrides: Any) -> SimplifyConfig:
+    """Preset + overrides -> a validated :class:`SimplifyConfig` (``None`` overrides are ignored)."""
+    if preset not in PRESETS:
+        raise UnknownNameError("preset", str(preset), PRESETS)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    valid = {f.name for f in fields(SimplifyConfig)}
+    bad = sorted(set(overrides) - valid)
+    if bad:
+        raise BadInputError(f"unknown simplify setting(s) {bad}; valid: {sorted(valid)}")
+    base = dict(_PRESETS[preset])
+    base.update(overrides)
+    if "betas_sim" in base:
+        base["betas_sim"] = tuple(base["betas_sim"])
+    return SimplifyConfig(preset=preset, **base).validate()
+
+
+def config_from_dict(d: dict[str, Any]) -> SimplifyConfig:
+    """Inverse of :meth:`SimplifyConfig.to_dict`."""
+    d = {k: v for k, v in d.items() if k in {f.name for f in fields(SimplifyConfig)}}
+    if "betas_sim" in d:
+        d["betas_sim"] = tuple(d["betas_sim"])
+    return replace(SimplifyConfig(), **d).validate()

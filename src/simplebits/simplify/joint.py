@@ -1,0 +1,322 @@
+"""Joint training of a simplifier and a classifier through one unrolled classifier step
+(paper §3, Eq. 4/5, S3/S4; REFERENCE.md §2).
+
+Per batch ``(X, y)``:
+
+1. ``X_sim = simplifier(X)``.
+2. The same augmentation (DSA parameters drawn once) for ``X`` and ``X_sim``; every classifier
+   forward of the step runs under the same dropout seed, so the masks match between passes.
+3. One differentiable classifier update ``theta' = update(theta, grad_theta l(f_theta(X_sim), y))``
+   (SGD, or AdamW with the classifier optimiser's current moments as `higher` does), through
+   ``torch.func.functional_call``; the graph keeps ``grad_theta`` as a function of ``X_sim``.
+4. Simplifier loss (S3): ``(10 l(f'(X)) + l(f(X_sim)) + l(f'(X_sim)) + lam * mean(gate * bpd(X_sim)))
+   / (12 + lam)`` with the per-example gate ``clamp(0.1 - l(f'(x)), 0, 1) / 0.1`` (detached, S4).
+   bpd is computed only for examples whose gate is open: the others contribute exactly 0, so
+   the loss and gradient are unchanged and the Glow pass shrinks to the open examples.
+5. If ``X_sim``, the loss or a gradient is not finite, the step is skipped (both networks) and
+   counted; ``max_skips`` skips in a row stop the run (:class:`~simplebits.errors.DivergedError`).
+6. The classifier takes a normal AdamW step on the (detached) augmented ``X_sim``.
+
+``mode="mse"`` is the S8 baseline: the simplifier minimises ``mean (X_sim - X)^2 + lam * mean bpd``
+and no classifier is involved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from ..augment import DSA
+from ..density import bpd as bpd_fn
+from ..density import default_flow, fit_images, load_flow
+from ..errors import DivergedError, MismatchError
+from ..models import create_model
+from ..train.seeding import derive_seed, generator
+from .config import SimplifyConfig
+
+__all__ = ["JointTrainer", "DensityTerm", "quantize"]
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Round images in [0, 1] to the 8-bit grid (what a saved image holds)."""
+    return torch.round(x.clamp(0, 1) * 255.0) / 255.0
+
+
+class DensityTerm:
+    """Per-example bpd of generated images under a (frozen) density model, differentiable."""
+
+    def __init__(self, spec: str | None, *, shape: tuple[int, int, int], device: torch.device) -> None:
+        self.spec = spec or default_flow(shape[0])
+        self.model = load_flow(self.spec, device=device)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        try:
+            fit_images(torch.zeros(1, *shape, device=device), self.model)
+        except MismatchError as e:
+            raise MismatchError(
+                f"density model {self.spec!r} does not fit images of shape {tuple(shape)}: {e}; "
+                "choose --density for this data (`simplebits train-flow` makes one)"
+            ) from None
+
+    def __call__(self, images: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(N,) bpd with straight-through 8-bit rounding and uniform dequantisation (training)."""
+        return bpd_fn(self.model, fit_images(images, self.model), dequantize="uniform", straight_through=True,
+                      generator=generator)
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, *, batch_size: int = 500) -> torch.Tensor:
+        """(N,) bpd for reports: 8-bit images, midpoint dequantisation (deterministic); CPU."""
+        out = []
+        for i in range(0, images.shape[0], batch_size):
+            x = fit_images(quantize(images[i:i + batch_size]), self.model)
+            out.append(bpd_fn(self.model, x, dequantize="midpoint").float().cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+def _all_finite(tensors) -> bool:
+    return all(t is None or bool(torch.isfinite(t).all()) for t in tensors)
+
+
+class JointTrainer:
+    """The two networks, their optimisers and one joint step. Built from a validated config.
+
+    Parameters
+    ----------
+    config : :class:`SimplifyConfig`.
+    channels, image_hw, num_classes : the data's format.
+    flip : whether augmentation may flip (False for digits).
+    device : where the networks live.
+    simplifier : optional pre-built simplifier (tests inject faulty ones); default the registry's
+        ``unet-simplifier`` with ``config.simplifier_options``.
+    """
+
+    def __init__(self, config: SimplifyConfig, *, channels: int, image_hw: tuple[int, int], num_classes: int,
+                 flip: bool = True, device: str | torch.device = "cpu", simplifier: nn.Module | None = None) -> None:
+        self.cfg = cfg = config
+        self.device = dev = torch.device(device)
+        self.num_classes = num_classes
+        self.density = DensityTerm(cfg.density, shape=(channels, *image_hw), device=dev)
+        self.simplifier = simplifier if simplifier is not None else create_model(
+            "unet-simplifier", channels=channels, image_size=image_hw, seed=derive_seed(cfg.seed, "simplifier-init"),
+            **cfg.simplifier_options)
+        self.simplifier.to(dev)
+        named = list(self.simplifier.named_parameters())
+        groups = [{"params": [p for n, p in named if n != "w"]}]
+        if any(n == "w" for n, _ in named):  # the residual scale (REFERENCE.md §2), optionally faster
+            groups.append({"params": [p for n, p in named if n == "w"], "lr": cfg.lr_sim * cfg.gate_lr_mult})
+        self.opt_sim = torch.optim.AdamW(groups, lr=cfg.lr_sim, betas=cfg.betas_sim, weight_decay=cfg.wd_sim)
+        self.classifier: nn.Module | None = None
+        self.opt_clf: torch.optim.AdamW | None = None
+        if cfg.mode == "simplebits":
+            self.classifier = create_model(cfg.classifier, channels=channels, num_classes=num_classes,
+                                           image_size=image_hw, seed=derive_seed(cfg.seed, "classifier-init"),
+                                           **cfg.classifier_options).to(dev)
+            self.opt_clf = torch.optim.AdamW(self.classifier.parameters(), lr=cfg.lr_clf, weight_decay=cfg.wd_clf)
+        self.dsa = DSA(cfg.augment, flip=flip) if cfg.augment else None
+        # f'(X) and f'(X_sim) can share one forward pass when every example's output depends on that
+        # example alone and no dropout mask would differ between the two halves
+        self.merge_passes = self.classifier is not None and not any(
+            isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) for m in self.classifier.modules())
+        self.skips_in_a_row = 0
+
+    # ------------------------------------------------------------------ state (checkpoints)
+    def state(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"simplifier": {k: v.detach().cpu() for k, v in self.simplifier.state_dict().items()},
+                             "opt_sim": self.opt_sim.state_dict(), "skips_in_a_row": self.skips_in_a_row}
+        if self.classifier is not None:
+            s["classifier"] = {k: v.detach().cpu() for k, v in self.classifier.state_dict().items()}
+            s["opt_clf"] = self.opt_clf.state_dict()
+        return s
+
+    def load(self, s: dict[str, Any]) -> None:
+        self.simplifier.load_state_dict(s["simplifier"])
+        self.opt_sim.load_state_dict(s["opt_sim"])
+        self.skips_in_a_row = int(s.get("skips_in_a_row", 0))
+        if self.classifier is not None:
+            self.classifier.load_state_dict(s["classifier"])
+            self.opt_clf.load_state_dict(s["opt_clf"])
+
+    # ------------------------------------------------------------------ the unrolled update
+    def _inner_update(self, params: dict[str, torch.Tensor], grads: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """theta' as a differentiable function of the gradients (SGD or AdamW with current moments)."""
+        cfg = self.cfg
+        lr = cfg.inner_rate
+        if cfg.inner == "sgd":
+            return {k: p - lr * g for (k, p), g in zip(params.items(), grads)}
+        group = self.opt_clf.param_groups[0]
+        b1, b2 = group["betas"]
+        eps, wd = group["eps"], group["weight_decay"]
+        out = {}
+        for (k, p), g in zip(params.items(), grads):
+            st = self.opt_clf.state.get(p, {})
+            t = float(st["step"]) + 1 if "step" in st else 1.0
+            m = st.get("exp_avg", torch.zeros_like(p))
+            v = st.get("exp_avg_sq", torch.zeros_like(p))
+            m1 = b1 * m + (1 - b1) * g
+            v1 = b2 * v + (1 - b2) * g * g
+            m_hat = m1 / (1 - b1**t)
+            v_hat = v1 / (1 - b2**t)
+            # +1e-30 inside the root keeps d sqrt(v)/dv finite where a gradient entry is exactly 0
+            out[k] = p * (1 - lr * wd) - lr * m_hat / (torch.sqrt(v_hat + 1e-30) + eps)
+        return out
+
+    def _forward(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], x: torch.Tensor,
+                 dropout_seed: int) -> torch.Tensor:
+        devices = [] if self.device.type == "cpu" else [self.device]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(dropout_seed)  # same masks in every pass of this step
+            return functional_call(self.classifier, {**params, **buffers}, (x,))
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, *, g_aug: torch.Generator, g_noise: torch.Generator,
+             dropout_seed: int) -> dict[str, float] | None:
+        """One joint step on a batch; returns the logged values, or ``None`` when skipped."""
+        cfg, lam = self.cfg, float(self.cfg.lambda_sim)
+        self.simplifier.train()
+        x_sim = self.simplifier(x)
+        if cfg.mode == "mse":
+            return self._mse_step(x, x_sim, lam, g_noise)
+        clf = self.classifier
+        clf.train()
+        if self.dsa is not None:
+            prm = self.dsa.sample(x.shape[0], generator=g_aug, device=x.device)
+            xa, xsa = self.dsa.apply(x, prm), self.dsa.apply(x_sim, prm)
+        else:
+            xa, xsa = x, x_sim
+        params = dict(clf.named_parameters())
+        buffers = dict(clf.named_buffers())
+        logits_sim = self._forward(params, buffers, xsa, dropout_seed)
+        l_sim = F.cross_entropy(logits_sim, y)
+        grads = torch.autograd.grad(l_sim, tuple(params.values()), create_graph=True)
+        new = self._inner_update(params, grads)
+        if self.merge_passes:  # per-example network: one batched pass gives both (same values)
+            both = self._forward(new, buffers, torch.cat([xa, xsa]), dropout_seed)
+            out_orig, out_sim_after = both[: x.shape[0]], both[x.shape[0]:]
+        else:
+            out_orig = self._forward(new, buffers, xa, dropout_seed)
+            out_sim_after = self._forward(new, buffers, xsa, dropout_seed)
+        l_orig_each = F.cross_entropy(out_orig, y, reduction="none")
+        l_sim_after = F.cross_entropy(out_sim_after, y)
+        gate = ((cfg.bpd_gate - l_orig_each.detach()).clamp(0, 1) / cfg.bpd_gate)  # detached: the gate must not push loss up
+        open_ = gate > 0
+        bpd_term = x_sim.new_zeros(())
+        bpd_mean = float("nan")
+        if lam > 0 and bool(open_.any()):
+            b = self.density(x_sim[open_], generator=g_noise)
+            bpd_term = (gate[open_] * b).sum() / x.shape[0]
+            bpd_mean = float(b.detach().mean())
+        loss = (cfg.orig_weight * l_orig_each.mean() + l_sim + l_sim_after + lam * bpd_term) / (cfg.orig_weight + 2 + lam)
+        sim_params = [p for p in self.simplifier.parameters() if p.requires_grad]
+        ok = _all_finite([x_sim.detach(), loss.detach()])
+        g_sim = torch.autograd.grad(loss, sim_params, allow_unused=True) if ok else ()
+        ok = ok and _all_finite(g_sim)
+        if not ok:
+            return self._skip()
+        self.opt_sim.zero_grad(set_to_none=True)
+        for p, g in zip(sim_params, g_sim):
+            p.grad = None if g is None else g.detach()
+        # The real classifier step on the simplified batch (simplifier frozen). Its gradient is that
+        # of l(f(X_sim)) at the current weights on the same batch and dropout masks: ``grads``,
+        # already computed for the unrolled step, so no second forward/backward is needed.
+        if not _all_finite(grads):
+            return self._skip()
+        self.opt_clf.zero_grad(set_to_none=True)
+        for p, g in zip(params.values(), grads):
+            p.grad = g.detach()
+        if self.cfg.clip_sim is not None:
+            torch.nn.utils.clip_grad_norm_(sim_params, self.cfg.clip_sim)
+        self.opt_sim.step()
+        self.opt_clf.step()
+        self.skips_in_a_row = 0
+        return {"loss": float(loss.detach()), "l_orig_after": float(l_orig_each.detach().mean()),
+                "l_sim": float(l_sim.detach()), "l_sim_after": float(l_sim_after.detach()),
+                "gate_open": float(open_.float().mean()), "bpd_open": bpd_mean,
+                "acc_sim": float((logits_sim.detach().argmax(1) == y).float().mean())}
+
+    def _mse_step(self, x: torch.Tensor, x_sim: torch.Tensor, lam: float, g_noise: torch.Generator) -> dict | None:
+        mse = ((x_sim - x) ** 2).mean()
+        b = self.density(x_sim, generator=g_noise).mean() if lam > 0 else x_sim.new_zeros(())
+        loss = mse + lam * b
+        if not _all_finite([x_sim.detach(), loss.detach()]):
+            return self._skip()
+        self.opt_sim.zero_grad(set_to_none=True)
+        loss.backward()
+        if not _all_finite(p.grad for p in self.simplifier.parameters()):
+            return self._skip()
+        if self.cfg.clip_sim is not None:
+            torch.nn.utils.clip_grad_norm_(self.simplifier.parameters(), self.cfg.clip_sim)
+        self.opt_sim.step()
+        self.skips_in_a_row = 0
+        return {"loss": float(loss.detach()), "mse": float(mse.detach()),
+                "bpd_open": float(b.detach()) if lam > 0 else float("nan")}
+
+    def _skip(self) -> None:
+        self.opt_sim.zero_grad(set_to_none=True)
+        self.skips_in_a_row += 1
+        if self.skips_in_a_row >= self.cfg.max_skips:
+            raise DivergedError(
+                f"{self.skips_in_a_row} joint steps in a row had non-finite simplifier output, loss or gradients "
+                f"(max_skips={self.cfg.max_skips}); lower --lr-sim or --lambda-sim, or check the data"
+            )
+        return None
+
+    # ------------------------------------------------------------------ an epoch
+    def epoch(self, images: torch.Tensor, labels: torch.Tensor, *, epoch: int,
+              on_step: Callable[[], None] | None = None) -> dict[str, Any]:
+        """One pass over ``images`` (N, C, H, W) / ``labels`` in seeded random order.
+
+        Every random draw of epoch ``e`` comes from generators derived from ``(seed, e)``, so a
+        run resumed at an epoch boundary continues exactly as an uninterrupted one.
+        """
+        cfg = self.cfg
+        n = images.shape[0]
+        bs = min(cfg.batch_size, n)
+        g_order = generator(cfg.seed, f"order/{epoch}")
+        g_aug = generator(cfg.seed, f"augment/{epoch}")
+        g_noise = generator(cfg.seed, f"dequant/{epoch}")
+        order = torch.randperm(n, generator=g_order)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        skipped = 0
+        t0 = time.perf_counter()
+        for b in range(-(-n // bs)):
+            idx = order[b * bs:(b + 1) * bs]
+            if idx.numel() < 2 and n >= 2:
+                continue  # a last batch of one image: cross-entropy statistics are meaningless
+            x = images[idx].to(self.device)
+            y = labels[idx].to(self.device)
+            rec = self.step(x, y, g_aug=g_aug, g_noise=g_noise,
+                            dropout_seed=derive_seed(cfg.seed, f"dropout/{epoch}/{b}") & 0x7FFFFFFF)
+            if rec is None:
+                skipped += 1
+            else:
+                for k, v in rec.items():
+                    if not math.isnan(v):
+                        sums[k] = sums.get(k, 0.0) + v
+                        counts[k] = counts.get(k, 0) + 1
+            if on_step is not None:
+                on_step()
+        out: dict[str, Any] = {"epoch": epoch, "skipped_steps": skipped, "seconds": round(time.perf_counter() - t0, 3)}
+        out.update({k: sums[k] / counts[k] for k in sums})
+        return out
+
+    @torch.no_grad()
+    def simplify_images(self, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+        """The simplifier's output for ``images``, on the 8-bit grid, CPU (eval mode)."""
+        return apply_simplifier(self.simplifier, images, batch_size=batch_size)
+
+
+@torch.no_grad()
+def apply_simplifier(simplifier: nn.Module, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """Run a simplifier over many images in eval mode; 8-bit grid, CPU float32."""
+    was = simplifier.training
+    simplifier.eval()
+    dev = next(simplifier.parameters()).device
+    out = [quantize(simplifier(images[i:i + batch_size].to(dev))).cpu() for i in range(0, images.shape[0], batch_size)]
+    simplifier.train(was)
+    return torch.cat(out) if out else images.clone()

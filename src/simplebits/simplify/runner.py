@@ -1,0 +1,325 @@
+"""The resumable SimpleBits runner: :func:`simplify` trains one joint run per (lambda, seed) cell.
+
+Files under ``out=DIR`` (every one written atomically):
+
+``DIR/simplify.json``                 every finished cell and the per-lambda summary (mean ± std over seeds)
+``DIR/<cell>/simplifier.safetensors`` the trained simplifier (rebuild with :func:`load_simplifier`)
+``DIR/<cell>/classifier.safetensors`` the jointly trained classifier
+``DIR/<cell>/simplified.safetensors`` the simplified training set (condensed-set format; bpd in metadata)
+``DIR/<cell>/grid.png``               originals above their simplified versions
+``DIR/<cell>/result.json``            settings, per-epoch log, bpd (flow and PNG), the three accuracies,
+                                      retraining learning curve, timings
+``DIR/<cell>/checkpoint.ckpt``        after every epoch while the cell runs; removed when it finishes
+
+Cells are named ``lam<L>-s<seed>`` (``mse-lam<L>-s<seed>`` for the MSE baseline). A finished cell
+whose settings match is skipped; one with other settings is refused unless ``force``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import resource
+import statistics
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..data import ImageSet
+from ..data.condensed import save_condensed
+from ..data.imageset import flip_allowed
+from ..density.compress import png_bpd
+from ..errors import BadInputError, MismatchError
+from ..io import atomic_write_json, load_state, save_state, save_tensors
+from ..progress import progress_bar
+from ..train import accuracy, check_compatible
+from ..train.seeding import derive_seed
+from ..train.checkpoint import load_classifier, save_classifier
+from .config import SimplifyConfig, config_from_dict, make_simplify_config
+from .evaluate import fit, retrain
+from .figures import comparison_grid, pick_per_class, save_png
+from .joint import DensityTerm, JointTrainer
+
+__all__ = ["simplify", "SimplifyResult", "load_simplifier", "cell_name", "check_lambdas"]
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def cell_name(cfg: SimplifyConfig) -> str:
+    prefix = "mse-" if cfg.mode == "mse" else ""
+    return f"{prefix}lam{cfg.lambda_sim:g}-s{cfg.seed}"
+
+
+def check_lambdas(lambdas: Sequence[float]) -> list[float]:
+    out = []
+    for lam in lambdas:
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam != lam or lam < 0 or lam == float("inf"):
+            raise BadInputError(f"lambda-sim must be a finite number >= 0; got {lam!r}")
+        out.append(float(lam))
+    if not out:
+        raise BadInputError("no lambda values given; pass at least one --lambda-sim")
+    return out
+
+
+def _mean_std(vals: list[float]) -> dict[str, float] | None:
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return {"mean": statistics.fmean(vals), "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+
+@dataclass
+class SimplifyResult:
+    """All cells of a :func:`simplify` call and the per-lambda summary."""
+
+    cells: list[dict[str, Any]]
+    out: str | None
+    seconds: float
+    peak_rss_mb: float
+    # cell name -> simplified training set: in the training set's order for cells run now; read back
+    # from simplified.safetensors (class-ordered, as every condensed-set file) for finished cells skipped
+    simplified: dict[str, ImageSet] = field(default_factory=dict)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per lambda: mean ± std over seeds of bpd and the three accuracies."""
+        by: dict[tuple[str, float], list[dict[str, Any]]] = {}
+        for c in self.cells:
+            by.setdefault((c["mode"], c["lambda_sim"]), []).append(c)
+        rows = []
+        for (mode, lam), cs in sorted(by.items()):
+            rows.append({
+                "mode": mode, "lambda_sim": lam, "seeds": [c["seed"] for c in cs],
+                "bpd_original": _mean_std([c["bpd_original"] for c in cs]),
+                "bpd": _mean_std([c["bpd"] for c in cs]), "png_bpd": _mean_std([c["png_bpd"] for c in cs]),
+                "joint": _mean_std([c["accuracy"]["joint"] for c in cs]),
+                # pooled over joint seeds and retraining seeds (each cell keeps every retraining run)
+                "retrain": _mean_std([a for c in cs for a in (c["accuracy"].get("retrain_runs")
+                                                               or [c["accuracy"]["retrain"]])]),
+                "finetune": _mean_std([c["accuracy"]["finetune"] for c in cs]),
+            })
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cells": self.cells, "summary": self.summary(), "out": self.out, "seconds": round(self.seconds, 2),
+                "peak_rss_mb": round(self.peak_rss_mb, 1)}
+
+
+def load_simplifier(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Read a simplifier written by :func:`simplify` (safetensors + JSON; nothing unpickled)."""
+    model, info = load_classifier(path, device=device)
+    if info.model != "unet-simplifier":
+        raise MismatchError(f"{path} holds a {info.model!r} network, not a simplifier")
+    return model
+
+
+def _check_data(train: ImageSet, test: ImageSet | None) -> None:
+    if train.num_classes < 2 or len(set(train.labels.tolist())) < 2:
+        raise BadInputError(
+            f"{train.name!r} has one class: a classifier learns nothing from it, so nothing tells the simplifier "
+            "what to keep; use a data set with at least two classes"
+        )
+    if test is not None:
+        check_compatible(train, test)
+
+
+def _sample_for_log(n: int, seed: int, k: int = 256) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[: min(k, n)]
+
+
+def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, cell_dir: Path | None,
+              resume: bool, force: bool, device: torch.device, progress: bool | None,
+              orig_bpd: torch.Tensor, density: DensityTerm) -> tuple[dict[str, Any], ImageSet]:
+    paths = None
+    if cell_dir is not None:
+        paths = {k: cell_dir / v for k, v in (
+            ("result", "result.json"), ("checkpoint", "checkpoint.ckpt"), ("simplifier", "simplifier.safetensors"),
+            ("classifier", "classifier.safetensors"), ("set", "simplified.safetensors"), ("grid", "grid.png"),
+            ("examples", "examples.safetensors"))}
+        if paths["result"].exists():
+            done = json.loads(paths["result"].read_text())
+            same = done.get("digest") == cfg.digest() and done.get("config", {}).get("epochs") == cfg.epochs
+            if same and not force and paths["set"].exists():
+                from ..data.condensed import load_condensed
+
+                return done, load_condensed(paths["set"])
+            # the same settings but the simplified set was deleted: run the cell again
+            if not same and not force:
+                raise MismatchError(
+                    f"{cell_dir} holds a finished run with other settings; pass --force to replace it or "
+                    "choose another --out"
+                )
+    trainer = JointTrainer(cfg, channels=train.channels, image_hw=tuple(train.shape[1:]),
+                           num_classes=train.num_classes, flip=flip_allowed(train), device=device)
+    start, log, elapsed = 0, [], 0.0
+    if paths is not None and paths["checkpoint"].exists() and not force:
+        if not resume:
+            raise BadInputError(f"{paths['checkpoint']} holds an interrupted run; pass --resume to continue it, "
+                                 "or --force to start over")
+        st = load_state(paths["checkpoint"], kind="simplify-checkpoint")
+        saved = config_from_dict(st["config"])
+        if saved.digest() != cfg.digest():
+            diff = {k: (v, cfg.to_dict().get(k)) for k, v in saved.to_dict().items()
+                    if k not in ("epochs", "retrain_epochs", "finetune_epochs") and cfg.to_dict().get(k) != v}
+            raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
+                                "use the same settings to resume, or --force to start over")
+        trainer.load(st["trainer"])
+        start, log, elapsed = int(st["epoch"]), list(st["log"]), float(st["seconds"])
+    probe = _sample_for_log(len(train), cfg.seed)
+    n_steps = -(-len(train) // min(cfg.batch_size, len(train)))
+    bar = progress_bar(cfg.epochs * n_steps, desc=cell_name(cfg), enabled=progress)
+    bar.update(start * n_steps)
+    for e in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        rec = trainer.epoch(train.images, train.labels, epoch=e, on_step=lambda: bar.update(1))
+        sim = trainer.simplify_images(train.images[probe])
+        rec["bpd_probe"] = float(density.score(sim).mean())
+        rec["w"] = float(getattr(trainer.simplifier, "w", torch.tensor(float("nan"))).detach())
+        elapsed += time.perf_counter() - t0
+        log.append(rec)
+        bar.set_postfix(bpd=f"{rec['bpd_probe']:.3f}", skipped=rec["skipped_steps"])
+        if paths is not None:
+            save_state(paths["checkpoint"], {"config": cfg.to_dict(), "epoch": e + 1, "trainer": trainer.state(),
+                                             "log": log, "seconds": elapsed}, kind="simplify-checkpoint")
+    bar.close()
+    joint_seconds = elapsed
+    sim_images = trainer.simplify_images(train.images)
+    simplified = ImageSet(sim_images, train.labels.clone(), train.classes,
+                          {**train.meta, "name": f"{train.name}:simplified-{cell_name(cfg)}", "simplified": cell_name(cfg),
+                           "source_dataset": train.name})
+    bpd_each = density.score(sim_images)
+    png = png_bpd(sim_images).float()
+    acc: dict[str, Any] = {"joint": None, "retrain": None, "finetune": None}
+    curves: dict[str, list[float]] = {}
+    t_eval = time.perf_counter()
+    if test is not None:
+        if trainer.classifier is not None:
+            acc["joint"] = accuracy(trainer.classifier, test)
+        runs = [retrain(simplified, test, cfg=cfg, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
+                        device=device, progress=progress) for k in range(cfg.retrain_seeds)]
+        acc["retrain"] = statistics.fmean(r["accuracy"] for r in runs)
+        acc["retrain_runs"] = [r["accuracy"] for r in runs]
+        curves["retrain"] = [statistics.fmean(v) for v in zip(*(r["curve"] for r in runs))]
+        if trainer.classifier is not None and cfg.finetune_epochs > 0:
+            tuned = copy.deepcopy(trainer.classifier)
+            r = fit(tuned, simplified, test, cfg=cfg, epochs=cfg.finetune_epochs, seed=cfg.seed,
+                    progress=progress, desc="finetune")
+            acc["finetune"], curves["finetune"] = r["accuracy"], r["curve"]
+    eval_seconds = time.perf_counter() - t_eval
+    steps = sum(1 for _ in range(len(log))) * n_steps
+    result = {
+        "name": cell_name(cfg), "mode": cfg.mode, "lambda_sim": cfg.lambda_sim, "seed": cfg.seed,
+        "dataset": train.name, "test": test.name if test is not None else None, "n_train": len(train),
+        "bpd_original": float(orig_bpd.mean()), "bpd": float(bpd_each.mean()), "bpd_std": float(bpd_each.std()),
+        "png_bpd_original": None, "png_bpd": float(png.mean()), "density": density.spec,
+        "accuracy": acc, "curves": curves, "log": log,
+        "skipped_steps": sum(r["skipped_steps"] for r in log),
+        "seconds": {"joint": round(joint_seconds, 2), "per_step": round(joint_seconds / max(1, steps), 4),
+                    "evaluation": round(eval_seconds, 2)},
+        "config": cfg.to_dict(), "digest": cfg.digest(),
+    }
+    if paths is not None:
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        c, h, w = train.shape
+        save_classifier(paths["simplifier"], trainer.simplifier, name="unet-simplifier", channels=c, image_size=h,
+                        classes=train.classes, options=dict(cfg.simplifier_options),
+                        extra={"kind": "simplifier", "lambda_sim": cfg.lambda_sim, "image_hw": [h, w]})
+        if trainer.classifier is not None:
+            save_classifier(paths["classifier"], trainer.classifier, name=cfg.classifier, channels=c, image_size=h,
+                            classes=train.classes, options=dict(cfg.classifier_options),
+                            extra={"trained": "jointly with the simplifier", "lambda_sim": cfg.lambda_sim})
+        save_condensed(paths["set"], simplified, method="simplebits" if cfg.mode == "simplebits" else "mse-bpd",
+                       source=train.name, settings=cfg.to_dict(), seed=cfg.seed, bpd=result["bpd"],
+                       extra={"png_bpd": result["png_bpd"], "bpd_original": result["bpd_original"],
+                              "density": density.spec, "lambda_sim": cfg.lambda_sim})
+        pick = pick_per_class(train.labels, train.num_classes, per_class=2)
+        save_tensors(paths["examples"], {"original": train.images[pick].contiguous(), "simplified": sim_images[pick],
+                                         "labels": train.labels[pick]},
+                     {"kind": "simplify-examples", "lambda_sim": cfg.lambda_sim, "classes": list(train.classes)})
+        save_png(paths["grid"], comparison_grid(train.images, [sim_images], labels=train.labels,
+                                                num_classes=train.num_classes))
+        result["files"] = {k: str(v) for k, v in paths.items() if k != "checkpoint"
+                           and (k != "classifier" or trainer.classifier is not None)}
+        atomic_write_json(paths["result"], result)
+        paths["checkpoint"].unlink(missing_ok=True)
+    return result, simplified
+
+
+def simplify(
+    train: ImageSet,
+    test: ImageSet | None = None,
+    *,
+    lambdas: Sequence[float] = (1.0,),
+    seeds: Sequence[int] = (0,),
+    config: SimplifyConfig | None = None,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool | None = None,
+    **overrides: Any,
+) -> SimplifyResult:
+    """Train SimpleBits simplifiers on ``train``, one per (lambda, seed), and evaluate each.
+
+    Parameters
+    ----------
+    train : training images in [0, 1] with at least two classes.
+    test : original test images for the three evaluations (joint, retrained, finetuned);
+        ``None`` skips evaluation.
+    lambdas : bpd weights (paper grid 0 .. 2.0); several give the trade-off sweep.
+    seeds : one joint run per seed and lambda; summaries are mean ± std over seeds.
+    config : a :class:`SimplifyConfig` (from :func:`make_simplify_config`); or leave it out and
+        pass ``preset=`` and any setting as keyword arguments. Its ``lambda_sim`` and ``seed``
+        are replaced by each cell's.
+    out : directory for the files listed in the module docstring; ``None`` keeps all in memory.
+    resume : continue interrupted cells from their checkpoints (finished cells are always skipped).
+    force : replace cells made with other settings instead of refusing.
+    """
+    if config is None:
+        config = make_simplify_config(**overrides)
+    elif overrides:
+        raise BadInputError("pass either a config or keyword settings, not both")
+    lams = check_lambdas(list(lambdas))
+    seed_list = [int(s) for s in seeds]
+    if not seed_list:
+        raise BadInputError("seeds: empty list")
+    cfgs = [replace(config, lambda_sim=lam, seed=s).validate() for lam in lams for s in seed_list]
+    _check_data(train, test)
+    dev = torch.device(device)
+    density = DensityTerm(config.density, shape=train.shape, device=dev)  # mismatch fails before training
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        if out_dir.exists() and not out_dir.is_dir():
+            raise BadInputError(f"--out {out_dir} is a file; give a directory")
+        out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    orig_bpd = density.score(train.images)
+    result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0)
+    summary_path = out_dir / "simplify.json" if out_dir is not None else None
+    previous: list[dict[str, Any]] = []
+    if summary_path is not None and summary_path.exists():
+        try:
+            previous = json.loads(summary_path.read_text()).get("cells", [])
+        except (OSError, json.JSONDecodeError):
+            previous = []
+    for cfg in cfgs:
+        cell, simplified = _run_cell(train, test, cfg, cell_dir=out_dir / cell_name(cfg) if out_dir else None,
+                                     resume=resume, force=force, device=dev, progress=progress,
+                                     orig_bpd=orig_bpd, density=density)
+        result.cells.append(cell)
+        result.simplified[cell["name"]] = simplified
+        if summary_path is not None:
+            names = {c["name"] for c in result.cells}
+            keep = [c for c in previous if c.get("name") not in names]
+            doc = {"dataset": train.name, "test": test.name if test is not None else None,
+                   "cells": keep + result.cells, "summary": SimplifyResult(keep + result.cells, None, 0, 0).summary()}
+            atomic_write_json(summary_path, doc)
+    result.seconds = time.perf_counter() - t0
+    result.peak_rss_mb = _peak_rss_mb()
+    return result

@@ -1,0 +1,137 @@
+"""Read finished :func:`simplify` / :func:`simplify_baselines` directories and draw the paper's
+pictures: the accuracy-vs-bpd trade-off (Fig. 5 with S8 baselines), originals above the
+simplified images for each lambda (Fig. 3/4), PNG-compressed size beside flow bpd (S6) and the
+retraining learning curves per lambda (S7).
+
+Writes into ``out``: ``tradeoff.png``, ``grids.png`` (one block per data set), ``curves.png``,
+``tradeoff.md`` (the table) and ``tradeoff.json`` (the same numbers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import BadInputError, NotFoundError
+from ..io import atomic_write_json, atomic_write_text, load_tensors
+from .figures import comparison_grid, curves_plot, save_png, tradeoff_plot
+
+__all__ = ["tradeoff", "read_runs"]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"{path} is not valid JSON ({e}); re-run the command that writes it") from None
+
+
+def read_runs(dirs: Sequence[str | os.PathLike]) -> dict[str, dict[str, Any]]:
+    """``{dataset: {"simplify": [summary rows], "cells": [...], "baselines": [...], "dirs": [...]}}``."""
+    if not dirs:
+        raise BadInputError("give at least one directory written by `simplebits simplify` or `simplify-baselines`")
+    out: dict[str, dict[str, Any]] = {}
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise NotFoundError(f"{d} is not a directory; give the --out folder of `simplebits simplify`")
+        s, b = d / "simplify.json", d / "baselines.json"
+        if not s.exists() and not b.exists():
+            raise NotFoundError(f"{d} holds neither simplify.json nor baselines.json; is it the --out folder of "
+                                "`simplebits simplify` or `simplify-baselines`?")
+        if s.exists():
+            doc = _read(s)
+            entry = out.setdefault(doc["dataset"], {"simplify": [], "cells": [], "baselines": [], "dirs": []})
+            entry["cells"] += [dict(c, _dir=str(d)) for c in doc["cells"]]
+            entry["dirs"].append(str(d))
+        if b.exists():
+            doc = _read(b)
+            entry = out.setdefault(doc["dataset"], {"simplify": [], "cells": [], "baselines": [], "dirs": []})
+            entry["baselines"] += doc["points"]
+            entry.setdefault("bpd_original", doc.get("bpd_original"))
+            entry.setdefault("png_bpd_original", doc.get("png_bpd_original"))
+    from .runner import SimplifyResult
+
+    for entry in out.values():
+        entry["simplify"] = SimplifyResult([c for c in entry["cells"] if c["mode"] == "simplebits"], None, 0, 0).summary()
+    return out
+
+
+def _fmt(ms: dict[str, float] | None, pct: bool = True) -> str:
+    if not ms:
+        return "-"
+    k = 100 if pct else 1
+    return f"{k * ms['mean']:.2f} ± {k * ms['std']:.2f}" if ms.get("n", 1) > 1 else f"{k * ms['mean']:.2f}"
+
+
+def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> dict[str, Any]:
+    """Draw the trade-off plot, grids and learning curves of finished runs; returns the numbers."""
+    runs = read_runs(dirs)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    series: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    md = ["| data | method | setting | flow bpd | PNG bpd | joint | retrained | finetuned |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    grid_blocks: list[np.ndarray] = []
+    for ds, e in runs.items():
+        lines: dict[str, list[dict[str, Any]]] = {"joint": [], "retrain": [], "finetune": []}
+        for row in e["simplify"]:
+            for k in lines:
+                if row[k]:
+                    lines[k].append({"bpd": row["bpd"]["mean"], "acc": row[k]["mean"], "acc_std": row[k]["std"],
+                                     "label": f"λ={row['lambda_sim']:g}"})
+            md.append(f"| {ds} | SimpleBits | λ={row['lambda_sim']:g} | {_fmt(row['bpd'], False)} | "
+                      f"{_fmt(row['png_bpd'], False)} | {_fmt(row['joint'])} | {_fmt(row['retrain'])} | "
+                      f"{_fmt(row['finetune'])} |")
+        for p in sorted(e["baselines"], key=lambda p: (p["kind"], p["param"])):
+            name = {"blur": "Gaussian blur", "jpeg": "JPEG", "mse": "MSE + bpd simplifier"}.get(p["kind"], p["kind"])
+            lines.setdefault(name, []).append({"bpd": p["bpd"], "acc": (p["retrain"] or {}).get("mean"),
+                                               "acc_std": (p["retrain"] or {}).get("std", 0.0)})
+            setting = {"blur": "σ=", "jpeg": "q=", "mse": "λ="}.get(p["kind"], "") + f"{p['param']:g}"
+            md.append(f"| {ds} | {name} | {setting} | {p['bpd']:.2f} | {p['png_bpd']:.2f} | - | "
+                      f"{_fmt(p['retrain'])} | - |")
+        series[ds] = {k: v for k, v in lines.items() if v}
+        cs: dict[str, list[float]] = {}
+        for c in sorted(e["cells"], key=lambda c: (c["mode"], c["lambda_sim"], c["seed"])):
+            if c["mode"] == "simplebits" and c["seed"] == min(x["seed"] for x in e["cells"]) and c["curves"].get("retrain"):
+                cs[f"λ={c['lambda_sim']:g} ({c['bpd']:.2f} bpd)"] = c["curves"]["retrain"]
+        if cs:
+            curves[ds] = cs
+        # Fig. 3/4: originals above one row per lambda (first seed's examples)
+        rows, originals = [], None
+        for c in sorted(e["cells"], key=lambda c: c["lambda_sim"]):
+            if c["mode"] != "simplebits" or c["seed"] != min(x["seed"] for x in e["cells"]):
+                continue
+            ex = Path(c["_dir"]) / c["name"] / "examples.safetensors"
+            if ex.exists():
+                t, _ = load_tensors(ex)
+                originals = t["original"] if originals is None else originals
+                rows.append(t["simplified"])
+        if originals is not None:
+            idx = torch.arange(0, originals.shape[0], 2)[:10]
+            grid_blocks.append(comparison_grid(originals, rows, indices=idx))
+    files = {}
+    if any(series.values()):
+        tradeoff_plot(series, out_dir / "tradeoff.png")
+        files["tradeoff"] = str(out_dir / "tradeoff.png")
+    if curves:
+        curves_plot(curves, out_dir / "curves.png")
+        files["curves"] = str(out_dir / "curves.png")
+    if grid_blocks:
+        width = max(b.shape[1] for b in grid_blocks)
+        padded = [np.pad(b, ((0, 8), (0, width - b.shape[1]), (0, 0)), constant_values=255) for b in grid_blocks]
+        save_png(out_dir / "grids.png", np.concatenate(padded, axis=0))
+        files["grids"] = str(out_dir / "grids.png")
+    atomic_write_text(out_dir / "tradeoff.md", "\n".join(md) + "\n")
+    files["table"] = str(out_dir / "tradeoff.md")
+    doc = {"datasets": {ds: {"simplify": e["simplify"], "baselines": e["baselines"]} for ds, e in runs.items()},
+           "files": files}
+    atomic_write_json(out_dir / "tradeoff.json", doc)
+    doc["table"] = "\n".join(md)
+    return doc

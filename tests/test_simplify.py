@@ -1,0 +1,275 @@
+"""SimpleBits during training: the unrolled step, the gated loss, skips, resume, files, baselines, CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import make_blobs
+from simplebits.cli.main import main
+from simplebits.data import ImageSet
+from simplebits.data.condensed import load_condensed
+from simplebits.errors import BadInputError, DivergedError, MismatchError
+from simplebits.simplify import (
+    JointTrainer,
+    apply_simplifier,
+    gaussian_blur,
+    jpeg,
+    load_simplifier,
+    make_simplify_config,
+    simplify,
+    simplify_baselines,
+    tradeoff,
+)
+from simplebits.simplify import runner as runner_mod
+from simplebits.train.seeding import generator
+
+TINY = dict(epochs=2, batch_size=8, classifier_options={"width": 8}, simplifier_options={"ngf": 4, "downsamples": 2},
+            retrain_epochs=1, finetune_epochs=1)
+
+
+def tiny_cfg(**kw):
+    return make_simplify_config(**{**TINY, **kw})
+
+
+def data(n=12, k=2, seed=0):
+    return make_blobs(n, k, (1, 16, 16), seed=seed)
+
+
+# ------------------------------------------------------------------ the unrolled update
+def _trainer(**kw):
+    return JointTrainer(tiny_cfg(**kw), channels=1, image_hw=(16, 16), num_classes=2)
+
+
+def test_adamw_unrolled_update_equals_torch_adamw_step():
+    """theta' of the differentiable AdamW update is exactly what torch.optim.AdamW would do next."""
+    tr = _trainer(inner="adamw", lr_clf=1e-2, wd_clf=1e-2)
+    ds = data()
+    x, y = ds.images[:8], ds.labels[:8]
+    clf, opt = tr.classifier, tr.opt_clf
+    for _ in range(2):  # give the optimiser non-trivial moments
+        opt.zero_grad()
+        nn.functional.cross_entropy(clf(x), y).backward()
+        opt.step()
+    params = dict(clf.named_parameters())
+    loss = nn.functional.cross_entropy(clf(x), y)
+    grads = torch.autograd.grad(loss, tuple(params.values()), create_graph=True)
+    new = tr._inner_update(params, grads)
+    clf2, opt2 = copy.deepcopy(clf), None
+    opt2 = torch.optim.AdamW(clf2.parameters(), lr=1e-2, weight_decay=1e-2)
+    opt2.load_state_dict(opt.state_dict())
+    for p, g in zip(clf2.parameters(), grads):
+        p.grad = g.detach().clone()
+    opt2.step()
+    for (k, v), p in zip(new.items(), clf2.parameters()):
+        torch.testing.assert_close(v.detach(), p.detach(), rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_sgd_unrolled_update_is_differentiable_in_the_simplified_batch():
+    tr = _trainer(inner="sgd", inner_lr=0.1)
+    ds = data()
+    x_sim = ds.images[:8].clone().requires_grad_()
+    params = dict(tr.classifier.named_parameters())
+    loss = nn.functional.cross_entropy(tr.classifier(x_sim), ds.labels[:8])
+    grads = torch.autograd.grad(loss, tuple(params.values()), create_graph=True)
+    new = tr._inner_update(params, grads)
+    for (k, p), g in zip(params.items(), grads):
+        torch.testing.assert_close(new[k].detach(), (p - 0.1 * g).detach())
+    after = torch.func.functional_call(tr.classifier, new, (ds.images[:8],))
+    (gx,) = torch.autograd.grad(nn.functional.cross_entropy(after, ds.labels[:8]), x_sim)
+    assert gx.abs().sum() > 0  # the original-data loss after the step reaches the simplified images
+
+
+def test_bpd_gate_only_opens_below_the_loss_threshold(monkeypatch):
+    """bpd is computed only for examples whose post-step loss is under bpd_gate."""
+    tr = _trainer(lambda_sim=1.0, bpd_gate=1e-9)  # gate never opens: bpd never computed
+    called = []
+    monkeypatch.setattr(tr.density, "__call__", lambda *a, **k: called.append(1))
+    ds = data()
+    g = generator(0, "t")
+    rec = tr.step(ds.images[:8], ds.labels[:8], g_aug=g, g_noise=g, dropout_seed=1)
+    assert rec is not None and rec["gate_open"] == 0.0 and not called
+    tr2 = _trainer(lambda_sim=1.0, bpd_gate=1e9)  # always open
+    rec = tr2.step(ds.images[:8], ds.labels[:8], g_aug=g, g_noise=g, dropout_seed=1)
+    assert rec["gate_open"] == 1.0 and rec["bpd_open"] > 0
+
+
+class _NaNSimplifier(nn.Module):
+    """Identity with a learnable scale that returns NaN on the calls listed in ``bad``."""
+
+    def __init__(self, bad):
+        super().__init__()
+        self.a = nn.Parameter(torch.ones(()))
+        self.bad, self.calls = bad, 0
+
+    def forward(self, x):
+        self.calls += 1
+        out = (x * self.a).clamp(0, 1)
+        return out * float("nan") if self.bad(self.calls) else out
+
+
+def test_non_finite_steps_are_skipped_counted_and_stop_after_max_skips():
+    ds = data(16)
+    cfg = tiny_cfg(max_skips=3, epochs=1)
+    tr = JointTrainer(cfg, channels=1, image_hw=(16, 16), num_classes=2, simplifier=_NaNSimplifier(lambda c: c % 2 == 0))
+    before = copy.deepcopy(tr.classifier.state_dict())
+    rec = tr.epoch(ds.images, ds.labels, epoch=0)
+    assert rec["skipped_steps"] == 2  # 4 steps of 8, every second one NaN
+    assert any(not torch.equal(before[k], v) for k, v in tr.classifier.state_dict().items())
+    tr = JointTrainer(cfg, channels=1, image_hw=(16, 16), num_classes=2, simplifier=_NaNSimplifier(lambda c: True))
+    with pytest.raises(DivergedError, match="3 joint steps in a row"):
+        tr.epoch(ds.images, ds.labels, epoch=0)
+
+
+# ------------------------------------------------------------------ bad input
+def test_negative_lambda_one_class_and_density_mismatch_are_clear_errors():
+    ds = data()
+    with pytest.raises(BadInputError, match="lambda-sim"):
+        simplify(ds, ds, lambdas=[-0.5], config=tiny_cfg())
+    one = ImageSet.create(ds.images, torch.zeros(len(ds), dtype=torch.long), ["only"])
+    with pytest.raises(BadInputError, match="one class"):
+        simplify(one, one, config=tiny_cfg())
+    rgb = ImageSet.create(ds.images.repeat(1, 3, 1, 1), ds.labels, ds.classes)
+    with pytest.raises(MismatchError, match="does not fit"):
+        simplify(rgb, rgb, config=tiny_cfg(density="gray32"))
+    big = ImageSet.create(torch.rand(8, 1, 40, 40), torch.arange(8) % 2, 2)
+    with pytest.raises(MismatchError, match="40x40"):
+        simplify(big, big, config=tiny_cfg())
+
+
+# ------------------------------------------------------------------ the runner
+def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch):
+    train, test = data(12), data(6, seed=5)
+    full = simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "a", progress=False)
+    cell = full.cells[0]
+    d = tmp_path / "a" / "lam0.5-s0"
+    assert {p.name for p in d.iterdir()} == {"result.json", "simplifier.safetensors", "classifier.safetensors",
+                                             "simplified.safetensors", "grid.png", "examples.safetensors"}
+    on_disk = load_condensed(d / "simplified.safetensors")
+    meta = json.loads((d / "result.json").read_text())
+    assert meta["bpd"] == pytest.approx(cell["bpd"]) and set(meta["accuracy"]) == {"joint", "retrain", "finetune", "retrain_runs"}
+    assert all(0 <= meta["accuracy"][k] <= 1 for k in ("joint", "retrain", "finetune"))
+    # the saved simplifier reproduces the saved simplified set (8-bit grid)
+    sim = load_simplifier(d / "simplifier.safetensors")
+    again = apply_simplifier(sim, train.class_ordered().images)
+    torch.testing.assert_close(again, on_disk.images)
+    assert torch.equal(torch.round(on_disk.images * 255), on_disk.images * 255)
+
+    # interrupted after epoch 1's checkpoint, then resumed -> the same simplified images and figures
+    real_epoch = JointTrainer.epoch
+
+    def dying(self, *a, epoch, **k):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, *a, epoch=epoch, **k)
+
+    monkeypatch.setattr(JointTrainer, "epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
+    assert (tmp_path / "b" / "lam0.5-s0" / "checkpoint.ckpt").exists()
+    monkeypatch.setattr(JointTrainer, "epoch", real_epoch)
+    with pytest.raises(BadInputError, match="--resume"):
+        simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
+    with pytest.raises(MismatchError, match="other settings"):
+        simplify(train, test, lambdas=[0.5], config=tiny_cfg(lr_sim=0.1), out=tmp_path / "b", resume=True)
+    resumed = simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", resume=True, progress=False)
+    torch.testing.assert_close(resumed.simplified["lam0.5-s0"].images, full.simplified["lam0.5-s0"].images,
+                               rtol=0, atol=0)
+    assert resumed.cells[0]["accuracy"] == cell["accuracy"] and resumed.cells[0]["bpd"] == cell["bpd"]
+    assert not (tmp_path / "b" / "lam0.5-s0" / "checkpoint.ckpt").exists()
+    # a finished cell is skipped; other settings are refused without --force
+    calls = []
+    monkeypatch.setattr(runner_mod, "JointTrainer", lambda *a, **k: calls.append(1))
+    simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
+    assert not calls
+    with pytest.raises(MismatchError, match="--force"):
+        simplify(train, test, lambdas=[0.5], config=tiny_cfg(lr_clf=0.01), out=tmp_path / "b", progress=False)
+
+
+def test_mse_simplifier_lowers_bpd_when_lambda_is_large():
+    """The S8 baseline's simplifier responds to its bpd weight (and needs no classifier)."""
+    train = data(16)
+    cfg = tiny_cfg(mode="mse", epochs=6, lr_sim=0.01, retrain_epochs=1)
+    res = simplify(train, None, lambdas=[0.0, 1.0], config=cfg, progress=False)
+    by = {c["lambda_sim"]: c for c in res.cells}
+    assert by[1.0]["bpd"] < by[0.0]["bpd"] - 0.05
+    assert by[1.0]["accuracy"]["joint"] is None
+
+
+# ------------------------------------------------------------------ baselines
+def test_blur_and_jpeg_baselines_simplify_and_validate():
+    x = data().images
+    b1, b2 = gaussian_blur(x, 0.5), gaussian_blur(x, 2.0)
+    assert b1.shape == x.shape and (b2 - b2.mean()).abs().mean() < (b1 - b1.mean()).abs().mean()
+    flat = torch.full((1, 1, 16, 16), 0.4)
+    torch.testing.assert_close(gaussian_blur(flat, 1.5), torch.round(flat * 255) / 255)  # a flat image stays flat
+    assert jpeg(x, 10).shape == x.shape
+    with pytest.raises(BadInputError, match="sigma"):
+        gaussian_blur(x, -1.0)
+
+
+def test_baselines_and_tradeoff_files(tmp_path):
+    train, test = data(12), data(6, seed=5)
+    cfg = tiny_cfg(epochs=1)
+    res = simplify_baselines(train, test, sigmas=[1.0, 2.0], qualities=[10], mse_lambdas=[0.01], config=cfg,
+                             out=tmp_path / "base", progress=False)
+    kinds = sorted((p["kind"], p["param"]) for p in res["points"])
+    assert kinds == [("blur", 1.0), ("blur", 2.0), ("jpeg", 10), ("mse", 0.01)]
+    blur = {p["param"]: p for p in res["points"] if p["kind"] == "blur"}
+    assert blur[2.0]["bpd"] < res["bpd_original"]
+    with pytest.raises(BadInputError, match="quality"):
+        simplify_baselines(train, test, qualities=[0], mse_lambdas=[], config=cfg)
+    simplify(train, test, lambdas=[0.0, 1.0], config=cfg, out=tmp_path / "sb", progress=False)
+    doc = tradeoff([tmp_path / "sb", tmp_path / "base"], out=tmp_path / "plots")
+    for name in ("tradeoff.png", "grids.png", "curves.png", "tradeoff.md", "tradeoff.json"):
+        assert (tmp_path / "plots" / name).stat().st_size > 0
+    assert "Gaussian blur" in doc["table"] and "λ=1" in doc["table"]
+
+
+# ------------------------------------------------------------------ CLI
+def _npz(path, ds):
+    np.savez(path, images=(ds.images.numpy() * 255).astype(np.uint8), labels=ds.labels.numpy())
+    return path
+
+
+def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
+    tr = _npz(tmp_path / "train.npz", data(8))
+    te = _npz(tmp_path / "test.npz", data(4, seed=3))
+    out = tmp_path / "run"
+    argv = ["simplify", f"npz:{tr}", "--test", f"npz:{te}", "--lambda-sim", "0,1", "--epochs", "1", "--batch-size",
+            "8", "--width", "8", "--ngf", "4", "--downsamples", "2", "--retrain-epochs", "1", "--out", str(out),
+            "--device", "cpu", "--json"]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["lambda_sim"] for r in doc["summary"]] == [0.0, 1.0]
+    assert (out / "simplify.json").exists() and (out / "lam1-s0" / "simplified.safetensors").exists()
+    assert main(["tradeoff", str(out), "--out", str(tmp_path / "plots")]) == 0
+    assert "λ=0" in capsys.readouterr().out and (tmp_path / "plots" / "tradeoff.png").exists()
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--lambda-sim", "-1"], "lambda"),
+    (["--lambda-sim", "x"], "numbers"),
+    (["--epochs", "0"], "epochs"),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
+    tr = _npz(tmp_path / "train.npz", data(4))
+    assert main(["simplify", f"npz:{tr}", "--test", f"npz:{tr}", "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(match, err, flags=re.I), err
+    assert not (tmp_path / "o" / "simplify.json").exists()
+
+
+def test_cli_one_class_and_missing_dirs_exit_2(tmp_path, capsys):
+    one = tmp_path / "one.npz"
+    np.savez(one, images=np.zeros((4, 16, 16), np.uint8), labels=np.zeros(4, np.int64))
+    assert main(["simplify", f"npz:{one}", "--test", f"npz:{one}", "--out", str(tmp_path / "o")]) == 2
+    assert "one class" in capsys.readouterr().err
+    assert main(["tradeoff", str(tmp_path / "nothing"), "--out", str(tmp_path / "p")]) == 2
+    assert "not a directory" in capsys.readouterr().err
