@@ -212,12 +212,12 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
                     progress=progress, desc="finetune")
             acc["finetune"], curves["finetune"] = r["accuracy"], r["curve"]
     eval_seconds = time.perf_counter() - t_eval
-    steps = sum(1 for _ in range(len(log))) * n_steps
+    steps = len(log) * n_steps
     result = {
         "name": cell_name(cfg), "mode": cfg.mode, "lambda_sim": cfg.lambda_sim, "seed": cfg.seed,
         "dataset": train.name, "test": test.name if test is not None else None, "n_train": len(train),
         "bpd_original": float(orig_bpd.mean()), "bpd": float(bpd_each.mean()), "bpd_std": float(bpd_each.std()),
-        "png_bpd_original": None, "png_bpd": float(png.mean()), "density": density.spec,
+        "png_bpd": float(png.mean()), "density": density.spec,
         "accuracy": acc, "curves": curves, "log": log,
         "skipped_steps": sum(r["skipped_steps"] for r in log),
         "seconds": {"joint": round(joint_seconds, 2), "per_step": round(joint_seconds / max(1, steps), 4),
