@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIN ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data demo test bench clean help
+.PHONY: setup data browser demo test bench clean help
 
 help:
 	@echo "make demo   - set up and run the main job (simplebits demo)"
@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[test]"
 	@touch $(STAMP)
 
-setup: $(STAMP) data
+setup: $(STAMP) data browser
 
 # Real Fashion-MNIST from Debian when apt is usable; otherwise say so (the demo falls back to mnist-5k).
 data:
@@ -34,6 +34,18 @@ data:
 	    || echo "Fashion-MNIST: apt-get install dataset-fashion-mnist failed; demo will use mnist-5k"; \
 	else \
 	  echo "Fashion-MNIST: apt-get not available (or not root); install dataset-fashion-mnist or pass --data-root; demo will use mnist-5k"; \
+	fi
+
+# Debian's Chromium for the report's rendering test (tests/test_pipeline.py); skipped there when absent.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+	  echo "Chromium: found ($$(command -v chromium))"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	    && echo "Chromium: installed (Debian chromium)" \
+	    || echo "Chromium: apt-get install chromium failed; the report's browser test will be skipped"; \
+	else \
+	  echo "Chromium: not installed and apt-get not usable; the report's browser test will be skipped"; \
 	fi
 
 demo: setup

@@ -60,3 +60,10 @@ def test_explain_uses_the_workshop_and_the_measure_only():
 
 def test_simplify_uses_the_workshop_and_the_measure_only():
     assert _imports("simplify") <= {"data", "io", "errors", "models", "augment", "train", "density", "progress"}
+
+
+def test_only_the_cli_and_the_package_root_reach_the_pipeline():
+    for part in ("errors", "io", "data", "models", "augment", "train", "density", "progress") + tuple(CAPABILITIES):
+        if (PKG / part).exists() or (PKG / f"{part}.py").exists():
+            assert "pipeline" not in _imports(part), part
+    assert "cli" not in _imports("pipeline")

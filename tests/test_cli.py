@@ -103,38 +103,3 @@ def test_bad_flag_value_is_one_line_exit_2(capsys):
     assert len(err.splitlines()) == 1 and "invalid choice: 'nope'" in err and "quick" in err
 
 
-def test_demo_runs_small(capsys, tmp_path):
-    assert main(["demo", "--dataset", "digits", "--ipc", "1", "--seeds", "1", "--bpd-images", "50",
-                 "--condense-iterations", "2", "--simplify-epochs", "0", "--out-dir", str(tmp_path), "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["dataset"] == "digits" and len(out["reports"]) == 3 and out["reports"][0]["ipc"] == 1
-    plain, simple = out["condensed"]
-    assert plain["label"] == "dc ipc1" and "lambda" in simple["label"]
-    assert (tmp_path / plain["file"].split("/")[-1]).exists()
-    from simplebits.density.store import WEIGHTS_DIR
-
-    if (WEIGHTS_DIR / "gray32.safetensors").exists():
-        assert out["complexity"]["model"] == "gray32" and out["complexity"]["bpd"] > 0
-
-
-def test_demo_prunes_its_largest_set_to_ipc1_with_yoco_and_random(capsys, tmp_path):
-    assert main(["demo", "--dataset", "digits", "--ipc", "1,3", "--seeds", "1", "--bpd-images", "0",
-                 "--condense-iterations", "0", "--prune-runs", "1", "--simplify-epochs", "0", "--out-dir", str(tmp_path),
-                 "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert [p["rule"] for p in out["pruned"]] == ["yoco", "random"]
-    for p in out["pruned"]:
-        assert p["accuracy"]["ipc"] == 1 and 0 <= p["accuracy"]["mean"] <= 1
-        assert (tmp_path / p["file"].split("/")[-1]).exists()
-    assert len(out["reports"]) == 4  # random ipc1, ipc3, then the two pruned sets
-
-
-def test_demo_shows_a_simplified_batch_with_its_bpd(capsys, tmp_path):
-    assert main(["demo", "--dataset", "digits", "--ipc", "1", "--seeds", "1", "--bpd-images", "0",
-                 "--condense-iterations", "0", "--prune-runs", "0", "--simplify-epochs", "1", "--out-dir",
-                 str(tmp_path)]) == 0
-    text = capsys.readouterr().out
-    line = next(ln for ln in text.splitlines() if ln.startswith("simplified batch"))
-    pairs = __import__("re").findall(r"(-?\d+\.\d+)->(-?\d+\.\d+)", line)
-    assert len(pairs) == 10  # one image per class, original -> simplified bpd
-    assert (tmp_path / "digits:train-simplified-batch.png").stat().st_size > 0

@@ -7,11 +7,13 @@ from . import continual  # the subpackage; its entry point is simplebits.continu
 from . import condense  # the subpackage; its entry point is simplebits.condense.condense
 from . import prune  # the subpackage; its entry point is simplebits.prune.prune_set
 from . import simplify  # the subpackage; its entry point is simplebits.simplify.simplify
+from . import pipeline  # the main job; its entry point is simplebits.run
 from .condense import CondenseConfig, CondenseResult
 from .data import ImageSet, list_sources, load_dataset, real_subset, resize
 from .data.condensed import decode, import_condensed, load_condensed, save_condensed
 from .errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, SimplebitsError, UnknownNameError
 from .models import create_model, list_models
+from .pipeline import PipelineConfig, PipelineResult, load_config, run, write_report
 from .train import EvalReport, Protocol, evaluate, evaluate_real_subset, get_protocol, list_protocols
 
 __version__ = "0.1.0"
@@ -24,6 +26,8 @@ __all__ = [
     "EvalReport",
     "ImageSet",
     "MismatchError",
+    "PipelineConfig",
+    "PipelineResult",
     "NotFoundError",
     "Protocol",
     "SimplebitsError",
@@ -41,10 +45,14 @@ __all__ = [
     "list_protocols",
     "list_sources",
     "load_condensed",
+    "load_config",
     "load_dataset",
     "prune",
+    "pipeline",
     "real_subset",
     "resize",
+    "run",
     "save_condensed",
     "simplify",
+    "write_report",
 ]

@@ -11,9 +11,9 @@ import os
 import sys
 
 from ..errors import SimplebitsError
-from . import bpd, condense, continual, convert, data, demo, evaluate, explain, prune, simplify, train_flow
+from . import bpd, condense, continual, convert, data, demo, evaluate, explain, prune, run, simplify, train_flow
 
-COMMANDS = [data, evaluate, convert, bpd, train_flow, simplify, condense, prune, continual, explain, demo]
+COMMANDS = [data, evaluate, convert, bpd, train_flow, simplify, condense, prune, continual, explain, run, demo]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,78 @@
+"""`simplebits demo` end to end: wall time and peak RSS of a fresh run, then of a rerun that finds
+every stage finished (the skip path), as a ratio in the same run. Prints JSON.
+
+    python benchmarks/pipeline_demo.py [--out benchmarks/results/pipeline_demo.json] [--keep DIR]
+
+Target (issue "The main job"): a fresh `simplebits demo` finishes in <= 15 minutes on a 2-core
+CPU. The run goes to a temporary directory (or --keep DIR) with the built-in demo config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_demo(out: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "simplebits.cli.main", "demo", "--out", str(out), "--json"],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit(f"demo failed ({r.returncode}): {r.stderr[-2000:]}")
+    doc = json.loads(r.stdout)
+    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    return {"wall_s": round(wall, 1), "peak_rss_mb": round(doc["peak_rss_mb"], 1),
+            "peak_rss_children_mb": round(peak_children, 1) if peak_children > before / 1024.0 else None,
+            "stage_s": doc["seconds"], "skipped": doc["skipped"], "figures": doc["figures"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=None, help="also write the JSON here")
+    ap.add_argument("--keep", default=None, help="run in this directory (kept) instead of a temporary one")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(args.keep) if args.keep else Path(tmp) / "demo"
+        fresh = run_demo(d)
+        again = run_demo(d)
+        f = fresh["figures"]
+        res = {
+            "benchmark": "pipeline_demo", "threads": os.cpu_count(), "dataset": f["data"]["dataset"],
+            "fresh_wall_s": fresh["wall_s"], "fresh_peak_rss_mb": fresh["peak_rss_mb"],
+            "target_wall_s": 900, "meets_target": fresh["wall_s"] <= 900,
+            "stage_s": fresh["stage_s"],
+            "rerun_wall_s": again["wall_s"], "rerun_skipped": again["skipped"],
+            "rerun_speedup": round(fresh["wall_s"] / again["wall_s"], 1),
+            "same_figures_on_rerun": again["figures"] == fresh["figures"],
+            "report_bytes": (d / "report.html").stat().st_size,
+            "headline": {
+                "random_real_ipc1": f["baseline"]["rows"][0]["accuracy"],
+                "condensed": [{k: s[k] for k in ("label", "bpd", "png_bpd", "accuracy")} for s in f["condense"]["sets"]],
+                "pruned": [{k: r[k] for k in ("rule", "ipc_from", "ipc_to", "accuracy")} for r in f["prune"]["rows"]],
+                "simplify": f["simplify"]["rows"], "simplify_originals": f["simplify"]["original"],
+                "explain": {k: f["explain"][k] for k in ("n", "bpd_orig", "bpd_sim", "prediction_kept",
+                                                         "classifier_accuracy")},
+            },
+        }
+        for group in ("condensed", "pruned"):
+            for row in res["headline"][group]:
+                row["accuracy"] = {k: row["accuracy"][k] for k in ("mean", "std", "accuracies")}
+        res["headline"]["random_real_ipc1"] = {k: res["headline"]["random_real_ipc1"][k]
+                                               for k in ("mean", "std", "accuracies")}
+    text = json.dumps(res, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""`simplebits run CONFIG.toml` (the whole pipeline) and `simplebits report DIR` (its HTML page)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_json, emit
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (overrides the config's `out`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, TOML value (repeatable): --set evaluate.seeds=1 "
+                        "--set condense.lambda_sim=[0,10]")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in the output directory (finished stages are kept)")
+    p.add_argument("--force", action="store_true",
+                   help="use an output directory holding another config's results: stages whose settings "
+                        "changed are recomputed, the others kept")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    add_json(p)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..pipeline import list_builtin
+
+    p = sub.add_parser(
+        "run", help="run the whole pipeline of a TOML config and write its HTML report",
+        description="Run the stages of CONFIG in order: data summary and bpd histogram, random-real baselines, "
+                    "condensed sets, pruning (IPC_F -> IPC_T), SimpleBits simplifiers, explanation, continual "
+                    "learning; then write OUT/report.html. Finished stages whose settings match are skipped; an "
+                    "interrupted run continues with --resume; a directory holding another config's results is "
+                    "refused unless --force. CONFIG is a TOML file or a built-in config name "
+                    f"({', '.join(list_builtin())}). Keys: docs/pipeline.md, or --print-config NAME.",
+    )
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="TOML file or built-in config name")
+    p.add_argument("--print-config", metavar="NAME", default=None,
+                   help="print a built-in config (to copy and edit) and exit")
+    add_run_options(p)
+    p.set_defaults(func=run)
+
+    r = sub.add_parser(
+        "report", help="(re)write the self-contained HTML report of a pipeline output directory",
+        description="Build OUT/report.html from the files of a `simplebits run` output directory: images and "
+                    "plots inline, readable offline. Sections appear for the stages that ran.",
+    )
+    r.add_argument("dir", metavar="DIR", help="output directory of `simplebits run`")
+    r.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/report.html)")
+    r.add_argument("--check", action="store_true",
+                   help="open the page in headless Chromium and check that every image loads and nothing overflows")
+    r.add_argument("--screenshot", default=None, metavar="PNG", help="with --check: save a full-page screenshot")
+    add_json(r)
+    r.set_defaults(func=run_report)
+
+
+def execute(config, args: argparse.Namespace):
+    """Shared by `run` and `demo`: apply --set, run, print."""
+    from ..pipeline import run as run_pipeline
+    from ..pipeline.config import apply_overrides, load_config
+
+    cfg = apply_overrides(load_config(config), args.set) if args.set else load_config(config)
+    result = run_pipeline(cfg, out=args.out, resume=args.resume, force=args.force, report=not args.no_report,
+                          progress=None if not args.json else False,
+                          log=lambda s: print(s, file=sys.stderr, flush=True))
+    emit(args, result.to_dict(), result.summary())
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import BadInputError
+    from ..pipeline.config import builtin_text
+
+    if args.print_config:
+        sys.stdout.write(builtin_text(args.print_config))
+        return 0
+    if not args.config:
+        raise BadInputError("give a CONFIG (a TOML file or a built-in name, e.g. `simplebits run small`); "
+                            "`simplebits run --print-config demo > my.toml` prints one to start from")
+    execute(args.config, args)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ..pipeline import write_report
+
+    from ..errors import BadInputError
+
+    if args.screenshot and not args.check:
+        raise BadInputError("--screenshot needs --check (the screenshot is taken by the browser check)")
+    path = write_report(args.dir, path=args.out)
+    doc: dict = {"report": str(path)}
+    text = f"wrote {path}"
+    if args.check:
+        from ..pipeline.browser import check_report
+
+        res = check_report(path, screenshot=args.screenshot)
+        ok = not res["broken"] and not res["overflow"] and res["scrollWidth"] <= res["clientWidth"]
+        doc["check"] = {**res, "ok": ok}
+        text += (f"\nbrowser check: {res['images']} images, {len(res['broken'])} broken, "
+                 f"{len(res['overflow'])} overflowing elements -> {'ok' if ok else 'FAILED'}")
+        if args.screenshot:
+            text += f"; screenshot {args.screenshot}"
+        emit(args, doc, text)
+        return 0 if ok else 1
+    emit(args, doc, text)
+    return 0

@@ -1,0 +1,411 @@
+"""The pipeline's configuration: a TOML file, validated into frozen dataclasses.
+
+Every setting has a type, a default and a line of help (the field metadata); ``docs/pipeline.md``'s
+settings table is generated from them (``python -m simplebits.pipeline.schema``), so the docs and
+the checks cannot drift apart. Loading checks, in order: TOML syntax, unknown tables and keys
+(naming the valid ones), types, ranges, names (methods, rules, protocols, presets), and
+settings that contradict each other (a pruning target IPC_T >= the set's IPC_F, pruning a
+condensed set that is not condensed). Whether the data set is installed is checked when the run
+starts (:func:`simplebits.pipeline.run`), since a config may be written on another machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from ..errors import BadInputError, NotFoundError, UnknownNameError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["SECTIONS", "PipelineConfig", "apply_overrides", "builtin_config", "config_hash", "list_builtin",
+           "load_config", "parse_config"]
+
+
+def _f(default: Any, help: str) -> Any:  # noqa: A002 - the word users read
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DataSection:
+    dataset: str = _f("fashion-mnist", "data set spec (`simplebits data list`), e.g. fashion-mnist, mnist-5k, "
+                                       "digits, cifar10, a folder or an .npz file")
+    fallback: str = _f("", "data set to use when `dataset` is not installed (\"\": none, the run stops)")
+    root: str = _f("", "data root for the installable sets (\"\": the default locations)")
+    test_size: int = _f(0, "test images every accuracy is measured on: a class-balanced random subset of the test "
+                           "split (0: all of it); testing a ConvNet on 10,000 images costs ~20 s per network on 2 cores")
+    bpd_images: int = _f(500, "test images scored under the density model for the histogram (0: skip)")
+
+
+@dataclass(frozen=True)
+class DensitySection:
+    model: str = _f("", "density model for every bpd figure (\"\": the shipped gray32 / rgb32 by channels)")
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    protocol: str = _f("quick", "evaluation protocol for every accuracy (quick, dc, dsa, idc)")
+    seeds: int = _f(3, "networks trained per accuracy (mean ± std over seeds seed..seed+seeds-1)")
+    max_steps: int = _f(0, "cap on each network's optimiser steps (0: the protocol's own; quick caps at 300)")
+    baseline_ipc: list[int] = _f([], "extra IPCs for the random-real baseline (every IPC used elsewhere is "
+                                     "evaluated anyway)")
+
+
+@dataclass(frozen=True)
+class CondenseSection:
+    enabled: bool = _f(True, "run the condensation stage")
+    method: str = _f("dc", "condensation method (dc, dsa, idc, dream, dm)")
+    ipc: list[int] = _f([1], "images per class of the condensed sets")
+    lambda_sim: list[float] = _f([0.0], "simplification weights; one set per (ipc, lambda); 0 = plain method")
+    iterations: int = _f(30, "outer iterations (0: the preset's)")
+    preset: str = _f("quick", "condensation preset (quick or paper)")
+    batch_real: int = _f(128, "real images per class per matching step (0: the preset's)")
+
+
+@dataclass(frozen=True)
+class PruneSection:
+    enabled: bool = _f(True, "run the pruning stage")
+    source: str = _f("random-real", "the set to prune: random-real (a random real subset at from_ipc) or condensed "
+                                    "(the condensed set at from_ipc and the first lambda)")
+    from_ipc: int = _f(10, "IPC_F, images per class of the set pruned")
+    targets: list[int] = _f([1], "IPC_T values, each < from_ipc")
+    rules: list[str] = _f(["yoco", "random"], "pruning rules (yoco, random, el2n, aum, forgetting, entropy, ssp, ccs)")
+    runs: int = _f(3, "training-dynamics runs averaged by the score-based rules")
+
+
+@dataclass(frozen=True)
+class SimplifySection:
+    enabled: bool = _f(True, "run the SimpleBits stage (simplifier trained jointly with a classifier)")
+    lambdas: list[float] = _f([8.0], "bpd weights; one simplifier per (lambda, seed)")
+    seeds: int = _f(1, "joint-training seeds per lambda")
+    epochs: int = _f(3, "joint-training epochs")
+    train_size: int = _f(2000, "training images (a class-balanced random subset; 0: all)")
+    preset: str = _f("quick", "simplify preset (quick or paper)")
+
+
+@dataclass(frozen=True)
+class ExplainSection:
+    enabled: bool = _f(True, "train a classifier on the data and explain its predictions")
+    select: str = _f("misclassified", "which test images: misclassified or correct")
+    n: int = _f(8, "images explained")
+    space: str = _f("latent", "where the image is simplified: latent (Glow latent) or input")
+    steps: int = _f(300, "optimisation steps per batch")
+    protocol: str = _f("quick", "training protocol of the classifier explained")
+    max_steps: int = _f(0, "cap on the classifier's optimiser steps (0: the protocol's own)")
+
+
+@dataclass(frozen=True)
+class ContinualSection:
+    enabled: bool = _f(False, "run the continual-learning stage")
+    tasks: list[str] = _f(["printed-digits", "mnist-5k", "digits"], "task sequence (data set specs)")
+    replay: str = _f("random-real", "replay sets of the earlier tasks: random-real or condensed (condense.method, "
+                                    "first lambda)")
+    replay_ipc: int = _f(10, "images per class of each replay set")
+    epochs: int = _f(0, "training epochs per task (0: the quick preset's)")
+    seeds: int = _f(1, "seeds")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline run. ``out``, ``seed`` and ``device`` are top-level keys; the rest are tables."""
+
+    out: str = _f("simplebits-out", "output directory (the report is OUT/report.html)")
+    seed: int = _f(0, "base seed of every stage")
+    device: str = _f("cpu", "cpu, cuda, cuda:N or auto")
+    title: str = _f("", "report title (\"\": derived from the data set)")
+    data: DataSection = field(default_factory=DataSection)
+    density: DensitySection = field(default_factory=DensitySection)
+    evaluate: EvaluateSection = field(default_factory=EvaluateSection)
+    condense: CondenseSection = field(default_factory=CondenseSection)
+    prune: PruneSection = field(default_factory=PruneSection)
+    simplify: SimplifySection = field(default_factory=SimplifySection)
+    explain: ExplainSection = field(default_factory=ExplainSection)
+    continual: ContinualSection = field(default_factory=ContinualSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_toml(self) -> str:
+        """The config as TOML (every key written, defaults included): what ``OUT/config.toml`` holds."""
+        d = self.to_dict()
+        lines = [f"{k} = {_toml_value(d[k])}" for k in TOP_KEYS]
+        for name in SECTIONS:
+            lines += ["", f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[name].items()]
+        return "\n".join(lines) + "\n"
+
+    def with_dataset(self, dataset: str) -> "PipelineConfig":
+        return replace(self, data=replace(self.data, dataset=dataset))
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataSection, "density": DensitySection, "evaluate": EvaluateSection, "condense": CondenseSection,
+    "prune": PruneSection, "simplify": SimplifySection, "explain": ExplainSection, "continual": ContinualSection,
+}
+TOP_KEYS = ("out", "seed", "device", "title")
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(type(v))
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is list:
+        return f"list of {_type_name(get_args(tp)[0])}"
+    return {int: "integer", float: "number", str: "string", bool: "true/false"}[tp]
+
+
+def _coerce(where: str, value: Any, tp: Any) -> Any:
+    """``value`` as type ``tp`` or a BadInputError naming the key, the type wanted and the value got."""
+    bad = BadInputError(f"{where} must be a {_type_name(tp)}, got {value!r} ({type(value).__name__}); "
+                        f"e.g. {where.split('.')[-1]} = {_example(tp)}")
+    if get_origin(tp) is list:
+        if not isinstance(value, list):
+            raise bad
+        return [_coerce(f"{where}[{i}]", v, get_args(tp)[0]) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    raise TypeError(tp)  # pragma: no cover - a field of an unsupported type
+
+
+def _example(tp: Any) -> str:
+    if get_origin(tp) is list:
+        return f"[{_example(get_args(tp)[0])}, {_example(get_args(tp)[0])}]"
+    return {int: "3", float: "1.5", str: '"name"', bool: "true"}[tp]
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    hints = get_type_hints(cls)
+    names = [f.name for f in fields(cls) if f.name not in SECTIONS]
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        place = f"table [{where}]" if where else "the top level"
+        valid = names + ([f"[{s}]" for s in SECTIONS] if not where else [])
+        raise BadInputError(f"unknown key {unknown[0]!r} in {place}; valid keys: {', '.join(valid)}")
+    return {k: _coerce(f"{where}.{k}" if where else k, v, hints[k]) for k, v in raw.items()}
+
+
+def parse_config(raw: dict[str, Any], *, base: PipelineConfig | None = None) -> PipelineConfig:
+    """A validated :class:`PipelineConfig` from a parsed TOML document (a dict); keys not given
+    keep ``base``'s values (default: the defaults)."""
+    if not isinstance(raw, dict):
+        raise BadInputError(f"a pipeline config is a TOML table, got {type(raw).__name__}")
+    base = base or PipelineConfig()
+    top = {k: v for k, v in raw.items() if k not in SECTIONS}
+    for k, v in top.items():
+        if isinstance(v, dict):
+            raise BadInputError(f"unknown table [{k}]; valid tables: {', '.join(f'[{s}]' for s in SECTIONS)}")
+    kwargs: dict[str, Any] = _build(PipelineConfig, top, "")
+    for name, cls in SECTIONS.items():
+        sec = raw.get(name, {})
+        if not isinstance(sec, dict):
+            raise BadInputError(f"{name} must be a table ([{name}] with keys below it), got {sec!r}")
+        kwargs[name] = replace(getattr(base, name), **_build(cls, sec, name))
+    return validate(replace(base, **kwargs))
+
+
+def load_config(path: str | Path | dict[str, Any] | PipelineConfig) -> PipelineConfig:
+    """A config from a TOML file path, a dict, a :class:`PipelineConfig`, or a built-in name
+    (``demo``, ``small``; see :func:`list_builtin`)."""
+    if isinstance(path, PipelineConfig):
+        return validate(path)
+    if isinstance(path, dict):
+        return parse_config(path)
+    p = Path(path)
+    if not p.exists() and str(path) in list_builtin():
+        return builtin_config(str(path))
+    if not p.is_file():
+        raise NotFoundError(f"config file not found: {p}; write one (see docs/pipeline.md) or use a built-in one: "
+                            f"{', '.join(list_builtin())}")
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BadInputError(f"{p} is not a text file; a pipeline config is TOML") from None
+    except tomllib.TOMLDecodeError as e:
+        raise BadInputError(f"{p} is not valid TOML ({e}); see docs/pipeline.md for an example") from None
+    return parse_config(raw)
+
+
+def apply_overrides(cfg: PipelineConfig, sets: list[str]) -> PipelineConfig:
+    """``cfg`` with ``KEY=VALUE`` settings applied (``evaluate.seeds=1``, ``condense.ipc=[1,10]``,
+    ``out=run2``); VALUE is read as TOML, and as a plain string when it is not valid TOML."""
+    raw = cfg.to_dict()
+    for item in sets:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise BadInputError(f"--set takes KEY=VALUE (e.g. evaluate.seeds=1), got {item!r}")
+        try:
+            v = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            v = value.strip()
+        table, dot, name = key.partition(".")
+        if dot:
+            if table not in SECTIONS:
+                raise BadInputError(f"unknown table {table!r} in --set {item}; valid tables: {', '.join(SECTIONS)}")
+            raw[table][name] = v
+        else:
+            raw[key] = v
+    return parse_config(raw)
+
+
+def list_builtin() -> list[str]:
+    return sorted(f.name[:-5] for f in resources.files("simplebits.pipeline").joinpath("configs").iterdir()
+                  if f.name.endswith(".toml"))
+
+
+def builtin_config(name: str) -> PipelineConfig:
+    files = resources.files("simplebits.pipeline").joinpath("configs")
+    if name not in list_builtin():
+        raise UnknownNameError("built-in config", name, list_builtin())
+    return parse_config(tomllib.loads(files.joinpath(f"{name}.toml").read_text(encoding="utf-8")))
+
+
+def builtin_text(name: str) -> str:
+    if name not in list_builtin():
+        raise UnknownNameError("built-in config", name, list_builtin())
+    return resources.files("simplebits.pipeline").joinpath("configs", f"{name}.toml").read_text(encoding="utf-8")
+
+
+def _positive(where: str, v: int, *, zero: bool = False) -> None:
+    if v < (0 if zero else 1):
+        raise BadInputError(f"{where} must be {'>= 0' if zero else '>= 1'}, got {v}")
+
+
+def validate(cfg: PipelineConfig) -> PipelineConfig:
+    """Ranges, names and settings that contradict each other; returns ``cfg``."""
+    from ..condense import METHODS
+    from ..condense import PRESETS as CONDENSE_PRESETS
+    from ..explain import SPACES
+    from ..prune import get_rule
+    from ..simplify import PRESETS as SIMPLIFY_PRESETS
+    from ..train import get_protocol
+
+    if not cfg.out.strip():
+        raise BadInputError("out must name an output directory, e.g. out = \"my-run\"")
+    if not cfg.data.dataset.strip():
+        raise BadInputError("data.dataset is empty; name a data set, e.g. dataset = \"fashion-mnist\"")
+    _positive("data.bpd_images", cfg.data.bpd_images, zero=True)
+    _positive("data.test_size", cfg.data.test_size, zero=True)
+    get_protocol(cfg.evaluate.protocol)
+    get_protocol(cfg.explain.protocol)
+    _positive("evaluate.seeds", cfg.evaluate.seeds)
+    _positive("evaluate.max_steps", cfg.evaluate.max_steps, zero=True)
+    _positive("explain.max_steps", cfg.explain.max_steps, zero=True)
+    for k in cfg.evaluate.baseline_ipc:
+        _positive("evaluate.baseline_ipc", k)
+    c = cfg.condense
+    if c.method not in METHODS:
+        raise UnknownNameError("condense.method", c.method, METHODS)
+    if c.preset not in CONDENSE_PRESETS:
+        raise UnknownNameError("condense.preset", c.preset, tuple(CONDENSE_PRESETS))
+    if c.enabled and (not c.ipc or not c.lambda_sim):
+        raise BadInputError("condense.ipc and condense.lambda_sim need at least one value each (or enabled = false)")
+    for k in c.ipc:
+        _positive("condense.ipc", k)
+    if any(lam < 0 for lam in c.lambda_sim):
+        raise BadInputError(f"condense.lambda_sim values must be >= 0, got {c.lambda_sim}")
+    _positive("condense.iterations", c.iterations, zero=True)
+    _positive("condense.batch_real", c.batch_real, zero=True)
+    p = cfg.prune
+    if p.source not in ("random-real", "condensed"):
+        raise UnknownNameError("prune.source", p.source, ("random-real", "condensed"))
+    for r in p.rules:
+        get_rule(r)
+    _positive("prune.from_ipc", p.from_ipc)
+    _positive("prune.runs", p.runs)
+    if p.enabled:
+        if not p.targets or not p.rules:
+            raise BadInputError("prune.targets and prune.rules need at least one value each (or enabled = false)")
+        for t in p.targets:
+            _positive("prune.targets", t)
+            if t >= p.from_ipc:
+                raise BadInputError(f"prune.targets holds IPC_T = {t} but from_ipc (IPC_F) is {p.from_ipc}: pruning "
+                                    f"makes a set smaller, so every target must be < {p.from_ipc}")
+        if p.source == "condensed":
+            if not c.enabled or p.from_ipc not in c.ipc:
+                raise BadInputError(f"prune.source = \"condensed\" prunes the condensed set at from_ipc = "
+                                    f"{p.from_ipc}, "
+                                    f"but condensation {'is disabled' if not c.enabled else f'makes ipc {c.ipc}'}: "
+                                    f"add {p.from_ipc} to condense.ipc or use source = \"random-real\"")
+    s = cfg.simplify
+    if s.preset not in SIMPLIFY_PRESETS:
+        raise UnknownNameError("simplify.preset", s.preset, tuple(SIMPLIFY_PRESETS))
+    if s.enabled and not s.lambdas:
+        raise BadInputError("simplify.lambdas needs at least one value (or enabled = false)")
+    if any(lam < 0 for lam in s.lambdas):
+        raise BadInputError(f"simplify.lambdas values must be >= 0, got {s.lambdas}")
+    _positive("simplify.seeds", s.seeds)
+    _positive("simplify.epochs", s.epochs)
+    _positive("simplify.train_size", s.train_size, zero=True)
+    e = cfg.explain
+    if e.select not in ("misclassified", "correct"):
+        raise UnknownNameError("explain.select", e.select, ("misclassified", "correct"))
+    if e.space not in SPACES:
+        raise UnknownNameError("explain.space", e.space, SPACES)
+    _positive("explain.n", e.n)
+    _positive("explain.steps", e.steps)
+    k = cfg.continual
+    if k.replay not in ("random-real", "condensed"):
+        raise UnknownNameError("continual.replay", k.replay, ("random-real", "condensed"))
+    if k.enabled and len(k.tasks) < 2:
+        raise BadInputError(f"continual.tasks needs at least two tasks, got {k.tasks}")
+    _positive("continual.replay_ipc", k.replay_ipc)
+    _positive("continual.epochs", k.epochs, zero=True)
+    _positive("continual.seeds", k.seeds)
+    return cfg
+
+
+def config_hash(obj: Any) -> str:
+    """Content hash of a JSON-able value (sorted keys): the identity of a config or a stage."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def settings_table() -> str:
+    """Markdown table of every key: table, key, type, default, help (for docs/pipeline.md)."""
+    rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+
+    def add(prefix: str, cls: type) -> None:
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            if f.name in SECTIONS:
+                continue
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | `{_toml_value(default)}` | "
+                        f"{f.metadata['help'].replace('|', '/')} |")
+
+    add("", PipelineConfig)
+    for name, cls in SECTIONS.items():
+        add(f"{name}.", cls)
+    return "\n".join(rows)

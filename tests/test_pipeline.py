@@ -1,0 +1,345 @@
+"""The pipeline (`simplebits run` / `simplebits.run`): config checks, stages, skipping, resuming
+after SIGKILL, refusing another config's directory, and the HTML report."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import simplebits as sb
+from simplebits.cli.main import main
+from simplebits.errors import BadInputError, MismatchError, NotFoundError, UnknownNameError
+from simplebits.pipeline import PipelineConfig, builtin_config, list_builtin, load_config, parse_config
+from simplebits.pipeline.config import apply_overrides, settings_table
+
+pytestmark = pytest.mark.slow
+
+# Every stage, minimal budgets, on sklearn's 8x8 digits: about a minute on 2 cores.
+TINY = """
+[data]
+dataset = "digits"
+bpd_images = 50
+[evaluate]
+seeds = 2
+max_steps = 30
+[condense]
+ipc = [1]
+lambda_sim = [0.0, 100.0]
+iterations = 2
+batch_real = 16
+[prune]
+from_ipc = 2
+targets = [1]
+rules = ["yoco", "random"]
+runs = 1
+[simplify]
+lambdas = [2.0]
+epochs = 1
+train_size = 200
+[explain]
+n = 2
+steps = 5
+max_steps = 30
+"""
+
+# data + baseline only: seconds
+MINI = {"data": {"dataset": "digits", "bpd_images": 20}, "evaluate": {"seeds": 1, "max_steps": 10,
+                                                                      "baseline_ipc": [1]},
+        "condense": {"enabled": False}, "prune": {"enabled": False}, "simplify": {"enabled": False},
+        "explain": {"enabled": False}}
+
+
+def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "simplebits.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One uninterrupted CLI run of TINY: (config path, out dir, wall seconds)."""
+    d = tmp_path_factory.mktemp("pipeline")
+    cfg = d / "tiny.toml"
+    cfg.write_text(TINY)
+    out = d / "out"
+    t0 = time.perf_counter()
+    r = _cli("run", str(cfg), "--out", str(out), "--json")
+    wall = time.perf_counter() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    return cfg, out, wall, json.loads(r.stdout)
+
+
+def _figures(out: Path) -> dict:
+    return json.loads((out / "figures.json").read_text())
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def test_builtin_configs_parse_and_round_trip_through_toml(tmp_path):
+    assert {"demo", "small"} <= set(list_builtin())
+    for name in list_builtin():
+        cfg = builtin_config(name)
+        p = tmp_path / f"{name}.toml"
+        p.write_text(cfg.to_toml())
+        assert load_config(p) == cfg
+    demo = builtin_config("demo")
+    assert demo.data.fallback == "mnist-5k" and demo.condense.lambda_sim == [0.0, 100.0]
+
+
+def test_unknown_key_is_named_with_the_valid_keys(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text('[condense]\nipcs = [1]\n')
+    with pytest.raises(BadInputError) as e:
+        load_config(p)
+    msg = str(e.value)
+    assert "'ipcs'" in msg and "[condense]" in msg and "ipc" in msg and "lambda_sim" in msg
+    p.write_text('[condence]\nipc = [1]\n')
+    with pytest.raises(BadInputError, match=r"unknown table \[condence\].*\[condense\]"):
+        load_config(p)
+    p.write_text('outdir = "x"\n')
+    with pytest.raises(BadInputError, match="unknown key 'outdir' in the top level; valid keys: out, seed"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("text, where", [
+    ('[evaluate]\nseeds = "3"\n', "evaluate.seeds must be a integer"),
+    ('[condense]\nipc = 1\n', "condense.ipc must be a list of integer"),
+    ('[condense]\nlambda_sim = [0, "a"]\n', r"condense.lambda_sim\[1\] must be a number"),
+    ('[prune]\nenabled = 1\n', "prune.enabled must be a true/false"),
+    ('seed = 1.5\n', "seed must be a integer"),
+])
+def test_wrong_type_names_the_key_and_the_type(tmp_path, text, where):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(BadInputError, match=where):
+        load_config(p)
+
+
+def test_contradictory_settings_are_refused():
+    with pytest.raises(BadInputError, match=r"IPC_T = 10 but from_ipc \(IPC_F\) is 10"):
+        parse_config({"prune": {"from_ipc": 10, "targets": [1, 10]}})
+    with pytest.raises(BadInputError, match="IPC_T = 12"):
+        parse_config({"prune": {"from_ipc": 10, "targets": [12]}})
+    with pytest.raises(BadInputError, match="add 10 to condense.ipc"):
+        parse_config({"prune": {"source": "condensed", "from_ipc": 10}, "condense": {"ipc": [1]}})
+    with pytest.raises(UnknownNameError, match="yoco"):
+        parse_config({"prune": {"rules": ["yocco"]}})
+    with pytest.raises(UnknownNameError, match="dsa"):
+        parse_config({"condense": {"method": "gm"}})
+    with pytest.raises(BadInputError, match="lambda_sim values must be >= 0"):
+        parse_config({"condense": {"lambda_sim": [-1.0]}})
+    # disabled stages are not checked against each other
+    assert parse_config({"prune": {"enabled": False, "from_ipc": 1, "targets": [5]}}).prune.targets == [5]
+
+
+def test_bad_toml_and_missing_file_are_clear(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[data\n")
+    with pytest.raises(BadInputError, match="not valid TOML"):
+        load_config(p)
+    with pytest.raises(NotFoundError, match="config file not found.*built-in"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_set_overrides_read_toml_values():
+    cfg = apply_overrides(PipelineConfig(), ["evaluate.seeds=1", "condense.lambda_sim=[0, 10]", "out=run2",
+                                             "data.dataset=mnist-5k"])
+    assert cfg.evaluate.seeds == 1 and cfg.condense.lambda_sim == [0.0, 10.0] and cfg.out == "run2"
+    assert cfg.data.dataset == "mnist-5k"  # not TOML: taken as a string
+    with pytest.raises(BadInputError, match="KEY=VALUE"):
+        apply_overrides(PipelineConfig(), ["evaluate.seeds"])
+    with pytest.raises(BadInputError, match="unknown key 'seed' in table"):
+        apply_overrides(PipelineConfig(), ["evaluate.seed=1"])
+
+
+def test_docs_settings_table_is_current():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text()
+    assert settings_table() in doc, "regenerate: python -m simplebits.pipeline.schema (see docs/pipeline.md)"
+
+
+# ------------------------------------------------------------------------------------------ CLI errors
+
+
+def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys):
+    p = tmp_path / "c.toml"
+    p.write_text('[prune]\nfrom_ipc = 2\ntargets = [2]\n')
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "IPC_T = 2" in err
+    assert main(["run", str(tmp_path / "missing.toml")]) == 2
+    assert "config file not found" in capsys.readouterr().err
+
+
+def test_missing_data_set_is_refused_before_anything_is_written(tmp_path, capsys):
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    out = tmp_path / "out"
+    p = tmp_path / "c.toml"
+    p.write_text(f'out = "{out}"\n[data]\ndataset = "fashion-mnist"\nroot = "{empty}"\n')
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fashion-mnist" in err and "data.fallback" in err
+    assert not out.exists()
+    p.write_text(f'out = "{out}"\n[data]\ndataset = "no-such-set"\n')
+    assert main(["run", str(p)]) == 2
+    assert "no-such-set" in capsys.readouterr().err
+
+
+def test_run_without_config_explains(capsys):
+    assert main(["run"]) == 2
+    assert "--print-config demo" in capsys.readouterr().err
+    assert main(["run", "--print-config", "small"]) == 0
+    assert 'dataset = "digits"' in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ API
+
+
+def test_api_twin_returns_the_figures_and_writes_the_report(tmp_path):
+    res = sb.run(MINI, out=tmp_path / "o", log=lambda s: None)
+    assert res.dataset == "digits" and set(res.figures) == {"data", "baseline"}
+    (row,) = res.figures["baseline"]["rows"]
+    assert row["ipc"] == 1 and 0 <= row["accuracy"]["mean"] <= 1 and row["accuracy"]["seeds"] == [0]
+    assert res.figures["data"]["bpd"] is None or res.figures["data"]["bpd"]["n"] == 20
+    assert json.loads((tmp_path / "o" / "figures.json").read_text())["figures"] == res.figures
+    html = Path(res.report).read_text()
+    assert "Random real baseline" in html and "Condensed sets" not in html
+    # a second call finds every stage finished and changes nothing
+    again = sb.run(MINI, out=tmp_path / "o", log=lambda s: None)
+    assert again.skipped == ["data", "baseline"] and again.figures == res.figures
+
+
+def test_test_size_takes_a_class_balanced_subset_of_the_test_split(tmp_path):
+    res = sb.run({**MINI, "data": {**MINI["data"], "test_size": 100}}, out=tmp_path / "o", log=lambda s: None)
+    d = res.figures["data"]
+    assert d["n_test"] == 100 and d["counts_test"] == [10] * 10
+    assert "a class-balanced subset of the test split" in Path(res.report).read_text()
+
+
+def test_another_configs_directory_is_refused_unless_forced(tmp_path):
+    out = tmp_path / "o"
+    sb.run(MINI, out=out, log=lambda s: None)
+    before = (out / "baseline" / "stage.json").read_text()
+    other = {**MINI, "evaluate": {**MINI["evaluate"], "baseline_ipc": [1, 2]}}
+    with pytest.raises(MismatchError, match="results of a different config.*--force"):
+        sb.run(other, out=out, log=lambda s: None)
+    assert (out / "baseline" / "stage.json").read_text() == before  # nothing touched
+    res = sb.run(other, out=out, force=True, log=lambda s: None)
+    assert res.skipped == ["data"]  # data settings unchanged: kept; baseline recomputed
+    assert [r["ipc"] for r in res.figures["baseline"]["rows"]] == [1, 2]
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    (stray / "notes.txt").write_text("mine")
+    with pytest.raises(MismatchError, match="not empty and holds no simplebits pipeline run"):
+        sb.run(MINI, out=stray, log=lambda s: None)
+
+
+def test_interrupted_run_needs_resume(tmp_path):
+    out = tmp_path / "o"
+    sb.run(MINI, out=out, log=lambda s: None)
+    meta = json.loads((out / "pipeline.json").read_text())
+    meta["state"] = "running"  # as a killed run leaves it
+    (out / "pipeline.json").write_text(json.dumps(meta))
+    with pytest.raises(MismatchError, match="interrupted run of this config: pass --resume"):
+        sb.run(MINI, out=out, log=lambda s: None)
+    assert sb.run(MINI, out=out, resume=True, log=lambda s: None).skipped == ["data", "baseline"]
+
+
+# ------------------------------------------------------------------------------------------ whole runs
+
+
+def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run):
+    _, out, _, doc = tiny_run
+    f = doc["figures"]
+    assert list(f) == ["data", "baseline", "condense", "prune", "simplify", "explain"]
+    assert [r["ipc"] for r in f["baseline"]["rows"]] == [1]  # every IPC evaluated; IPC_F only in baseline_ipc
+    for s in f["condense"]["sets"]:
+        assert s["baseline"] == f["baseline"]["by_ipc"]["1"] and len(s["accuracy"]["accuracies"]) == 2
+        assert (out / s["file"]).is_file() and (out / s["grid"]).is_file()
+    plain, simple = f["condense"]["sets"]
+    assert simple["bpd"] < plain["bpd"]  # the simplification term lowers bpd even at 2 iterations
+    assert [(r["rule"], r["ipc_to"], r["kept"]) for r in f["prune"]["rows"]] == [("yoco", 1, 10), ("random", 1, 10)]
+    assert all(r["baseline"] == f["baseline"]["by_ipc"]["1"] for r in f["prune"]["rows"])
+    assert f["simplify"]["original"]["retrain"]["n"] >= 1 and f["simplify"]["rows"][0]["lambda_sim"] == 2.0
+    assert f["explain"]["n"] == 2 and (out / "explain" / "figure.png").is_file()
+    html = (out / "report.html").read_text()
+    for title in ("Data set", "Random real baseline", "Condensed sets", "Accuracy against bits per dimension",
+                  "Pruning", "SimpleBits", "Explanation", "Settings, seeds, versions and timings"):
+        assert title in html, title
+    assert "Continual learning" not in html  # not run: no section
+    assert not re.search(r"""(src|href)=["'](?!data:|#)""", html), "the report must not load anything from outside"
+
+
+def test_rerun_skips_everything_and_report_command_rebuilds(tiny_run, tmp_path):
+    cfg, out, _, doc = tiny_run
+    r = _cli("run", str(cfg), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = json.loads(r.stdout)
+    assert again["skipped"] == list(doc["figures"]) and again["figures"] == doc["figures"]
+    r = _cli("report", str(out), "--out", str(tmp_path / "r.html"))
+    assert r.returncode == 0 and (tmp_path / "r.html").read_text().count("data:image/png;base64,") >= 8
+    r = _cli("report", str(tmp_path))
+    assert r.returncode == 2 and "no pipeline run" in r.stderr
+
+
+def test_sigkill_at_a_random_moment_then_resume_gives_the_same_figures(tiny_run, tmp_path):
+    cfg, out_ref, wall, _ = tiny_run
+    out = tmp_path / "killed"
+    delay = random.Random(os.urandom(8)).uniform(1.0, max(2.0, 0.8 * wall))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "simplebits.cli.main", "run", str(cfg), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_during = proc.returncode == -signal.SIGKILL
+    r = _cli("run", str(cfg), "--out", str(out), "--resume")
+    assert r.returncode == 0, f"killed after {delay:.1f}s; resume failed: {r.stderr[-2000:]}"
+    assert _figures(out) == _figures(out_ref), f"killed after {delay:.1f}s (during the run: {killed_during})"
+
+
+def test_report_renders_in_headless_chromium(tiny_run):
+    """Every image loads and nothing overflows the page; the screenshot is kept as an artifact."""
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (make setup installs it as root: apt-get install chromium)")
+    _, out, _, _ = tiny_run
+    from simplebits.pipeline.browser import check_report
+
+    default = Path(__file__).resolve().parents[1] / "test-artifacts"
+    artifacts = Path(os.environ.get("SIMPLEBITS_TEST_ARTIFACTS", default))
+    res = check_report(out / "report.html", screenshot=artifacts / "report-screenshot.png", browser=browser)
+    assert res["images"] >= 8 and res["broken"] == [], res
+    assert res["overflow"] == [] and res["scrollWidth"] <= res["clientWidth"], res
+    assert (artifacts / "report-screenshot.png").stat().st_size > 10_000
+    # the check itself catches what it looks for: a broken image and an element wider than the page
+    bad = artifacts / "broken-report.html"
+    bad.write_text((out / "report.html").read_text().replace(
+        "</body>", '<img src="data:image/png;base64,AAAA" alt="bad"><div style="width:3000px">wide</div></body>'))
+    res = check_report(bad, browser=browser)
+    assert res["broken"] == ["bad"] and any(o.startswith("div") for o in res["overflow"]), res
+
+
+def test_demo_is_run_on_the_builtin_config(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--dataset", "digits", "--out", str(out), "--json", "--set", "evaluate.seeds=1",
+                 "--set", "evaluate.max_steps=10", "--set", "evaluate.baseline_ipc=[1]", "--set", "data.bpd_images=20",
+                 "--set", "condense.enabled=false", "--set", "prune.enabled=false", "--set", "simplify.enabled=false",
+                 "--set", "explain.enabled=false"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["dataset"] == "digits" and doc["config"]["data"]["fallback"] == "mnist-5k"
+    assert (out / "report.html").is_file() and (out / "config.toml").is_file()
