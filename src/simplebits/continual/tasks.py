@@ -13,7 +13,6 @@ trained and tested on its block only, with the task known at test time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Sequence
 
 import torch
 
-from ..data import ImageSet, flip_allowed, load_dataset, real_subset, resize, to_channels
+from ..data import ImageSet, fingerprint, flip_allowed, load_dataset, real_subset, resize, to_channels
 from ..data.condensed import decode
 from ..data.inputs import load_images
 from ..errors import BadInputError, MismatchError
@@ -106,13 +105,6 @@ def build_tasks(
         offset += train.num_classes
     flip_ok = all(flip_allowed(tr) for _, tr, _ in loaded)
     return TaskSequence(tasks, head, channels, size, flip_ok)
-
-
-def fingerprint(ds: ImageSet) -> str:
-    h = hashlib.sha256()
-    h.update(ds.images.contiguous().numpy().tobytes())
-    h.update(ds.labels.contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def load_replay(path: str | os.PathLike, task: Task, seq: TaskSequence) -> tuple[ImageSet, float | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 
-__all__ = ["combine", "flip_allowed", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
+__all__ = ["combine", "fingerprint", "flip_allowed", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
 
 
 def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
@@ -301,3 +302,11 @@ def combine(
     y = torch.cat([torch.full((len(s),), i, dtype=torch.long) for i, s in enumerate(fitted)])
     names = tuple(s.name for s in fitted)
     return ImageSet(x, y, names, {"name": "+".join(names), "combined": list(names)})
+
+
+def fingerprint(ds: ImageSet) -> str:
+    """sha256 (16 hex digits) of the images and labels: ties a derived file or result to the exact set."""
+    h = hashlib.sha256()
+    h.update(ds.images.detach().float().contiguous().cpu().numpy().tobytes())
+    h.update(ds.labels.detach().long().contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]

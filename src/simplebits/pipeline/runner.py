@@ -23,7 +23,6 @@ stages whose keys changed are recomputed and the others kept.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -37,7 +36,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..data import ImageSet, load_dataset, real_subset
+from ..data import ImageSet, fingerprint, load_dataset, real_subset
 from ..errors import BadInputError, MismatchError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
 from ..train.seeding import derive_seed
@@ -123,13 +122,6 @@ def _acc(report) -> dict[str, Any]:
     """The figures of an EvalReport that a report shows (no timings)."""
     return {"mean": report.mean, "std": report.std, "accuracies": list(report.accuracies), "seeds": list(report.seeds),
             "protocol": report.protocol, "model": report.model, "n_train": report.n_train}
-
-
-def fingerprint(ds: ImageSet) -> str:
-    h = hashlib.sha256()
-    h.update(ds.images.detach().contiguous().cpu().numpy().tobytes())
-    h.update(ds.labels.detach().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class Context:

@@ -24,7 +24,6 @@ Softmax outputs are computed from the stored logits in float32 when a score need
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +32,7 @@ from typing import Any
 
 import torch
 
-from ..data import ImageSet
+from ..data import ImageSet, fingerprint
 from ..data.condensed import decode
 from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError
 from ..io import load_tensors, save_tensors
@@ -113,14 +112,6 @@ class DynamicsConfig:
         d = asdict(self)
         d["schedule_epochs"] = self.schedule_epochs
         return d
-
-
-def fingerprint(ds: ImageSet) -> str:
-    """sha256 of the decoded images and labels: ties dynamics to the set they were recorded on."""
-    h = hashlib.sha256()
-    h.update(ds.images.detach().float().contiguous().cpu().numpy().tobytes())
-    h.update(ds.labels.detach().long().contiguous().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 @dataclass
