@@ -13,7 +13,7 @@ from .data import ImageSet, list_sources, load_dataset, real_subset, resize
 from .data.condensed import decode, import_condensed, load_condensed, save_condensed
 from .errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, SimplebitsError, UnknownNameError
 from .models import create_model, list_models
-from .pipeline import PipelineConfig, PipelineResult, load_config, run, write_report
+from .pipeline import PipelineConfig, PipelineResult, SweepResult, load_config, run, sweep, write_report
 from .train import EvalReport, Protocol, evaluate, evaluate_real_subset, get_protocol, list_protocols
 
 __version__ = "0.1.0"
@@ -52,6 +52,8 @@ __all__ = [
     "real_subset",
     "resize",
     "run",
+    "sweep",
+    "SweepResult",
     "save_condensed",
     "simplify",
     "write_report",

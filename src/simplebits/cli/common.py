@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -35,6 +36,9 @@ def add_import_options(p: argparse.ArgumentParser) -> None:
 
 
 def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
+    """Print the result (as JSON with --json); under torchrun only rank 0 prints."""
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return
     if getattr(args, "json", False):
         json.dump(obj, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -11,9 +11,12 @@ import os
 import sys
 
 from ..errors import SimplebitsError
-from . import bpd, condense, continual, convert, data, demo, evaluate, explain, prune, run, simplify, train_flow
+from . import bpd, condense, continual, convert, data, demo, evaluate, explain, prune, run, simplify, sweep, train_flow
 
-COMMANDS = [data, evaluate, convert, bpd, train_flow, simplify, condense, prune, continual, explain, run, demo]
+#: the commands that split their work across torchrun ranks (docs/scale-out.md)
+DISTRIBUTED = ("condense", "evaluate")
+
+COMMANDS = [data, evaluate, convert, bpd, train_flow, simplify, condense, prune, continual, explain, run, sweep, demo]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,16 +45,36 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse itself exits 2 with a usage line on bad flags
+    ranks = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    who = f" [rank {os.environ.get('RANK', '?')}/{ranks}]" if ranks > 1 else ""
     try:
+        if ranks > 1 and args.command not in DISTRIBUTED:
+            print(f"simplebits {args.command}: error: started by torchrun with {ranks} processes, but only "
+                  f"{' and '.join(DISTRIBUTED)} split their work across ranks; run {args.command} as one process "
+                  "(for grids of runs use `simplebits sweep`)", file=sys.stderr)
+            return 2
         return int(args.func(args) or 0)
     except SimplebitsError as e:
         if os.environ.get("SIMPLEBITS_DEBUG"):
             raise
-        print(f"simplebits {args.command}: error: {e}", file=sys.stderr)
+        print(f"simplebits {args.command}{who}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("simplebits: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if ranks > 1:
+            _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - leaving is best effort at exit
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,7 +90,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "accuracies and saves every cell as it finishes (--resume continues). Rules may carry "
                     "ablation modifiers: yoco:imbalanced, yoco:hard, el2n:balanced, random:imbalanced, yoco:logits.",
     )
-    t.add_argument("file", metavar="FILE", help="condensed set (as for `simplebits prune`)")
+    t.add_argument("file", metavar="FILE", nargs="?", help="condensed set (as for `simplebits prune`)")
+    t.add_argument("--from-sweep", default=None, metavar="DIR",
+                   help="instead of computing: the table of a `simplebits sweep` folder whose cells pruned "
+                        "(every cell's accuracies at a rule and IPC_T pooled)")
     t.add_argument("--ipc", default="1,2,5", help="target IPCs, comma-separated (default 1,2,5)")
     t.add_argument("--rules", default=",".join(DEFAULT_RULES), help=f"comma-separated (default {','.join(DEFAULT_RULES)})")
     t.add_argument("--test", default=None, metavar="DATASET", help="test set (default: the source's test split)")
@@ -150,6 +153,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_table(args: argparse.Namespace) -> int:
+    if args.from_sweep:
+        from ..pipeline.sweeps import sweep_prune_table
+
+        if args.file:
+            raise BadInputError("give either FILE (compute a table) or --from-sweep DIR (read a sweep's), not both")
+        tab = sweep_prune_table(args.from_sweep)
+        if tab is None:
+            raise BadInputError(f"the cells of {args.from_sweep} did not prune (no pruning rows); enable [prune] in "
+                                "the sweep config")
+        emit(args, tab.to_dict(), tab.markdown() if args.markdown else tab.format())
+        return 0
+    if not args.file:
+        raise BadInputError("give the condensed set FILE to prune, or --from-sweep DIR")
     device = resolve_device(args.device)
     rules = [r for r in args.rules.split(",") if r.strip()]
     for r in rules:

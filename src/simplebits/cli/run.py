@@ -41,11 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
     r = sub.add_parser(
-        "report", help="(re)write the self-contained HTML report of a pipeline output directory",
+        "report", help="(re)write the self-contained HTML report of a pipeline or sweep output directory",
         description="Build OUT/report.html from the files of a `simplebits run` output directory: images and "
-                    "plots inline, readable offline. Sections appear for the stages that ran.",
+                    "plots inline, readable offline. Sections appear for the stages that ran. For a `simplebits "
+                    "sweep` folder: the grid, every cell with a link to its report, the pooled results, the "
+                    "accuracy-vs-bpd plot and the pruning table.",
     )
-    r.add_argument("dir", metavar="DIR", help="output directory of `simplebits run`")
+    r.add_argument("dir", metavar="DIR", help="output directory of `simplebits run` or `simplebits sweep`")
     r.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/report.html)")
     r.add_argument("--check", action="store_true",
                    help="open the page in headless Chromium and check that every image loads and nothing overflows")
@@ -88,7 +90,14 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.screenshot and not args.check:
         raise BadInputError("--screenshot needs --check (the screenshot is taken by the browser check)")
-    path = write_report(args.dir, path=args.out)
+    from pathlib import Path
+
+    if (Path(args.dir) / "sweep.json").is_file():  # a `simplebits sweep` folder
+        from ..pipeline.report import write_sweep_report
+
+        path = write_sweep_report(args.dir, path=args.out)
+    else:
+        path = write_report(args.dir, path=args.out)
     doc: dict = {"report": str(path)}
     text = f"wrote {path}"
     if args.check:

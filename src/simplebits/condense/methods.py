@@ -20,6 +20,14 @@ dm         distribution matching (Zhao & Bilen 2023): squared distance of mean e
            real and synthetic batch of each class under a random network, summed over classes.
 
 ``match_loss`` returns the loss summed over classes (DC's convention, for which its lr is tuned).
+
+Per-class independence (for torchrun). Every random draw of class ``c``'s matching (its real
+batch, its DSA parameters, DREAM's k-means) comes from a generator of its own, derived from
+``(seed, iteration, update, c)``; the network's own steps draw from the iteration's generator.
+So a class's term depends only on the network and the class's images, and under torchrun each
+rank computes the terms of its block of classes (:mod:`simplebits.train.distributed`); the runner
+then exchanges the image gradients. ``unrolled`` couples all classes in one step, so every rank
+computes it whole.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from ..augment import DSA
 from ..data import ImageSet, flip_allowed
 from ..models import create_model
 from ..train.kmeans import kmeans, nearest_to_centres
+from ..train.distributed import world
 from ..train.seeding import derive_seed, generator
 from .config import CondenseConfig
 from .match import GradientEngine, distance, matched_parameters
@@ -61,6 +70,10 @@ class Method:
         self.dsa = DSA(cfg.dsa, flip=flip_allowed(real)) if cfg.dsa else None
         self.updates = cfg.loops[0]
         self.g: torch.Generator = generator(cfg.seed, "iter/0")
+        self.world = world(device)
+        #: the classes whose terms this process computes (all of them unless under torchrun)
+        self.partitioned = cfg.match != "unrolled"
+        self.classes = list(self.world.mine(self.num_classes)) if self.partitioned else list(range(self.num_classes))
 
     # ------------------------------------------------------------------ per iteration
     def begin(self, it: int) -> None:
@@ -77,16 +90,20 @@ class Method:
         self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr_net,
                                        momentum=0.5 if self.cfg.method in ("idc", "dream") else 0.0)
 
-    def real_batch(self, c: int, n: int) -> torch.Tensor:
+    def class_generator(self, it: int, k: int, c: int) -> torch.Generator:
+        """The random stream of class ``c``'s matching at update ``k`` of iteration ``it``."""
+        return generator(self.cfg.seed, f"iter/{it}/update/{k}/class/{c}")
+
+    def real_batch(self, c: int, n: int, g: torch.Generator | None = None) -> torch.Tensor:
         pool = self.idx[c]
-        sel = torch.randperm(len(pool), generator=self.g)[: min(n, len(pool))].to(self.device)
+        sel = torch.randperm(len(pool), generator=g or self.g)[: min(n, len(pool))].to(self.device)
         return self.x_real[pool[sel]]
 
-    def augment_pair(self, xr: torch.Tensor, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def augment_pair(self, xr: torch.Tensor, xs: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The same DSA transform (one op, shared parameters) on the real and synthetic batch."""
         if self.dsa is None:
             return xr, xs
-        p = self.dsa.sample(1, generator=self.g, device=self.device, siamese=True)
+        p = self.dsa.sample(1, generator=g, device=self.device, siamese=True)
         return self.dsa.apply(xr, p), self.dsa.apply(xs, p)
 
     def label(self, c: int, n: int) -> torch.Tensor:
@@ -94,21 +111,35 @@ class Method:
 
     # ------------------------------------------------------------------ matching
     def match_loss(self, synth: SyntheticSet, it: int, k: int) -> torch.Tensor:
-        xs_all, ys_all = synth.decoded()
-        if self.cfg.match == "unrolled":
-            return self._unrolled(xs_all, ys_all)
-        total = xs_all.new_zeros(())
-        for c in range(self.num_classes):
-            xr = self.class_real_batch(c, k)
-            xs = xs_all[synth.class_slice(c)]
-            xr, xs = self.augment_pair(xr, xs)
-            gr = self.engine.real(xr, self.label(c, len(xr)))
-            gs = self.engine.synthetic(xs, self.label(c, len(xs)))
-            total = total + distance(gr, gs, self.cfg.match)
+        """The matching loss summed over all classes (single process)."""
+        total, _ = self.match_terms(synth, it, k)
         return total
 
-    def class_real_batch(self, c: int, k: int) -> torch.Tensor:
-        return self.real_batch(c, self.cfg.batch_real)
+    def match_terms(self, synth: SyntheticSet, it: int, k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(loss, values)``: the loss summed over :attr:`classes` (what this process
+        differentiates) and the detached per-class values, shape ``(C,)``, zero for the classes of
+        other ranks (``None`` when the loss is not a sum over classes, i.e. ``unrolled``)."""
+        xs_all, ys_all = synth.decoded()
+        if self.cfg.match == "unrolled":
+            return self._unrolled(xs_all, ys_all), None
+        total = xs_all.new_zeros(())
+        values = torch.zeros(self.num_classes, dtype=xs_all.dtype, device=xs_all.device)
+        for c in self.classes:
+            g = self.class_generator(it, k, c)
+            term = self.class_term(c, xs_all[synth.class_slice(c)], k, g)
+            values[c] = term.detach()
+            total = total + term
+        return total, values
+
+    def class_term(self, c: int, xs: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+        xr = self.class_real_batch(c, k, g)
+        xr, xs = self.augment_pair(xr, xs, g)
+        gr = self.engine.real(xr, self.label(c, len(xr)))
+        gs = self.engine.synthetic(xs, self.label(c, len(xs)))
+        return distance(gr, gs, self.cfg.match)
+
+    def class_real_batch(self, c: int, k: int, g: torch.Generator) -> torch.Tensor:
+        return self.real_batch(c, self.cfg.batch_real, g)
 
     def _unrolled(self, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Paper S11: cross-entropy of a real batch after one SGD step (lr_net) on the synthetic
@@ -182,12 +213,12 @@ class DREAMMethod(IDCMethod):
         super().begin(it)
         self._reps: dict[int, torch.Tensor] = {}
 
-    def class_real_batch(self, c: int, k: int) -> torch.Tensor:
+    def class_real_batch(self, c: int, k: int, g: torch.Generator) -> torch.Tensor:
         if k % self.cfg.dream_every == 0 or c not in self._reps:
-            pool = self.real_batch(c, 4 * self.cfg.batch_real)
+            pool = self.real_batch(c, 4 * self.cfg.batch_real, g)
             kk = min(self.cfg.batch_real, len(pool))
             emb = self.engine.embed_real(pool)
-            centres, _ = kmeans(emb, kk, iters=10, generator=self.g)
+            centres, _ = kmeans(emb, kk, iters=10, generator=g)
             self._reps[c] = pool[nearest_to_centres(emb, centres)]
         return self._reps[c]
 
@@ -201,17 +232,12 @@ class DMMethod(Method):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    def match_loss(self, synth: SyntheticSet, it: int, k: int) -> torch.Tensor:
-        xs_all, _ = synth.decoded()
-        total = xs_all.new_zeros(())
-        for c in range(self.num_classes):
-            xr = self.real_batch(c, self.cfg.batch_real)
-            xs = xs_all[synth.class_slice(c)]
-            xr, xs = self.augment_pair(xr, xs)
-            mr = self.engine.embed_real(xr).mean(0)
-            ms = self.engine.embed_synthetic(xs).mean(0)
-            total = total + ((mr - ms) ** 2).sum()
-        return total
+    def class_term(self, c: int, xs: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+        xr = self.real_batch(c, self.cfg.batch_real, g)
+        xr, xs = self.augment_pair(xr, xs, g)
+        mr = self.engine.embed_real(xr).mean(0)
+        ms = self.engine.embed_synthetic(xs).mean(0)
+        return ((mr - ms) ** 2).sum()
 
     def after_update(self, synth: SyntheticSet, it: int, k: int) -> None:
         return

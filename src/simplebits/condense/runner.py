@@ -10,6 +10,13 @@ Files written for ``out=FILE`` (every one atomically):
 
 Every random draw of iteration ``i`` comes from generators derived from ``(seed, i)``, so a run
 resumed from a checkpoint ends with exactly the images of an uninterrupted run (tested).
+
+Under ``torchrun`` (see :mod:`simplebits.train.distributed`) each rank computes the matching
+terms of its block of classes; after each backward pass the image gradients of every block are
+broadcast from their owner, so every rank takes the same optimiser step on the whole set and
+holds the same images, optimiser state and network. The bpd term (per image, cheap next to
+matching) is computed whole on every rank. Rank 0 alone writes the files and shows progress; the
+result equals a single-process run with the same seed (tested with gloo).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from ..data.condensed import save_condensed
 from ..errors import BadInputError, DivergedError, MismatchError, NotFoundError
 from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
+from ..train.distributed import local_device, warn_once, world
 from ..train.seeding import generator
 from .config import EVAL_PROTOCOL, CondenseConfig, config_from_dict, make_config
 from .figures import difference_image, grid_image, save_png
@@ -126,7 +134,8 @@ def condense(
     elif overrides:
         raise BadInputError("pass either a config or keyword settings, not both")
     cfg = config.validate()
-    dev = torch.device(device)
+    dev = local_device(device)
+    w = world(dev)
     _check_real(real, cfg)
     paths = output_paths(out) if out is not None else None
     if resume and paths is None:
@@ -173,21 +182,27 @@ def condense(
                             "run without --resume to condense again")
 
     method = make_method(cfg, real, device=dev)
+    if w.distributed:
+        warn_once(w, w.idle_note(real.num_classes, "classes") if method.partitioned else
+                  f"match = {cfg.match!r} couples all classes in one step: each of the {w.size} ranks computes it "
+                  "whole (same result, no speed-up)")
+    row_bounds = [(a * cfg.ipc, b * cfg.ipc) for a, b in w.blocks(real.num_classes)]
     lam = cfg.lambda_sim
     last_good = start
-    bar = progress_bar(cfg.iterations, desc=f"condense {cfg.method} ipc{cfg.ipc}", enabled=progress, unit="it")
+    bar = progress_bar(cfg.iterations, desc=f"condense {cfg.method} ipc{cfg.ipc}",
+                       enabled=progress if w.is_main else False, unit="it")
     bar.update(start)
 
     def checkpoint(iteration: int) -> None:
         nonlocal last_good
-        if paths is None:
+        last_good = iteration
+        if paths is None or not w.is_main:
             return
         save_state(paths["checkpoint"], {
             "config": cfg.to_dict(), "iteration": iteration, "data": synth.data.detach().cpu(),
             "optimizer": opt.state_dict(), "log": log, "seconds": elapsed,
         }, kind="condense-checkpoint")
         atomic_write_json(paths["log"], {"config": cfg.to_dict(), "iterations": log})
-        last_good = iteration
 
     for it in range(start, cfg.iterations):
         t0 = time.perf_counter()
@@ -195,19 +210,32 @@ def condense(
         g_bpd = generator(cfg.seed, f"dequant/{it}")
         match_vals, bpd_vals = [], []
         for k in range(method.updates):
-            match = method.match_loss(synth, it, k)
+            own, values = method.match_terms(synth, it, k)
+            match = own
+            if w.distributed and values is not None:
+                # every class's value from its owner, summed in class order as one process sums them
+                w.broadcast_blocks(values, w.blocks(real.num_classes))
+                match = values.new_zeros(())
+                for v in values:
+                    match = match + v
             mean_bpd = None
             if lam is not None and bpd_term is not None:
                 mean_bpd = bpd_term(synth.images(), generator=g_bpd, straight_through=cfg.param == "pixels")
-            loss = combine(match, mean_bpd, lam)
-            if not torch.isfinite(loss):
+            loss = combine(own, mean_bpd, lam)
+            total = combine(match.detach(), None if mean_bpd is None else mean_bpd.detach(), lam)
+            if not torch.isfinite(total):
                 bar.close()
                 where = (f"; the last good checkpoint (iteration {last_good}) is kept at {paths['checkpoint']}"
                          if paths is not None and last_good > 0 else "")
-                raise DivergedError(f"condensation loss became {float(loss.detach())} at iteration {it} (update {k}){where}; "
+                raise DivergedError(f"condensation loss became {float(total)} at iteration {it} (update {k}){where}; "
                                     "lower --lr-img or check the data")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if loss.requires_grad:
+                loss.backward()
+            if w.distributed and values is not None:
+                if synth.data.grad is None:  # a rank with no classes and no bpd term
+                    synth.data.grad = torch.zeros_like(synth.data)
+                w.broadcast_blocks(synth.data.grad, row_bounds)
             opt.step()
             synth.project()
             method.after_update(synth, it, k)
@@ -238,7 +266,7 @@ def condense(
     iters_run = max(1, len(log))
     result = CondenseResult(images=ds, config=cfg, bpd=final_bpd, log=log, seconds=elapsed,
                             seconds_per_iteration=elapsed / iters_run if log else 0.0, peak_rss_mb=_peak_rss_mb())
-    if paths is not None:
+    if paths is not None and w.is_main:
         meta_extra = {"seconds": round(elapsed, 2), "seconds_per_iteration": round(result.seconds_per_iteration, 4),
                       "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": EVAL_PROTOCOL[cfg.method],
                       "density": bpd_term.spec if bpd_term is not None else None,
@@ -249,5 +277,7 @@ def condense(
         save_png(paths["diff"], difference_image(ds))
         atomic_write_json(paths["log"], {"config": cfg.to_dict(), "iterations": log, "bpd": final_bpd})
         paths["checkpoint"].unlink(missing_ok=True)
+    if paths is not None:
         result.files = {k: str(v) for k, v in paths.items() if k != "checkpoint"}
+    w.barrier()  # every rank returns once rank 0's files are in place
     return result

@@ -57,6 +57,8 @@ class EvaluateSection:
     protocol: str = _f("quick", "evaluation protocol for every accuracy (quick, dc, dsa, idc)")
     seeds: int = _f(3, "networks trained per accuracy (mean ± std over seeds seed..seed+seeds-1)")
     max_steps: int = _f(0, "cap on each network's optimiser steps (0: the protocol's own; quick caps at 300)")
+    network: str = _f("", "network trained for every accuracy (\"\": the protocol's own); convnet, resnet10-ap, "
+                          "nf-wrn-16-2 (docs/models.md)")
     baseline_ipc: list[int] = _f([], "extra IPCs for the random-real baseline (every IPC used elsewhere is "
                                      "evaluated anyway)")
 
@@ -221,6 +223,9 @@ def parse_config(raw: dict[str, Any], *, base: PipelineConfig | None = None) -> 
     keep ``base``'s values (default: the defaults)."""
     if not isinstance(raw, dict):
         raise BadInputError(f"a pipeline config is a TOML table, got {type(raw).__name__}")
+    if "sweep" in raw:
+        raise BadInputError("this config has a [sweep] table: run it with `simplebits sweep FILE.toml` "
+                            "(`simplebits run` runs one pipeline)")
     base = base or PipelineConfig()
     top = {k: v for k, v in raw.items() if k not in SECTIONS}
     for k, v in top.items():
@@ -320,6 +325,12 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     _positive("data.test_size", cfg.data.test_size, zero=True)
     get_protocol(cfg.evaluate.protocol)
     get_protocol(cfg.explain.protocol)
+    if cfg.evaluate.network:
+        from ..models import list_models
+
+        known = [m.name for m in list_models()]
+        if cfg.evaluate.network not in known:
+            raise UnknownNameError("evaluate.network", cfg.evaluate.network, known)
     _positive("evaluate.seeds", cfg.evaluate.seeds)
     _positive("evaluate.max_steps", cfg.evaluate.max_steps, zero=True)
     _positive("explain.max_steps", cfg.explain.max_steps, zero=True)

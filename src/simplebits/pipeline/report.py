@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -359,4 +360,110 @@ def write_report(out: str | os.PathLike, *, meta: dict[str, Any] | None = None, 
     if target.is_dir():
         raise BadInputError(f"{target} is a directory; give a file name for the report")
     atomic_write_text(target, render_report(d, meta=meta))
+    return target
+
+
+# ------------------------------------------------------------------------------------------- sweeps
+
+
+def _setting_text(setting: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {v[0] if isinstance(v, list) and len(v) == 1 else v}" for k, v in setting.items()) or "-"
+
+
+def sweep_table_text(table: list[dict[str, Any]]) -> str:
+    """The grouped rows of a sweep as plain text (what `simplebits sweep` prints)."""
+    if not table:
+        return "(no finished cells)"
+    head = ["setting", "set", "accuracy % (mean ± std)", "n", "bpd"]
+    rows = [[_setting_text(r["setting"]), r["label"],
+             "-" if r["mean"] is None else f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}", str(r["n"]),
+             "-" if r["bpd"] is None else f"{r['bpd']:.3f}"] for r in table]
+    widths = [max(len(x) for x in col) for col in zip(head, *rows)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def _sweep_tradeoff(table: list[dict[str, Any]]) -> str:
+    pts = [r for r in table if r["kind"] == "condensed" and r["bpd"] is not None and r["mean"] is not None]
+    if not pts:
+        return ""
+    plt = _mpl()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for label in dict.fromkeys(_setting_text({k: v for k, v in r["setting"].items() if "lambda" not in k})
+                               for r in pts):
+        mine = sorted((r for r in pts if _setting_text({k: v for k, v in r["setting"].items()
+                                                        if "lambda" not in k}) == label), key=lambda r: r["bpd"])
+        ax.errorbar([r["bpd"] for r in mine], [100 * r["mean"] for r in mine], yerr=[100 * r["std"] for r in mine],
+                    marker="o", capsize=3, label=label if label != "-" else "condensed")
+    ax.set_xlabel("bits per dimension")
+    ax.set_ylabel("test accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return ("<h2 id='tradeoff'>Accuracy against bits per dimension</h2><p class='lead'>Condensed sets of every cell; "
+            "cells that differ only in seed pooled (mean &plusmn; std over seeds &times; networks).</p>"
+            f"<figure>{_plot(fig)}</figure>")
+
+
+def render_sweep_report(out: str | os.PathLike) -> str:
+    """The report of a sweep folder (``simplebits sweep``) as an HTML string: the grid, every
+    cell's state and time with a link to its own report, the grouped table, the accuracy-vs-bpd
+    plot and the pruning table read from the cells' results."""
+    from .sweeps import load_sweep_result, sweep_prune_table
+
+    d = Path(out)
+    res = load_sweep_result(d)
+    meta = res["meta"]
+    grid = "".join(f"<li><code>{_esc(k)}</code>: {_esc(', '.join(json.dumps(v) for v in vals))}</li>"
+                   for k, vals in res["grid"].items())
+    cell_rows = []
+    for c in res["cells"]:
+        link = f"{c['folder']}/report.html"
+        has = (d / link).is_file()
+        cell_rows.append([_esc(c["name"]), _esc(_setting_text(c["overrides"])), _esc(c.get("state")),
+                          f"{c.get('seconds', 0):.0f} s" + (" (finished earlier)" if c.get("skipped_cell") else ""),
+                          f"<a href='{_esc(link)}'>report</a>" if has else "&ndash;"])
+    table = res["table"]
+    rows = [[_esc(_setting_text(r["setting"])), _esc(r["label"]),
+             "&ndash;" if r["mean"] is None else f"{100 * r['mean']:.2f} &plusmn; {100 * r['std']:.2f}", str(r["n"]),
+             _num(r["bpd"])] for r in table]
+    sections = [
+        f"<h2 id='grid'>Grid</h2><ul>{grid}</ul><p class='lead'>{len(res['cells'])} cells on "
+        f"{_esc(meta.get('engine'))}, "
+        f"{_esc(meta.get('cpus_per_task'))} CPU thread(s) per cell; {float(meta.get('seconds', 0)):.0f} s wall.</p>",
+        "<h2 id='cells'>Cells</h2>" + _table(["cell", "setting", "state", "time", ""], cell_rows),
+        "<h2 id='results'>Results</h2><p class='lead'>Every set of every finished cell; cells that differ only in "
+        "<code>seed</code> pooled: mean &plusmn; std over all their networks' accuracies (n).</p>"
+        + _table(["setting", "set", "accuracy %", "n", "bpd"], rows),
+        _sweep_tradeoff(table),
+    ]
+    pt = sweep_prune_table(d, cells=res["cells"])
+    if pt is not None:
+        body = []
+        for net in pt.nets:
+            prow = [[str(ipc)] + [_esc(pt.summary(pt.cells.get(net, {}).get(r, {}).get(str(ipc), [])))
+                                  for r in pt.rules] for ipc in pt.ipcs]
+            body.append(f"<h3>{_esc(net)}</h3>" + _table(["IPC<sub>T</sub>"] + [_esc(r) for r in pt.rules], prow))
+        sections.append(f"<h2 id='prune'>Pruning table</h2><p class='lead'>{_esc(pt.source)} pruned; accuracy % "
+                        "pooled over the cells (prune-table.json holds it as a PruneTable).</p>" + "".join(body))
+    toml_path = d / "sweep.toml"
+    if toml_path.is_file():
+        sections.append(f"<h2 id='settings'>Sweep config</h2><pre>{_esc(toml_path.read_text())}</pre>")
+    title = f"simplebits sweep: {d.name}"
+    warn = "" if meta.get("state") == "done" else (
+        f"<p class='note'><b>Not every cell finished</b> (state {_esc(meta.get('state'))}); rerun the sweep to "
+        "continue.</p>")
+    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{_esc(title)}</title><style>{CSS}</style></head><body><h1>{_esc(title)}</h1>{warn}"
+            + "\n".join(s for s in sections if s) + "</body></html>\n")
+
+
+def write_sweep_report(out: str | os.PathLike, *, path: str | os.PathLike | None = None) -> Path:
+    """Write ``OUT/report.html`` of a sweep folder (or ``path``) atomically; returns its path."""
+    d = Path(out)
+    target = Path(path) if path is not None else d / "report.html"
+    if target.is_dir():
+        raise BadInputError(f"{target} is a directory; give a file name for the report")
+    atomic_write_text(target, render_sweep_report(d))
     return target

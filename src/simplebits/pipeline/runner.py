@@ -143,6 +143,8 @@ class Context:
         from ..train import get_protocol
 
         p = get_protocol(self.cfg.evaluate.protocol)
+        if self.cfg.evaluate.network:
+            p = p.with_overrides(model=self.cfg.evaluate.network)
         return p.with_overrides(max_steps=self.cfg.evaluate.max_steps) if self.cfg.evaluate.max_steps else p
 
     @property

@@ -18,6 +18,7 @@ from ..data import ImageSet, real_subset
 from ..data.condensed import decode
 from ..errors import BadInputError, MismatchError
 from ..models import create_model
+from .distributed import local_device, warn_once, world
 from .loop import accuracy, train_classifier
 from .protocols import Protocol, get_protocol
 from .seeding import derive_seed
@@ -91,10 +92,15 @@ def _run_seeds(
 ) -> tuple[list[float], float, ImageSet]:
     accs: list[float] = []
     t0 = time.perf_counter()
-    first: ImageSet | None = None
-    for s in seeds:
-        train = decode(make_train(s))
-        first = first or train
+    first: ImageSet | None = decode(make_train(seeds[0]))
+    check_compatible(first, test)
+    w = world(device)
+    device = local_device(device)
+    if w.distributed:  # under torchrun: a contiguous block of the seeds per rank, gathered in seed order
+        warn_once(w, w.idle_note(len(seeds), "seeds"))
+        progress = progress if w.is_main else False
+    for s in [seeds[i] for i in w.mine(len(seeds))]:
+        train = first if s == seeds[0] else decode(make_train(s))
         check_compatible(train, test)
         net = create_model(
             protocol.model,
@@ -106,7 +112,8 @@ def _run_seeds(
         ).to(device)
         train_classifier(net, train, protocol=protocol, seed=s, progress=progress, desc=f"{label} seed {s}")
         accs.append(accuracy(net, test))
-    assert first is not None
+    if w.distributed:
+        accs = [a for part in w.gather_objects(accs) for a in part]
     return accs, time.perf_counter() - t0, first
 
 
