@@ -11,6 +11,8 @@ Prints one JSON document (and writes it with --out):
 ``sweep``     wall seconds of a 2x2 sweep (seed x condense.lambda_sim) run in order in one process
               and as Ray tasks on a `ray start` cluster at 127.0.0.1 with 2 CPUs; whether the two
               give the same numbers.
+``capacity``  two independent 1-thread condensations at once against one alone: the most any
+              2-process run can gain on this machine.
 
     python benchmarks/scaleout.py --out benchmarks/results/scaleout.json
 """
@@ -55,7 +57,7 @@ def _run(cmd: list[str], threads: int | None) -> tuple[float, subprocess.Complet
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads))
     wall = time.perf_counter() - t0
     if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-3000:]}")
+        raise RuntimeError(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-3000:]}")
     return wall, r
 
 
@@ -107,6 +109,29 @@ def bench_evaluate(tmp: Path, args: argparse.Namespace) -> dict:
     for row in rows.values():
         row["identical_to_1proc_1thread"] = row["accuracies"] == ref
     return {"seeds": args.eval_seeds, "runs": rows}
+
+
+def bench_capacity(tmp: Path, args: argparse.Namespace) -> dict:
+    """What this machine gives two processes at once: two independent 1-thread condensations at the
+    same time against one alone (the ceiling for any 2-process speed-up here)."""
+    common = ["condense", args.dataset, "--method", args.method, "--ipc", str(args.ipc), "--iterations",
+              str(args.capacity_iterations), "--batch-real", str(args.batch_real), "--no-compile", "--json"]
+
+    def spi(out: Path) -> float:
+        log = json.loads(Path(f"{out}.log.json").read_text())["iterations"][1:]
+        return sum(e["seconds"] for e in log) / len(log)
+
+    alone = tmp / "alone.safetensors"
+    _run(_cli(0) + common + ["--out", str(alone)], 1)
+    outs = [tmp / f"pair{i}.safetensors" for i in range(2)]
+    procs = [subprocess.Popen(_cli(0) + common + ["--out", str(o)], env=_env(1), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for o in outs]
+    for pr in procs:
+        pr.wait()
+    a, b = spi(alone), [spi(o) for o in outs]
+    print(f"capacity: alone {a:.2f} s/it, two at once {b[0]:.2f} / {b[1]:.2f} s/it", file=sys.stderr)
+    return {"alone_seconds_per_iteration": round(a, 3), "two_at_once_seconds_per_iteration": [round(x, 3) for x in b],
+            "throughput_ratio": round(2 * a / max(b), 2)}
 
 
 SWEEP = """
@@ -172,30 +197,39 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashion-mnist")
     ap.add_argument("--method", default="dc")
     ap.add_argument("--ipc", type=int, default=1)
-    ap.add_argument("--iterations", type=int, default=10)
+    ap.add_argument("--iterations", type=int, default=6)
     ap.add_argument("--batch-real", type=int, default=256)
     ap.add_argument("--max-procs", type=int, default=2)
     ap.add_argument("--eval-seeds", type=int, default=2)
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: condense,evaluate,sweep")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: condense,evaluate,sweep,capacity")
+    ap.add_argument("--capacity-iterations", type=int, default=4)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     tmp = Path(tempfile.mkdtemp(prefix="sb-scaleout-"))
     doc: dict = {"cpus": os.cpu_count(), "torch": torch.__version__}
+    doc["settings"] = vars(args)
+
+    def save() -> None:  # after every part, so a failure later keeps what was measured
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+
+    parts = [("condense", bench_condense), ("evaluate", bench_evaluate), ("sweep", bench_sweep),
+             ("capacity", bench_capacity)]
     try:
-        if "condense" not in skip:
-            doc["condense"] = bench_condense(tmp, args)
-        if "evaluate" not in skip and "condense" not in skip:
-            doc["evaluate"] = bench_evaluate(tmp, args)
-        if "sweep" not in skip:
-            doc["sweep"] = bench_sweep(tmp, args)
+        for name, fn in parts:
+            if name in skip or (name == "evaluate" and "condense" in skip):
+                continue
+            try:
+                doc[name] = fn(tmp, args)
+            except RuntimeError as e:
+                doc[name] = {"error": str(e)[-2000:]}
+                print(f"{name}: {str(e)[-500:]}", file=sys.stderr)
+            save()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    print(json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":

@@ -304,3 +304,10 @@ def test_ray_sweep_gives_the_sequential_numbers(sequential_sweep, tmp_path):
     doc = json.loads(r.stdout)
     assert doc["engine"] == "ray (local)" and not doc["failed"]
     assert _numbers(tmp_path / "ray") == _numbers(d / "seq")
+
+
+def test_the_example_sweep_file_parses_into_four_cells():
+    cfg = load_sweep(Path(__file__).resolve().parents[1] / "examples" / "sweep-small.toml")
+    cells = expand(cfg)
+    assert len(cells) == 4 and cfg.out == "sweep-small"
+    assert {c.config.condense.lambda_sim[0] for c in cells} == {0.0, 100.0}

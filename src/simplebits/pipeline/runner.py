@@ -558,6 +558,9 @@ def run(
     ``force`` allows an output directory holding another config's results (changed stages are
     recomputed). Writes ``OUT/report.html`` unless ``report=False``. See the module docstring.
     """
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise BadInputError("the pipeline runs as one process: under torchrun every rank would run it whole and write "
+                            "the same files; split a grid of runs with simplebits.sweep instead (docs/scale-out.md)")
     cfg = load_config(config)
     if out is not None:
         from dataclasses import replace

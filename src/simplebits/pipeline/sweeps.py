@@ -219,7 +219,8 @@ def expand(cfg: SweepConfig) -> list[Cell]:
 # ---------------------------------------------------------------------------------------------- running cells
 
 
-def run_cell(config: dict[str, Any], *, threads: int, force: bool) -> dict[str, Any]:
+def run_cell(config: dict[str, Any], *, threads: int, force: bool,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """One cell: a pipeline run with ``threads`` torch threads; returns its figures (JSON-able).
     Runs in this process or in a Ray worker; it writes only under the cell's own folder."""
     import torch
@@ -230,7 +231,7 @@ def run_cell(config: dict[str, Any], *, threads: int, force: bool) -> dict[str, 
     torch.set_num_threads(threads)
     try:
         t0 = time.perf_counter()
-        r = run(config, resume=True, force=force, report=True, progress=False, log=lambda s: None)
+        r = run(config, resume=True, force=force, report=True, progress=False, log=log or (lambda s: None))
         return {"state": "done", "figures": r.figures, "seconds": round(time.perf_counter() - t0, 2),
                 "stage_seconds": r.seconds, "skipped": r.skipped, "peak_rss_mb": round(r.peak_rss_mb, 1),
                 "dataset": r.dataset, "host": socket.gethostname(), "pid": os.getpid()}
@@ -285,7 +286,14 @@ def check_sweep_dir(cfg: SweepConfig, cells: list[Cell], *, force: bool) -> dict
 # ---------------------------------------------------------------------------------------------- Ray
 
 
-def _ray_module():
+def _ray_module(address: str):
+    # read by Ray when it is imported, so set first. Ray >= 2.59 starts clusters with token
+    # authentication and writes the token to ~/.ray/auth_token; a driver sends it only in token
+    # mode (harmless for a cluster without it). Ray's C++ client logs every retry at warning level.
+    if address != "local" and "RAY_AUTH_MODE" not in os.environ and (
+            os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         import ray
     except ImportError:
@@ -330,11 +338,6 @@ def _ray_init(ray: Any, address: str, cpus: int | None) -> None:
         else:
             check_reachable(address)
             kw.pop("include_dashboard")
-            # Ray >= 2.59 starts clusters with token authentication and writes the token to
-            # ~/.ray/auth_token; a driver sends it only in token mode (harmless for a cluster without it)
-            if "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN")
-                                                      or (Path.home() / ".ray" / "auth_token").is_file()):
-                os.environ["RAY_AUTH_MODE"] = "token"
             ray.init(address=address, **kw)
     except SimplebitsError:
         raise
@@ -391,7 +394,7 @@ def sweep(
         cfg = replace(cfg, out=str(out))
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
     cells = expand(cfg)
-    ray_mod = _ray_module() if ray else None
+    ray_mod = _ray_module(ray) if ray else None
     if ray and ray != "local":
         check_reachable(ray)
     states = check_sweep_dir(cfg, cells, force=force)
@@ -439,7 +442,8 @@ def sweep(
         for cell in todo:
             say(f"  {cell.name} ...")
             try:
-                got = run_cell(cell.config.to_dict(), threads=cfg.cpus_per_task, force=force_of[cell.name])
+                got = run_cell(cell.config.to_dict(), threads=cfg.cpus_per_task, force=force_of[cell.name],
+                               log=lambda s: say(f"    {s}"))
                 record(cell, got, None)
             except SimplebitsError as e:
                 record(cell, None, str(e))

@@ -19,7 +19,7 @@ owners computed.
 from __future__ import annotations
 
 import os
-import warnings
+import sys
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -167,6 +167,6 @@ def local_device(device: str | torch.device) -> torch.device:
 
 
 def warn_once(w: World, message: str | None) -> None:
-    """A note printed by rank 0 only."""
+    """A one-line note on stderr, printed by rank 0 only."""
     if message and w.is_main:
-        warnings.warn(message, stacklevel=3)
+        print(f"simplebits: note: {message}", file=sys.stderr, flush=True)
