@@ -398,8 +398,10 @@ def sweep(
     if ray and ray != "local":
         check_reachable(ray)
     states = check_sweep_dir(cfg, cells, force=force)
-    if ray_mod is not None:
-        _ray_init(ray_mod, ray, None)
+    if ray_mod is not None and any(states[c.name] != "done" for c in cells):
+        _ray_init(ray_mod, ray, None)  # joined (or started) only when some cell is left to run
+    else:
+        ray_mod = None
     engine = "sequential (this process)" if ray is None else f"ray ({ray})"
     outp = Path(cfg.out)
     outp.mkdir(parents=True, exist_ok=True)
@@ -468,7 +470,7 @@ def sweep(
     seconds = time.perf_counter() - t0
     ordered = [{"name": c.name, "overrides": c.overrides, "folder": str(Path("cells") / c.name),
                 **results.get(c.name, {"state": "failed" if c.name in failed else "pending"})} for c in cells]
-    table = grouped_table(cfg, ordered)
+    table = grouped_table(ordered)
     meta.update(state="done" if not failed else "failed", finished=time.strftime("%Y-%m-%d %H:%M:%S"),
                 seconds=round(seconds, 2), skipped=skipped)
     atomic_write_json(outp / "results.json", {"grid": cfg.grid, "table": table, "cells": ordered})
@@ -513,7 +515,7 @@ def _rows_of(figures: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def grouped_table(cfg: SweepConfig | None, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def grouped_table(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows of every finished cell, cells that differ only in ``seed`` pooled: mean ± std over all
     their networks' accuracies (condensation/pruning seeds x evaluation networks)."""
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
