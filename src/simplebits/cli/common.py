@@ -37,7 +37,7 @@ def add_import_options(p: argparse.ArgumentParser) -> None:
 
 def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
     """Print the result (as JSON with --json); under torchrun only rank 0 prints."""
-    if int(os.environ.get("RANK", "0") or 0) != 0:
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0) != 0:
         return
     if getattr(args, "json", False):
         json.dump(obj, sys.stdout, indent=2, default=str)
