@@ -311,3 +311,12 @@ def test_the_example_sweep_file_parses_into_four_cells():
     cells = expand(cfg)
     assert len(cells) == 4 and cfg.out == "sweep-small"
     assert {c.config.condense.lambda_sim[0] for c in cells} == {0.0, 100.0}
+
+
+def test_a_broken_sweep_file_is_one_clear_error(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sweep\nout = 1\n")
+    with pytest.raises(BadInputError, match="not valid TOML.*docs/scale-out.md"):
+        load_sweep(bad)
+    r = _single("sweep", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "sweep config not found" in r.stderr and "Traceback" not in r.stderr

@@ -253,13 +253,17 @@ def load_config(path: str | Path | dict[str, Any] | PipelineConfig) -> PipelineC
     if not p.is_file():
         raise NotFoundError(f"config file not found: {p}; write one (see docs/pipeline.md) or use a built-in one: "
                             f"{', '.join(list_builtin())}")
+    return parse_config(read_toml(p, "a pipeline config", "docs/pipeline.md"))
+
+
+def read_toml(p: Path, what: str, doc: str) -> dict[str, Any]:
+    """The parsed TOML of file ``p``; one clear error for a binary or malformed file."""
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
-        raise BadInputError(f"{p} is not a text file; a pipeline config is TOML") from None
+        raise BadInputError(f"{p} is not a text file; {what} is TOML") from None
     except tomllib.TOMLDecodeError as e:
-        raise BadInputError(f"{p} is not valid TOML ({e}); see docs/pipeline.md for an example") from None
-    return parse_config(raw)
+        raise BadInputError(f"{p} is not valid TOML ({e}); see {doc} for an example") from None
 
 
 def apply_overrides(cfg: PipelineConfig, sets: list[str]) -> PipelineConfig:

@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 from ..errors import BadInputError, MismatchError, NotFoundError, SimplebitsError
 from ..io import atomic_write_json, atomic_write_text
-from .config import SECTIONS, PipelineConfig, _toml_value, config_hash, parse_config, tomllib
+from .config import SECTIONS, PipelineConfig, _toml_value, config_hash, parse_config, read_toml
 
 __all__ = ["SweepConfig", "SweepResult", "Cell", "load_sweep", "expand", "sweep", "load_sweep_result",
            "sweep_prune_table", "SweepError"]
@@ -180,13 +180,7 @@ def load_sweep(path: str | os.PathLike | dict[str, Any] | SweepConfig) -> SweepC
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"sweep config not found: {p}; write one (docs/scale-out.md has an example)")
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise BadInputError(f"{p} is not a text file; a sweep config is TOML") from None
-    except tomllib.TOMLDecodeError as e:
-        raise BadInputError(f"{p} is not valid TOML ({e}); see docs/scale-out.md for an example") from None
-    return parse_sweep(raw)
+    return parse_sweep(read_toml(p, "a sweep config", "docs/scale-out.md"))
 
 
 def _slug(v: Any) -> str:
