@@ -48,11 +48,19 @@ def run(args: argparse.Namespace) -> int:
     if args.model == "none" and not args.codec:
         raise BadInputError("--model none leaves nothing to compute; add --codec png or --codec jpeg")
     models: dict[str, object] = {}
-    results, rows, per_image = [], [], []
+    results, rows, per_image, notes = [], [], [], []
     for arg in args.inputs:
         ds = load_input(arg, args, split=args.split, size=args.resize)
+        clamped = None
+        if ds.out_of_range_fraction() > 0.0:  # an unbounded set: bits are defined for pixels in [0, 1] only
+            ds = ds.clamped()
+            clamped = ds.meta["clamped_fraction"]
+            notes.append(f"note: {arg} holds values outside [0, 1] (an unbounded set); its clamped view was scored "
+                         f"({100 * clamped:.2f}% of values clamped)")
         x = ds.images[: args.limit] if args.limit else ds.images
         res: dict[str, object] = {"input": arg, "n": int(x.shape[0]), "shape": list(x.shape[1:])}
+        if clamped is not None:
+            res["clamped_fraction"] = clamped
         vals = {}
         if args.model != "none":
             channels = 3 if args.gray_to_rgb else x.shape[1]
@@ -85,5 +93,5 @@ def run(args: argparse.Namespace) -> int:
                                                   (k == "bpd" and args.model != "none") or (k == "codec_bpd" and args.codec)])
         w.writerows(per_image)
         atomic_write_text(args.per_image, buf.getvalue())
-    emit(args, results, table(["input", "model", "count", "mean bpd", "median", "std"], rows))
+    emit(args, results, "\n".join([table(["input", "model", "count", "mean bpd", "median", "std"], rows), *notes]))
     return 0

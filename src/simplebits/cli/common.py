@@ -29,10 +29,14 @@ def add_import_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", default="auto", choices=["auto", "simplebits", "dc", "mtt", "idc", "kip"],
                    help="tool that wrote the file (auto: from the file name and contents)")
     g.add_argument("--normalization", default=None, choices=sorted(NORMALIZATIONS),
-                   help="mean/std the tool normalised with (needed when pixel values lie outside [0,1])")
+                   help="mean/std the tool normalised with (default: inferred from the file's name and contents, "
+                        "e.g. res_DC_FashionMNIST_*.pt -> fashion-mnist; asked for when it cannot be told)")
     g.add_argument("--factor", type=int, default=1, help="multi-formation factor of IDC/DREAM files (default 1)")
     g.add_argument("--labels", default=None, metavar="FILE", help="MTT labels file (default: labels_best.pt beside)")
     g.add_argument("--experiment", type=int, default=0, help="experiment index in a DC res_*.pt file (default 0)")
+    g.add_argument("--clamp", action="store_true",
+                   help="clamp the denormalised values to [0, 1] (default: keep them as the tool trained on them; "
+                        "DC/DSA/DM never clamp)")
 
 
 def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
@@ -71,7 +75,7 @@ def load_input(arg: str, args: argparse.Namespace, *, split: str = "train", size
         arg, split=split, root=getattr(args, "data_root", None), size=size,
         format=getattr(args, "format", "auto"), normalization=getattr(args, "normalization", None),
         factor=getattr(args, "factor", 1), labels_path=getattr(args, "labels", None),
-        experiment=getattr(args, "experiment", 0),
+        experiment=getattr(args, "experiment", 0), clamp=getattr(args, "clamp", False),
     )
 
 

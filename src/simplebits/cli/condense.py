@@ -49,6 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="network normalisation (default instance)")
     p.add_argument("--act", default=None, choices=["relu", "elu", "leakyrelu"], help="network activation (default relu)")
     p.add_argument("--no-compile", action="store_true", help="do not torch.compile the real-batch network")
+    p.add_argument("--no-clamp", action="store_true",
+                   help="do not clamp the images to [0, 1] after each update, as DC/DSA/DM do not; the set is "
+                        "stored unbounded (evaluate/prune use its values, bpd and PNGs its clamped view)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--evaluate", nargs="?", const="auto", default=None, metavar="PROTOCOL",
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         lambda_sim=args.lambda_sim, density=args.density, match=args.match, init=args.init,
         batch_real=args.batch_real, outer_loop=args.outer_loop, inner_loop=args.inner_loop, lr_img=args.lr_img,
         net=args.net, net_options=net_options or None, compile=False if args.no_compile else None, seed=args.seed,
+        clamp=False if args.no_clamp else None,
     )
     test_spec = None
     if args.evaluate:
@@ -90,6 +94,13 @@ def run(args: argparse.Namespace) -> int:
             f"bpd {result.bpd:.3f}" if result.bpd is not None else "bpd: no density model for this data",
             f"{result.seconds:.1f} s ({result.seconds_per_iteration:.2f} s/iteration), peak RSS {result.peak_rss_mb:.0f} MB",
             "wrote " + ", ".join(result.files.values())]
+    if result.images.unbounded:
+        lo, hi = result.images.value_range()
+        out["range"] = {"kind": "unbounded", "value_range": [lo, hi],
+                        "out_of_range_fraction": result.images.out_of_range_fraction()}
+        text.insert(2, f"unbounded (--no-clamp): range [{lo:.3g}, {hi:.3g}], "
+                       f"{100 * result.images.out_of_range_fraction():.2f}% of values outside [0, 1]; "
+                       "the PNG grid shows the clamped view")
     if args.evaluate:
         from ..train import evaluate
 

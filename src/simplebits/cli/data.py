@@ -48,6 +48,12 @@ def run_show(args: argparse.Namespace) -> int:
         f"classes:   {d['num_classes']}",
         f"found at:  {ds.meta.get('found_at') or ds.meta.get('imported_from') or ds.meta.get('name')}",
     ]
+    frac = ds.out_of_range_fraction()
+    if frac > 0.0:
+        lo, hi = ds.value_range()
+        d["range"] = {"kind": "unbounded", "min": lo, "max": hi, "out_of_range_fraction": frac}
+        lines.append(f"range:     unbounded [{lo:.3g}, {hi:.3g}], {100 * frac:.2f}% of values outside [0, 1] "
+                     "(kept as the tool made them; PNGs and bpd use the clamped view)")
     if ds.meta.get("factor", 1) > 1:
         lines.append(f"factor:    {ds.meta['factor']} (each stored image decodes into {ds.meta['factor'] ** 2})")
     lines.append(table(["class", "name", "images"], [[i, c, n] for i, (c, n) in enumerate(zip(ds.classes, ds.counts()))]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..data import load_dataset
+from ..data import is_dataset_spec, load_dataset
 from ..errors import BadInputError
 from ..train import EvalReport, evaluate, evaluate_real_subset, get_protocol, list_protocols
 from ..train.published import published_random
@@ -42,13 +42,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of fresh networks (seeds 0..N-1; default 3)")
     p.add_argument("--ipc", type=int, default=None, help="evaluate random real subsets of this many images per class")
     p.add_argument("--real", default=None, metavar="DATASET",
-                   help="real training set for the baseline of a condensed file (default: its recorded source)")
+                   help="real training set for the baseline of a condensed file (default: its recorded source; "
+                        "its test split is the default --test)")
     p.add_argument("--no-baseline", action="store_true", help="skip the random-real baseline")
     add_device(p)
     add_data_root(p)
     add_import_options(p)
     add_json(p)
     p.set_defaults(func=run)
+
+
+def recorded_source(ds) -> str | None:
+    """The real data set a loaded file was made from, when its metadata names one (a file path
+    recorded by an older version, or no record at all, gives None)."""
+    spec = ds.meta.get("source_dataset") or (ds.meta.get("condensed") or {}).get("source")
+    return str(spec) if spec and is_dataset_spec(str(spec)) else None
+
+
+def missing_source_message(arg: str, ds) -> str:
+    """One line for a file whose real data set is unknown: what is recorded, and the two fixes."""
+    spec = ds.meta.get("source_dataset") or (ds.meta.get("condensed") or {}).get("source")
+    if spec:
+        return (f"the recorded source of {arg} is a file ({spec}), not a data set: pass --real DATASET "
+                "(e.g. fashion-mnist) for the random-real baseline, or --no-baseline")
+    why = (ds.meta.get("inferred") or {}).get("how")
+    return (f"{arg} does not record the data set it was made from" + (f" (not inferred: {why})" if why else "")
+            + ": pass --real DATASET (e.g. fashion-mnist) for the random-real baseline, or --no-baseline")
 
 
 def _default_test(spec: str | None) -> str | None:
@@ -80,24 +99,30 @@ def run(args: argparse.Namespace) -> int:
     if is_file and args.ipc is not None:
         raise BadInputError("--ipc draws random real subsets of a data set; it does not apply to a file")
     train = load_input(args.train, args, split="train")
-    source_spec = train.meta.get("source_dataset") if is_file else args.train
-    test_spec = args.test or _default_test(source_spec)
+    source_spec = recorded_source(train) if is_file else args.train
+    real_spec = args.real or (source_spec if is_file else None)
+    if is_file and args.ipc is None and not args.no_baseline and real_spec is None:
+        raise BadInputError(missing_source_message(args.train, train))
+    test_spec = args.test or _default_test(source_spec or args.real)
     if test_spec is None:
         raise BadInputError(f"cannot tell the test set for {args.train!r}; pass --test DATASET")
     test = load_dataset(test_spec, split="test", root=args.data_root)
-    source_name = (source_spec or "").split(":", 1)[0]
+    source_name = (source_spec or args.real or "").split(":", 1)[0]
     if args.ipc is not None:
         report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=args.seeds, device=device)
     else:
         baseline_from = None
-        real_spec = args.real or (source_spec if is_file else None)
         if is_file and not args.no_baseline:
-            if real_spec is None:
-                raise BadInputError(
-                    f"{args.train} does not record the data set it was made from; pass --real DATASET for the "
-                    "random-real baseline, or --no-baseline"
-                )
             baseline_from = load_dataset(real_spec, split="train", root=args.data_root)
         report = evaluate(train, test, protocol=proto, seeds=args.seeds, baseline_from=baseline_from, device=device)
-    emit(args, report.to_dict(), format_reports([report], source_name))
+    doc, text = report.to_dict(), format_reports([report], source_name)
+    if is_file and train.meta.get("format_in"):  # another tool's file, read directly: say what was inferred
+        from .convert import describe_import
+
+        lo, hi = train.value_range()
+        note = describe_import({**train.meta, "value_range": [lo, hi]})
+        doc["import"] = {k: train.meta.get(k) for k in ("format_in", "normalization", "inferred", "range",
+                                                         "out_of_range_fraction", "clamped_fraction")}
+        text = f"{args.train}: {note}\n{text}" if note else text
+    emit(args, doc, text)
     return 0

@@ -12,7 +12,7 @@ from ..prune import DynamicsConfig, get_rule, list_rules, prune_set
 from ..prune.table import DEFAULT_RULES, parse_rule, prune_table
 from ..train import list_protocols
 from .common import add_data_root, add_import_options, add_json, emit, int_list, load_input
-from .evaluate import _default_test, add_device, format_reports, resolve_device
+from .evaluate import _default_test, add_device, format_reports, recorded_source, resolve_device
 
 _RULES_HELP = "; ".join(f"{r.name}: {r.description}" for r in list_rules())
 
@@ -115,9 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _test_set(args: argparse.Namespace, ds) -> object:
-    spec = args.test or _default_test(ds.meta.get("source_dataset") or (ds.meta.get("condensed") or {}).get("source"))
+    spec = args.test or _default_test(recorded_source(ds))
     if spec is None:
-        raise BadInputError(f"cannot tell the test set for {args.file}; pass --test DATASET")
+        raise BadInputError(f"cannot tell the test set for {args.file}: it records no real data set it was made "
+                            "from; pass --test DATASET (e.g. fashion-mnist:test)")
     return load_dataset(spec, split="test", root=args.data_root)
 
 

@@ -59,9 +59,11 @@ class CondenseConfig:
         real batches (``net_steps`` per update), for dc/dsa on the synthetic set.
     Images
         ``ipc`` stored images per class; ``factor`` multi-formation (idc/dream); ``init`` noise |
-        real | mix; ``param`` pixels (clamped to [0, 1]; SGD runs in the data's normalised
-        coordinates as the reference does) | logits (sigmoid -> straight-through 8-bit rounding;
-        the SimpleBits parametrisation); ``optimizer``, ``lr_img``, ``mom_img``, ``betas``.
+        real | mix; ``param`` pixels (SGD runs in the data's normalised coordinates as the
+        reference does; clamped to [0, 1] after every update unless ``clamp`` is False) | logits
+        (sigmoid -> straight-through 8-bit rounding; the SimpleBits parametrisation);
+        ``optimizer``, ``lr_img``, ``mom_img``, ``betas``. ``clamp=False`` reproduces DC/DSA/DM,
+        which never clamp: the stored set is then unbounded (``range: unbounded``).
     Simplification
         ``lambda_sim`` None = off; otherwise the loss is
         ``10*C/(1+lam) * L_match + 2*lam/(1+lam) * mean bpd`` (paper Eq. 7) under ``density``
@@ -100,6 +102,7 @@ class CondenseConfig:
     compile: bool = False
     checkpoint_every: int = 10
     preset: str = "custom"
+    clamp: bool = True
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -116,6 +119,8 @@ class CondenseConfig:
         d = asdict(self)
         d["betas"] = list(self.betas)
         d["loops"] = list(self.loops)
+        if self.clamp:  # every earlier version clamped: left out so their digests, stage keys and checkpoints hold
+            del d["clamp"]
         return d
 
     def digest(self, *, ignore: tuple[str, ...] = ("iterations", "checkpoint_every", "compile", "chunk")) -> str:
@@ -164,6 +169,11 @@ class CondenseConfig:
             )
         if self.init == "mix" and self.factor == 1:
             raise BadInputError("init 'mix' builds collages of factor x factor real images; it needs --factor >= 2")
+        if not isinstance(self.clamp, bool):
+            raise BadInputError(f"clamp must be true or false; got {self.clamp!r}")
+        if not self.clamp and (self.param != "pixels" or self.lambda_sim is not None):
+            raise BadInputError("--no-clamp applies to plain pixel condensation; the simplification term "
+                                "(--lambda-sim) and the logits parametrisation need images in [0, 1]")
         if self.method == "dm" and self.match != "layerwise":
             raise BadInputError("dm matches mean embeddings; --match applies to dc/dsa/idc/dream only")
         return self

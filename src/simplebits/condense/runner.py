@@ -237,7 +237,8 @@ def condense(
                     synth.data.grad = torch.zeros_like(synth.data)
                 w.broadcast_blocks(synth.data.grad, row_bounds)
             opt.step()
-            synth.project()
+            if cfg.clamp:
+                synth.project()
             method.after_update(synth, it, k)
             match_vals.append(float(match.detach()))
             if mean_bpd is not None:
@@ -258,11 +259,12 @@ def condense(
             checkpoint(it + 1)
     bar.close()
 
-    images = synth.final_images().cpu()
-    ds = ImageSet.create(images, synth.labels.cpu(), real.classes, where="condensed images")
+    images = synth.final_images(clamp=cfg.clamp).cpu()
+    ds = ImageSet.create(images, synth.labels.cpu(), real.classes, where="condensed images", unbounded=not cfg.clamp)
     ds = ds.with_meta(name=f"{real.name}:{cfg.method}-ipc{cfg.ipc}", factor=cfg.factor,
                       source_dataset=real.meta.get("name", real.name))
-    final_bpd = bpd_term.score(images.to(dev)) if bpd_term is not None else None
+    # bits are defined for pixels in [0, 1]: an unclamped set's bpd is its clamped view's (as `bpd` reports it)
+    final_bpd = bpd_term.score(images.clamp(0, 1).to(dev)) if bpd_term is not None else None
     iters_run = max(1, len(log))
     result = CondenseResult(images=ds, config=cfg, bpd=final_bpd, log=log, seconds=elapsed,
                             seconds_per_iteration=elapsed / iters_run if log else 0.0, peak_rss_mb=_peak_rss_mb())

@@ -3,7 +3,8 @@
 ``pixels``: the parameter is the image in the data's normalised coordinates
     ``(x - mean) / std`` (per channel), as the reference code optimises it, so SGD with lr 0.1
     means what it means there; after every update it is clamped so that the image stays in
-    [0, 1] (IDC clamps likewise; DC does not, but a condensed set is an image file here).
+    [0, 1] (IDC clamps likewise; DC/DSA/DM do not: ``clamp=False`` in the config reproduces
+    them, and the stored set is then unbounded).
 ``logits``: the SimpleBits parametrisation (REFERENCE.md §3): ``sigmoid(logits)`` rounded to the
     8-bit grid with a straight-through gradient, so the matched image is exactly the saved one.
 
@@ -117,5 +118,6 @@ class SyntheticSet:
             self.data.copy_(torch.maximum(torch.minimum(self.data, hi), lo))
 
     @torch.no_grad()
-    def final_images(self) -> torch.Tensor:
-        return self.images().detach().clamp(0, 1).clone()
+    def final_images(self, clamp: bool = True) -> torch.Tensor:
+        x = self.images().detach()
+        return (x.clamp(0, 1) if clamp else x).clone()

@@ -11,14 +11,19 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 
-__all__ = ["combine", "fingerprint", "flip_allowed", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels"]
+__all__ = ["combine", "fingerprint", "flip_allowed", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels", "UNBOUNDED"]
+
+# ``meta["range"]`` of a set whose float values may leave [0, 1] (a condensed set imported from
+# a tool that never clamps, e.g. DC/DSA/DM; or ``condense --no-clamp``).
+UNBOUNDED = "unbounded"
 
 
-def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
-    """Check an image array and return float32 (N, C, H, W) in [0, 1].
+def validate_images(images: Any, *, where: str = "images", unbounded: bool = False) -> torch.Tensor:
+    """Check an image array and return float32 (N, C, H, W), in [0, 1] unless ``unbounded``.
 
     Accepts uint8 in [0, 255] (scaled), or float in [0, 1]. Anything else is refused with a
-    message naming what is wrong: NaN, values out of range, wrong rank.
+    message naming what is wrong: NaN, values out of range, wrong rank. ``unbounded=True``
+    accepts finite float values outside [0, 1] (condensed sets from tools that do not clamp).
     """
     if not isinstance(images, torch.Tensor):
         try:
@@ -42,7 +47,7 @@ def validate_images(images: Any, *, where: str = "images") -> torch.Tensor:
         n_bad = int((~torch.isfinite(images)).sum())
         raise BadInputError(f"{where}: {n_bad} pixel values are NaN or infinite; clean the data first")
     lo, hi = float(images.min()), float(images.max())
-    if lo < 0.0 or hi > 1.0:
+    if (lo < 0.0 or hi > 1.0) and not unbounded:
         raise BadInputError(
             f"{where}: float pixel values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
             "divide 8-bit data by 255 or pass it as uint8"
@@ -83,7 +88,13 @@ class ImageSet:
     """Images float32 (N, C, H, W) in [0, 1], int64 labels (N,), class names and provenance.
 
     Construct through :meth:`create` to validate; the bare constructor trusts its inputs
-    (used internally after validation).
+    (used internally after validation). A condensed set made by a tool that does not clamp
+    (DC/DSA/DM write mean/std-normalised images that leave [0, 1] once denormalised) is kept
+    as it is: ``create(..., unbounded=True)`` accepts finite values outside [0, 1] and marks
+    ``meta["range"] = "unbounded"``. Training (evaluate, prune, continual replay) uses such
+    values as they are; whatever needs pixels in [0, 1] (bpd, PNG files, a density model, a
+    simplifier) calls :meth:`clamped` (and reports :meth:`out_of_range_fraction`) or
+    :meth:`require_unit_range` (one clear error).
     """
 
     images: torch.Tensor
@@ -100,9 +111,10 @@ class ImageSet:
         meta: dict[str, Any] | None = None,
         *,
         allow_empty_class: bool = False,
+        unbounded: bool = False,
         where: str = "data",
     ) -> "ImageSet":
-        imgs = validate_images(images, where=f"{where} images")
+        imgs = validate_images(images, where=f"{where} images", unbounded=unbounded)
         if isinstance(classes, int):
             classes = [str(i) for i in range(classes)]
         labs = validate_labels(labels, imgs.shape[0], None if classes is None else len(classes), where=f"{where} labels")
@@ -118,7 +130,10 @@ class ImageSet:
                 raise BadInputError(
                     f"{where}: class(es) {', '.join(map(repr, empty[:5]))} have zero images; every class needs at least one"
                 )
-        return cls(imgs, labs, classes, dict(meta or {}))
+        meta = dict(meta or {})
+        if unbounded and (float(imgs.min()) < 0.0 or float(imgs.max()) > 1.0):
+            meta["range"] = UNBOUNDED
+        return cls(imgs, labs, classes, meta)
 
     # -- basic facts -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -149,6 +164,45 @@ class ImageSet:
         """Images per class if every class holds the same number, else ``None``."""
         c = self.counts()
         return c[0] if len(set(c)) == 1 else None
+
+    # -- value range (unbounded sets) --------------------------------------------------------
+    @property
+    def unbounded(self) -> bool:
+        """True when the set was created unbounded and holds values outside [0, 1]."""
+        return self.meta.get("range") == UNBOUNDED
+
+    def value_range(self) -> tuple[float, float]:
+        """(min, max) of the pixel values."""
+        return float(self.images.min()), float(self.images.max())
+
+    def out_of_range_fraction(self) -> float:
+        """Fraction of values outside [0, 1] (what :meth:`clamped` changes); 0.0 for a bounded set.
+        Computed from the values, so a set derived from an unbounded one (mixed, resized) still tells."""
+        if self.images.numel() == 0:
+            return 0.0
+        return float(((self.images < 0) | (self.images > 1)).float().mean())
+
+    def clamped(self) -> "ImageSet":
+        """The [0, 1] view of an unbounded set (itself when bounded); ``meta["clamped_fraction"]``
+        records the fraction of values that clamping changed."""
+        frac = self.out_of_range_fraction()
+        if frac == 0.0:
+            return self if not self.unbounded else replace(self, meta={k: v for k, v in self.meta.items() if k != "range"})
+        meta = {k: v for k, v in self.meta.items() if k != "range"}
+        return replace(self, images=self.images.clamp(0.0, 1.0), meta={**meta, "clamped_fraction": round(frac, 6)})
+
+    def require_unit_range(self, purpose: str) -> "ImageSet":
+        """Return ``self`` when its values lie in [0, 1]; otherwise one clear error saying why
+        ``purpose`` cannot take it and how to fix it."""
+        if self.out_of_range_fraction() > 0.0:
+            lo, hi = self.value_range()
+            raise BadInputError(
+                f"{self.name} holds values outside [0, 1] (range [{lo:.3g}, {hi:.3g}], "
+                f"{100 * self.out_of_range_fraction():.1f}% of values; an unbounded set from a tool that does not "
+                f"clamp); {purpose} needs images in [0, 1]: write a clamped copy with `simplebits convert FILE "
+                "--clamp --out FILE.safetensors`"
+            )
+        return self
 
     # -- derived sets ------------------------------------------------------------------------
     def subset(self, indices: torch.Tensor | Sequence[int], **meta: Any) -> "ImageSet":
@@ -244,7 +298,9 @@ def resize(ds: ImageSet, size: int | tuple[int, int], *, mode: str = "pad") -> I
         x = pad_to(x, (th, tw))
     elif mode in ("bilinear", "nearest", "area", "bicubic"):
         kw = {"align_corners": False, "antialias": True} if mode in ("bilinear", "bicubic") else {}
-        x = F.interpolate(x, size=(th, tw), mode=mode, **kw).clamp_(0.0, 1.0)
+        x = F.interpolate(x, size=(th, tw), mode=mode, **kw)
+        if not ds.unbounded:  # antialiasing overshoots [0, 1] slightly; an unbounded set keeps its values
+            x = x.clamp_(0.0, 1.0)
     else:
         raise BadInputError(f"unknown resize mode {mode!r}; valid: pad, bilinear, bicubic, nearest, area")
     return replace(ds, images=x.contiguous(), meta={**ds.meta, "resized": {"from": [h, w], "to": [th, tw], "mode": mode}})

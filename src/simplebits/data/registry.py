@@ -20,7 +20,7 @@ from typing import Callable
 from ..errors import BadInputError, UnknownNameError
 from .imageset import ImageSet
 
-__all__ = ["SourceInfo", "register_source", "list_sources", "get_source", "parse_spec", "load_dataset", "data_root"]
+__all__ = ["SourceInfo", "register_source", "list_sources", "get_source", "parse_spec", "is_dataset_spec", "load_dataset", "data_root"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,16 @@ def parse_spec(spec: str) -> tuple[SourceInfo, str | None, str | None]:
     if sep and rest not in info.splits:
         raise BadInputError(f"data set {name!r} has no split {rest!r}; valid: {', '.join(info.splits)}")
     return info, (rest or None), None
+
+
+def is_dataset_spec(spec: str) -> bool:
+    """True when ``spec`` names a registered data set (``fashion-mnist:train``, ``mnist-5k``,
+    ``npz:PATH``), False for anything else (a file path, an unknown name); loads nothing."""
+    try:
+        parse_spec(spec)
+    except (BadInputError, UnknownNameError):
+        return False
+    return True
 
 
 def data_root(root: str | os.PathLike | None, subdir: str) -> Path | None:

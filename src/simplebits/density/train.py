@@ -88,6 +88,7 @@ def train_flow(
     """
     config.validate()
     model_config.validate()
+    train.require_unit_range("training a density model")
     c, s = model_config.channels, model_config.image_size
     if train.shape != (c, s, s):
         raise BadInputError(f"training images are {train.shape}, the model takes {(c, s, s)}; fit them first")

@@ -89,6 +89,7 @@ def explain(
     ``OUT/explain.json`` and ``OUT/figure.png``.
     """
     cfg = (config or ExplainConfig()).validate()
+    data.require_unit_range("explain (the simplified images are scored in bits)")
     check_classifier_input(model, info or ClassifierInfo("unknown"), data.images, data.num_classes)
     preds = predict_logits(model, data.images).argmax(1)
     idx = select_images(preds, data.labels, select, n, seed=cfg.seed)

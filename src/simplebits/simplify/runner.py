@@ -119,6 +119,7 @@ def load_simplifier(path: str | os.PathLike, *, device: str | torch.device = "cp
 
 
 def _check_data(train: ImageSet, test: ImageSet | None) -> None:
+    train.require_unit_range("SimpleBits (the simplifier and the density model)")
     if train.num_classes < 2 or len(set(train.labels.tolist())) < 2:
         raise BadInputError(
             f"{train.name!r} has one class: a classifier learns nothing from it, so nothing tells the simplifier "
