@@ -32,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def describe_import(meta: dict) -> str:
-    """One line saying what was inferred and what became of values outside [0, 1]."""
+def describe_import(meta: dict, *, fix: str = "--source DATASET") -> str:
+    """One line saying what was inferred and what became of values outside [0, 1]; ``fix`` is the
+    flag that supplies the data set when it could not be inferred."""
     parts = []
     inf = meta.get("inferred") or {}
     if inf:
@@ -45,7 +46,7 @@ def describe_import(meta: dict) -> str:
                 said.append(f"source {inf['source']}")
             parts.append("inferred " + ", ".join(said))
         else:
-            parts.append(f"data set not inferred: {inf['how']}; pass --source DATASET for the random-real baseline")
+            parts.append(f"data set not inferred: {inf['how']}; pass {fix} for the random-real baseline")
     if meta.get("clamped_fraction") is not None:
         parts.append(f"{100 * meta['clamped_fraction']:.2f}% of values clamped to [0, 1] (--clamp)")
     elif meta.get("range") == "unbounded" and meta.get("value_range"):

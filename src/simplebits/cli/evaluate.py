@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..data import is_dataset_spec, load_dataset
 from ..errors import BadInputError
@@ -63,7 +64,8 @@ def missing_source_message(arg: str, ds) -> str:
     """One line for a file whose real data set is unknown: what is recorded, and the two fixes."""
     spec = ds.meta.get("source_dataset") or (ds.meta.get("condensed") or {}).get("source")
     if spec:
-        return (f"the recorded source of {arg} is a file ({spec}), not a data set: pass --real DATASET "
+        what = "a file" if ("/" in str(spec) or "\\" in str(spec) or Path(str(spec)).suffix) else "an unknown name"
+        return (f"the recorded source of {arg} is {what} ({spec}), not a data set: pass --real DATASET "
                 "(e.g. fashion-mnist) for the random-real baseline, or --no-baseline")
     why = (ds.meta.get("inferred") or {}).get("how")
     return (f"{arg} does not record the data set it was made from" + (f" (not inferred: {why})" if why else "")
@@ -120,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         from .convert import describe_import
 
         lo, hi = train.value_range()
-        note = describe_import({**train.meta, "value_range": [lo, hi]})
+        note = describe_import({**train.meta, "value_range": [lo, hi]}, fix="--real DATASET")
         doc["import"] = {k: train.meta.get(k) for k in ("format_in", "normalization", "inferred", "range",
                                                          "out_of_range_fraction", "clamped_fraction")}
         text = f"{args.train}: {note}\n{text}" if note else text
