@@ -64,3 +64,18 @@ def test_random_subsets_differ_per_seed_and_mismatch_is_refused():
     rgb = ImageSet.create(torch.rand(3, 3, 12, 12), [0, 1, 2])
     with pytest.raises(MismatchError, match="channel"):
         evaluate(rgb, test, protocol=tiny(max_steps=1), seeds=1)
+
+
+@pytest.mark.parametrize("model", ["convnet", "resnet10-ap"])
+def test_test_pass_batch_size_changes_speed_not_predictions(model):
+    from simplebits.models import create_model
+    from simplebits.train.loop import default_eval_batch, predict_logits
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(100, 1, 28, 28, generator=g)
+    net = create_model(model, channels=1, num_classes=10, image_size=(28, 28), seed=0).eval()
+    small = predict_logits(net, x)  # the CPU default: cache-sized batches
+    assert default_eval_batch(torch.device("cpu")) < 100 <= default_eval_batch(torch.device("cuda"))
+    one_batch = predict_logits(net, x, batch_size=1000)
+    assert torch.equal(small.argmax(1), one_batch.argmax(1))
+    assert torch.allclose(small, one_batch, rtol=0, atol=1e-5)
