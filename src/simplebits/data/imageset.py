@@ -186,19 +186,20 @@ class ImageSet:
         """The [0, 1] view of an unbounded set (itself when bounded); ``meta["clamped_fraction"]``
         records the fraction of values that clamping changed."""
         frac = self.out_of_range_fraction()
-        if frac == 0.0:
-            return self if not self.unbounded else replace(self, meta={k: v for k, v in self.meta.items() if k != "range"})
         meta = {k: v for k, v in self.meta.items() if k != "range"}
+        if frac == 0.0:
+            return replace(self, meta=meta) if self.unbounded else self
         return replace(self, images=self.images.clamp(0.0, 1.0), meta={**meta, "clamped_fraction": round(frac, 6)})
 
     def require_unit_range(self, purpose: str) -> "ImageSet":
         """Return ``self`` when its values lie in [0, 1]; otherwise one clear error saying why
         ``purpose`` cannot take it and how to fix it."""
-        if self.out_of_range_fraction() > 0.0:
+        frac = self.out_of_range_fraction()
+        if frac > 0.0:
             lo, hi = self.value_range()
             raise BadInputError(
                 f"{self.name} holds values outside [0, 1] (range [{lo:.3g}, {hi:.3g}], "
-                f"{100 * self.out_of_range_fraction():.1f}% of values; an unbounded set from a tool that does not "
+                f"{100 * frac:.1f}% of values; an unbounded set from a tool that does not "
                 f"clamp); {purpose} needs images in [0, 1]: write a clamped copy with `simplebits convert FILE "
                 "--clamp --out FILE.safetensors`"
             )
