@@ -289,3 +289,25 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and __import__("re").search(match, err, flags=2), err
     assert not (tmp_path / "o.safetensors").exists()
+
+
+# ----------------------------------------------------------------------------- compile only where it pays
+def test_presets_compile_only_runs_long_enough_to_pay(tmp_path, capsys):
+    from simplebits.condense.config import COMPILE_MIN_ITERATIONS, compiles
+
+    assert make_config("dc", preset="quick").compile == "auto" and compiles(make_config("dc", preset="quick"))
+    short = make_config("dc", preset="quick", iterations=COMPILE_MIN_ITERATIONS - 1)
+    assert not compiles(short) and compiles(make_config("dc", preset="quick", iterations=COMPILE_MIN_ITERATIONS))
+    assert compiles(make_config("dm", preset="quick", iterations=2, compile=True))  # asked for: always
+    assert not compiles(make_config("dc", preset="paper", compile=False))
+    with pytest.raises(BadInputError, match="compile"):
+        make_config("dc", compile="sometimes")
+    # a short CLI run stays eager and says nothing about compiling; --compile and --no-compile exclude each other
+    train = _npz(tmp_path / "train.npz", make_blobs(6, 2, (1, 12, 12)))
+    argv = ["condense", f"npz:{train}", "--ipc", "1", "--iterations", "2", "--width", "8", "--batch-real", "6",
+            "--out", str(tmp_path / "s.safetensors"), "--json"]
+    assert main(argv) == 0
+    assert "compil" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--compile", "--no-compile"])
+    assert e.value.code == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..data import is_dataset_spec, load_dataset
@@ -46,11 +47,26 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="real training set for the baseline of a condensed file (default: its recorded source; "
                         "its test split is the default --test)")
     p.add_argument("--no-baseline", action="store_true", help="skip the random-real baseline")
+    add_compile_option(p)
     add_device(p)
     add_data_root(p)
     add_import_options(p)
     add_json(p)
     p.set_defaults(func=run)
+
+
+def add_compile_option(p: argparse.ArgumentParser) -> None:
+    """--compile for the training step of an evaluation (off by default: it does not pay on a CPU)."""
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step, once for all networks (off by default: on a 2-core "
+                        "CPU a first compile costs ~22 s; it can pay for long evaluations, IPC >= 10 with several "
+                        "seeds; see docs/evaluate.md)")
+
+
+def compile_note(args: argparse.Namespace) -> None:
+    if args.compile:
+        print("note: compiling the training step once for all networks (about 22 s when this machine's compile "
+              "cache is empty, 2-3 s after)", file=sys.stderr)
 
 
 def recorded_source(ds) -> str | None:
@@ -111,12 +127,16 @@ def run(args: argparse.Namespace) -> int:
     test = load_dataset(test_spec, split="test", root=args.data_root)
     source_name = (source_spec or args.real or "").split(":", 1)[0]
     if args.ipc is not None:
-        report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=args.seeds, device=device)
+        compile_note(args)
+        report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=args.seeds, device=device,
+                                      compile=args.compile)
     else:
         baseline_from = None
         if is_file and not args.no_baseline:
             baseline_from = load_dataset(real_spec, split="train", root=args.data_root)
-        report = evaluate(train, test, protocol=proto, seeds=args.seeds, baseline_from=baseline_from, device=device)
+        compile_note(args)
+        report = evaluate(train, test, protocol=proto, seeds=args.seeds, baseline_from=baseline_from, device=device,
+                          compile=args.compile)
     doc, text = report.to_dict(), format_reports([report], source_name)
     if is_file and train.meta.get("format_in"):  # another tool's file, read directly: say what was inferred
         from .convert import describe_import

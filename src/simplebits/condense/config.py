@@ -10,7 +10,8 @@ Presets
            Adam lr 0.1, betas (0.5, 0.99)). Hours on a CPU; meant for a GPU.
 ``quick``  sized for a 2-core CPU (<= ~15 minutes per run at IPC 1): fewer iterations, real
            initialisation (it converges in fewer iterations than noise), ``torch.compile`` on the
-           real-batch gradients. Every value is printed in the run's metadata.
+           real-batch gradients where it pays (``compile="auto"``, see :func:`compiles`). Every value
+           is printed in the run's metadata.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ __all__ = [
     "MATCHES",
     "PRESETS",
     "make_config",
+    "compiles",
+    "COMPILE_MIN_ITERATIONS",
     "derive_loops",
     "EVAL_PROTOCOL",
 ]
@@ -70,7 +73,9 @@ class CondenseConfig:
         (None: the shipped model for the channel count).
     Speed
         ``chunk`` real images per forward/backward piece (cache-sized; same gradient),
-        ``compile`` torch.compile the real-batch network (falls back to eager if unavailable).
+        ``compile`` torch.compile the real-batch network: ``True``, ``False`` or ``"auto"`` (the
+        presets: only runs of at least :data:`COMPILE_MIN_ITERATIONS` iterations, where the one-time
+        compile pays; see :func:`compiles`). Falls back to eager if no compiler is available.
     """
 
     method: str = "dc"
@@ -99,7 +104,7 @@ class CondenseConfig:
     dream_every: int = 10
     seed: int = 0
     chunk: int = 32
-    compile: bool = False
+    compile: bool | str = False
     checkpoint_every: int = 10
     preset: str = "custom"
     clamp: bool = True
@@ -169,6 +174,8 @@ class CondenseConfig:
             )
         if self.init == "mix" and self.factor == 1:
             raise BadInputError("init 'mix' builds collages of factor x factor real images; it needs --factor >= 2")
+        if self.compile not in (True, False, "auto") or not isinstance(self.compile, (bool, str)):
+            raise BadInputError(f"compile must be true, false or 'auto'; got {self.compile!r}")
         if not isinstance(self.clamp, bool):
             raise BadInputError(f"clamp must be true or false; got {self.clamp!r}")
         if not self.clamp and (self.param != "pixels" or self.lambda_sim is not None):
@@ -177,6 +184,26 @@ class CondenseConfig:
         if self.method == "dm" and self.match != "layerwise":
             raise BadInputError("dm matches mean embeddings; --match applies to dc/dsa/idc/dream only")
         return self
+
+
+# A cold torch.compile (empty inductor cache: a fresh machine) of the real-batch network costs
+# 23.5 s (dc) / 14.4 s (dm) more in the first iteration than a warm one on a 2-core CPU
+# (Fashion-MNIST IPC 1), and compiled iterations are 1.38x (dc: 8.69 -> 6.28 s) / 2.14x (dm: 1.86
+# -> 0.87 s) faster, so a cold compile has paid for itself after 11 (dc) / 17 (dm) iterations
+# (benchmarks/compile_cold.py). Runs of at least 20 iterations compile; shorter ones stay eager.
+COMPILE_MIN_ITERATIONS = 20
+
+
+def compiles(cfg: "CondenseConfig") -> bool:
+    """Whether a run with ``cfg`` compiles its real-batch network (``compile`` resolved).
+
+    ``"auto"`` compiles runs of at least :data:`COMPILE_MIN_ITERATIONS` iterations on any
+    device. Compiled and eager runs agree up to float rounding; the digest ignores the choice, so
+    a short run resumed with more iterations compiles from then on.
+    """
+    if cfg.compile == "auto":
+        return cfg.iterations >= COMPILE_MIN_ITERATIONS
+    return bool(cfg.compile)
 
 
 def derive_loops(ipc: int) -> tuple[int, int]:
@@ -197,21 +224,21 @@ def derive_loops(ipc: int) -> tuple[int, int]:
 _BASE = dict(match="layerwise", match_params="all", init="real", param="pixels", optimizer="sgd", lr_img=0.1,
              mom_img=0.5)
 _PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("dc", "paper"): dict(_BASE, iterations=1000, batch_real=256, init="noise", compile=True),
-    ("dc", "quick"): dict(_BASE, iterations=150, batch_real=256, compile=True),
-    ("dsa", "paper"): dict(_BASE, iterations=1000, batch_real=256, dsa=DSA_STRATEGY, compile=True),
-    ("dsa", "quick"): dict(_BASE, iterations=150, batch_real=256, dsa=DSA_STRATEGY, compile=True),
+    ("dc", "paper"): dict(_BASE, iterations=1000, batch_real=256, init="noise", compile="auto"),
+    ("dc", "quick"): dict(_BASE, iterations=150, batch_real=256, compile="auto"),
+    ("dsa", "paper"): dict(_BASE, iterations=1000, batch_real=256, dsa=DSA_STRATEGY, compile="auto"),
+    ("dsa", "quick"): dict(_BASE, iterations=150, batch_real=256, dsa=DSA_STRATEGY, compile="auto"),
     # IDC: mse on conv weights, network trained on real data between updates, DSA, mix init, clamping
     ("idc", "paper"): dict(match="mse", match_params="conv", init="mix", factor=2, iterations=2000, outer_loop=100,
                            inner_loop=0, net_steps=1, batch_real=128, batch_train=128, dsa=DSA_STRATEGY,
-                           param="pixels", optimizer="adam", lr_img=0.01, compile=True),
+                           param="pixels", optimizer="adam", lr_img=0.01, compile="auto"),
     ("idc", "quick"): dict(match="mse", match_params="conv", init="mix", factor=2, iterations=30, outer_loop=10,
                            inner_loop=0, net_steps=1, batch_real=128, batch_train=128, dsa=DSA_STRATEGY,
-                           param="pixels", optimizer="adam", lr_img=0.01, compile=True),
+                           param="pixels", optimizer="adam", lr_img=0.01, compile="auto"),
     ("dm", "paper"): dict(init="real", iterations=20000, batch_real=256, dsa=DSA_STRATEGY, param="pixels",
-                          optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1, inner_loop=0, compile=True),
+                          optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1, inner_loop=0, compile="auto"),
     ("dm", "quick"): dict(init="real", iterations=600, batch_real=128, dsa=DSA_STRATEGY, param="pixels",
-                          optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1, inner_loop=0, compile=True),
+                          optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1, inner_loop=0, compile="auto"),
 }
 _PRESETS[("dream", "paper")] = dict(_PRESETS[("idc", "paper")])
 _PRESETS[("dream", "quick")] = dict(_PRESETS[("idc", "quick")])

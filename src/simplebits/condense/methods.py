@@ -44,7 +44,7 @@ from ..models import create_model
 from ..train.kmeans import kmeans, nearest_to_centres
 from ..train.distributed import world
 from ..train.seeding import derive_seed, generator
-from .config import CondenseConfig
+from .config import CondenseConfig, compiles
 from .match import GradientEngine, distance, matched_parameters
 from .synth import SyntheticSet, class_indices
 
@@ -66,7 +66,7 @@ class Method:
         self.net.train()
         self.params = matched_parameters(self.net, cfg.match_params,
                                          cfg.match if cfg.match != "unrolled" else "all")
-        self.engine = GradientEngine(self.net, self.params, chunk=cfg.chunk, compile=cfg.compile)
+        self.engine = GradientEngine(self.net, self.params, chunk=cfg.chunk, compile=compiles(cfg))
         self.dsa = DSA(cfg.dsa, flip=flip_allowed(real)) if cfg.dsa else None
         self.updates = cfg.loops[0]
         self.g: torch.Generator = generator(cfg.seed, "iter/0")

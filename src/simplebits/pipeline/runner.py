@@ -242,6 +242,7 @@ def condensed_path(ctx: Context, ipc: int, lam: float) -> Path:
 
 def stage_condense(ctx: Context) -> dict[str, Any]:
     from ..condense import condense, make_config, output_paths
+    from ..condense.config import compiles
     from ..data.condensed import load_condensed
     from ..density.compress import png_bpd
 
@@ -256,7 +257,8 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             key = {"data": ctx.data_key, "condense": cc.to_dict(), "device": ctx.device}
 
             def make(cc=cc, path=path, label=label) -> dict[str, Any]:
-                ctx.log(f"condensing {label} ({cc.iterations} iterations)")
+                ctx.log(f"condensing {label} ({cc.iterations} iterations"
+                        + (", compiling the real-batch network first" if compiles(cc) else "") + ")")
                 ckpt = output_paths(path)["checkpoint"]
                 r = condense(ctx.train, cc, out=path, resume=ckpt.exists(), device=ctx.device, progress=ctx.progress)
                 return {"bpd": r.bpd, "png_bpd": float(png_bpd(r.images.images).mean()), "seconds": r.seconds}

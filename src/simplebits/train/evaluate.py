@@ -26,6 +26,7 @@ from .seeding import derive_seed
 __all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible"]
 
 
+
 @dataclass
 class EvalReport:
     """Accuracies (fractions) of fresh networks, one per seed, and their summary.
@@ -89,6 +90,7 @@ def _run_seeds(
     device: str | torch.device,
     progress: bool | None,
     label: str,
+    compile: bool = False,
 ) -> tuple[list[float], float, ImageSet]:
     accs: list[float] = []
     t0 = time.perf_counter()
@@ -110,7 +112,8 @@ def _run_seeds(
             seed=derive_seed(s, "init"),
             **protocol.model_options,
         ).to(device)
-        train_classifier(net, train, protocol=protocol, seed=s, progress=progress, desc=f"{label} seed {s}")
+        train_classifier(net, train, protocol=protocol, seed=s, progress=progress, desc=f"{label} seed {s}",
+                         compile=compile)
         accs.append(accuracy(net, test))
     if w.distributed:
         accs = [a for part in w.gather_objects(accs) for a in part]
@@ -137,14 +140,17 @@ def evaluate_real_subset(
     seeds: int | Sequence[int] = 3,
     device: str | torch.device = "cpu",
     progress: bool | None = None,
+    compile: bool = False,
 ) -> EvalReport:
-    """Random real subsets at ``ipc`` (a different subset per seed), each trained and tested."""
+    """Random real subsets at ``ipc`` (a different subset per seed), each trained and tested.
+
+    ``compile``: as in :func:`evaluate`."""
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
     real_subset(real, ipc, seed=0)  # validate ipc against the class sizes before any training
     accs, secs, first = _run_seeds(
         lambda s: real_subset(real, ipc, seed=derive_seed(s, "subset")), test,
-        protocol=p, seeds=seed_list, device=device, progress=progress, label=f"random ipc{ipc}",
+        protocol=p, seeds=seed_list, device=device, progress=progress, label=f"random ipc{ipc}", compile=compile,
     )
     return EvalReport(
         train=f"random-real({real.name}, ipc={ipc})", test=test.name, protocol=p.name, model=p.model,
@@ -162,6 +168,7 @@ def evaluate(
     baseline_from: ImageSet | None = None,
     device: str | torch.device = "cpu",
     progress: bool | None = None,
+    compile: bool = False,
 ) -> EvalReport:
     """Train one fresh network per seed on ``train`` and report test accuracy.
 
@@ -175,11 +182,15 @@ def evaluate(
     baseline_from : the real training set; when given, the random-real-subset baseline at
         the same images per class (stored images per class × f²) is evaluated under the same
         protocol and seeds and attached as ``report.baseline``.
+    compile : train through ``torch.compile`` (one compile serves every network of the evaluation).
+        Off by default: on a 2-core CPU a cold compile costs ~22 s, small evaluations lose (IPC 1,
+        5 seeds: 0.69x) and long ones gained 0.86x-1.41x in two runs (``benchmarks/eval_compile.py``). Compiled and eager training agree up
+        to float rounding, so accuracies agree statistically, not in every bit.
     """
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
     accs, secs, decoded = _run_seeds(lambda s: train, test, protocol=p, seeds=seed_list, device=device,
-                                     progress=progress, label=train.name)
+                                     progress=progress, label=train.name, compile=compile)
     report = EvalReport(
         train=train.name, test=test.name, protocol=p.name, model=p.model, n_train=len(decoded),
         ipc=decoded.ipc(), seeds=seed_list, accuracies=accs, seconds=secs, settings={"protocol": p.to_dict()},
@@ -192,5 +203,5 @@ def evaluate(
                 "a random-real baseline needs a fixed images-per-class"
             )
         report.baseline = evaluate_real_subset(baseline_from, test, ipc=ipc, protocol=p, seeds=seed_list,
-                                               device=device, progress=progress)
+                                               device=device, progress=progress, compile=compile)
     return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable
 
 import torch
@@ -10,9 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ImageSet, flip_allowed
+from ..errors import SimplebitsError
 from ..progress import progress_bar
 from .protocols import Protocol
 from .seeding import derive_seed, generator
+from .threads import work_threads
 
 __all__ = ["train_classifier", "predict_logits", "accuracy", "progress_bar", "default_eval_batch"]
 
@@ -47,16 +50,21 @@ def train_classifier(
     on_epoch: Callable[[int, nn.Module], None] | None = None,
     on_batch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     stop_epoch: int | None = None,
+    compile: bool = False,
 ) -> nn.Module:
     """Train ``model`` in place on ``train`` under ``protocol``; returns the model.
 
-    The device is the model's. Data order, augmentation and dropout draw from separate
+    The device is the model's; the number of CPU threads follows :mod:`simplebits.train.threads`
+    (one thread for small steps). Data order, augmentation and dropout draw from separate
     streams derived from ``seed`` (see :mod:`simplebits.train.seeding`), so the same seed gives
     the same weights on CPU. ``on_epoch(epoch, model)`` is called after each epoch (used for
     training dynamics). ``on_batch(epoch, indices, logits)`` sees every training step's
     sample indices and (detached) outputs on the augmented batch. ``stop_epoch`` ends training
     after that many epochs while keeping the protocol's full learning-rate schedule, so a run
     stopped early is exactly the first epochs of the full run (pruning dynamics rely on it).
+    ``compile`` runs the forward/backward through ``torch.compile`` (same training up to float
+    rounding; a fresh network of the same shape reuses the compiled graph, so an evaluation
+    compiles once; eager fallback with a warning when no compiler works).
     """
     from ..augment import DSA, maybe_cutmix
 
@@ -75,8 +83,10 @@ def train_classifier(
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
     model.train()
+    forward: Callable[[torch.Tensor], torch.Tensor] = _compiled(model) if compile else model
     step = 0
-    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+    with work_threads(bs, tuple(x_all.shape[-2:]), device), \
+            torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
         torch.manual_seed(derive_seed(seed, "dropout"))  # dropout masks; global state restored after
         bar = progress_bar(last, desc=desc, enabled=progress)
         epoch = 0
@@ -94,10 +104,10 @@ def train_classifier(
                 if protocol.cutmix_prob > 0:
                     x, ya, yb, lam = maybe_cutmix(x, y, prob=protocol.cutmix_prob, generator=g_aug,
                                                   beta=protocol.cutmix_beta)
-                    out = model(x)
+                    out, forward = _call(forward, model, x)
                     loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
                 else:
-                    out = model(x)
+                    out, forward = _call(forward, model, x)
                     loss = F.cross_entropy(out, y)
                 if on_batch is not None:
                     on_batch(epoch, idx, out.detach())
@@ -114,6 +124,29 @@ def train_classifier(
     return model
 
 
+def _compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    try:
+        return torch.compile(model, dynamic=False)
+    except Exception as e:  # noqa: BLE001 - no compiler support: the same training, eager speed
+        warnings.warn(f"torch.compile unavailable ({e}); training in eager mode", stacklevel=3)
+        return model
+
+
+def _call(forward: Callable[[torch.Tensor], torch.Tensor], model: nn.Module,
+          x: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """``forward(x)``; when a compiled forward fails (e.g. no C++ compiler for inductor), warn once
+    and go on with the eager module (compilation fails before anything is computed)."""
+    if forward is model:
+        return model(x), forward
+    try:
+        return forward(x), forward
+    except SimplebitsError:  # the model's own input checks: the same error eagerly
+        raise
+    except Exception as e:  # noqa: BLE001
+        warnings.warn(f"torch.compile failed ({type(e).__name__}: {e}); training in eager mode", stacklevel=3)
+        return model(x), model
+
+
 @torch.inference_mode()
 def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
     """Logits for ``images`` (N, C, H, W) in eval mode, batched; returned on CPU.
@@ -125,7 +158,9 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int | 
     batch_size = batch_size or default_eval_batch(device)
     was_training = model.training
     model.eval()
-    outs = [model(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, images.shape[0], batch_size)]
+    with work_threads(min(batch_size, max(1, images.shape[0])), tuple(images.shape[-2:]), device):
+        outs = [model(images[i : i + batch_size].to(device)).float().cpu()
+                for i in range(0, images.shape[0], batch_size)]
     model.train(was_training)
     return torch.cat(outs)
 

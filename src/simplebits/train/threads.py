@@ -1,0 +1,84 @@
+"""How many CPU threads a piece of training or inference work gets.
+
+Why. Torch's CPU ops run on an OpenMP pool with one thread per core. On a small batch each op is
+a few microseconds of work per thread, and the threads meet at a barrier after every op; when
+another process holds a core (a browser, a second job), the thread that lost its core arrives
+late at every barrier and the others spin waiting for it. A small evaluation that takes 6 s alone
+took 22 s beside a two-thread torch job (``benchmarks/shared_cpu.py``). One thread has no barrier
+to wait at, and on such small work it is as fast as two anyway.
+
+The rule (deterministic in the work, never in the machine's load, so a seed gives the same bits
+on an idle and on a busy machine):
+
+* a step that holds fewer than :data:`SMALL_WORK` image pixels (batch x height x width; e.g. 10
+  images of 8x8, or 50 of 8x8) runs on **one thread**;
+* larger steps run on the threads torch already has (the number of cores, or what
+  ``OMP_NUM_THREADS`` / ``torch.set_num_threads`` set);
+* ``SIMPLEBITS_THREADS=N`` (a positive integer) fixes the number for all work, whatever its size.
+
+The number of threads changes floating-point summation order, hence the last bits of trained
+weights: results are reproducible for a fixed rule and thread count, and a run with
+``SIMPLEBITS_THREADS=1`` is a different (equally valid) path than the default.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from ..errors import BadInputError
+
+__all__ = ["SMALL_WORK", "ENV_VAR", "threads_for", "work_threads"]
+
+# Pixels (batch x H x W) under which a step runs on one thread. ConvNet-3 steps on an idle 2-core
+# machine (benchmarks/results/shared_cpu.json, "rule"): two threads are 1.2x (8x8 x 10), 1.4-1.5x
+# (16x16 x 10, 8x8 x 50) and 1.6-1.8x (28x28 x 10 and x 100) faster than one. Below the threshold
+# the steps are milliseconds, so an evaluation's fixed costs hide the difference (digits IPC 1:
+# 8.64 s with one thread, 8.73 s with two), while beside a busy process one thread is 1.6-1.9x faster.
+SMALL_WORK = 4096
+ENV_VAR = "SIMPLEBITS_THREADS"
+
+
+def _env_threads() -> int | None:
+    raw = os.environ.get(ENV_VAR, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise BadInputError(f"{ENV_VAR}={raw!r} is not a positive integer; unset it or set e.g. {ENV_VAR}=1")
+    return n
+
+
+def threads_for(batch: int, image_hw: tuple[int, int], device: torch.device | str = "cpu") -> int:
+    """Intra-op threads for one step over ``batch`` images of ``image_hw`` on ``device``.
+
+    Accelerators are unaffected (the current count is returned). See the module docstring.
+    """
+    current = torch.get_num_threads()
+    env = _env_threads()
+    if env is not None:
+        return env
+    if torch.device(device).type != "cpu":
+        return current
+    pixels = int(batch) * int(image_hw[0]) * int(image_hw[1])
+    return 1 if pixels < SMALL_WORK else current
+
+
+@contextmanager
+def work_threads(batch: int, image_hw: tuple[int, int], device: torch.device | str = "cpu") -> Iterator[int]:
+    """Run the body with :func:`threads_for`'s number of threads; the previous number is restored."""
+    before = torch.get_num_threads()
+    n = threads_for(batch, image_hw, device)
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
