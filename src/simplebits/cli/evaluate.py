@@ -59,14 +59,14 @@ def add_compile_option(p: argparse.ArgumentParser) -> None:
     """--compile for the training step of an evaluation (off by default: it does not pay on a CPU)."""
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step, once for all networks (off by default: on a 2-core "
-                        "CPU a first compile costs ~22 s; it can pay for long evaluations, IPC >= 10 with several "
+                        "CPU a first compile costs tens of seconds; it can pay for long evaluations, IPC >= 10 with several "
                         "seeds; see docs/evaluate.md)")
 
 
 def compile_note(args: argparse.Namespace) -> None:
     if args.compile:
-        print("note: compiling the training step once for all networks (about 22 s when this machine's compile "
-              "cache is empty, 2-3 s after)", file=sys.stderr)
+        print("note: compiling the training step once for all networks (tens of seconds when this machine's "
+              "compile cache is empty)", file=sys.stderr)
 
 
 def recorded_source(ds) -> str | None:

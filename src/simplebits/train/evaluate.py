@@ -183,7 +183,7 @@ def evaluate(
         the same images per class (stored images per class × f²) is evaluated under the same
         protocol and seeds and attached as ``report.baseline``.
     compile : train through ``torch.compile`` (one compile serves every network of the evaluation).
-        Off by default: on a 2-core CPU a cold compile costs ~22 s, small evaluations lose (IPC 1,
+        Off by default: on a 2-core CPU a cold compile costs tens of seconds, small evaluations lose (IPC 1,
         5 seeds: 0.69x) and long ones gained 0.86x-1.41x in two runs (``benchmarks/eval_compile.py``). Compiled and eager training agree up
         to float rounding, so accuracies agree statistically, not in every bit.
     """
