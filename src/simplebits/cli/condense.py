@@ -14,7 +14,7 @@ from ..data import load_dataset
 from ..errors import BadInputError
 from .evaluate import _default_test, add_device, format_reports, resolve_device
 
-COMPILE_NOTE = ("note: compiling the real-batch network in the first iteration (about 25 s when this machine's "
+COMPILE_NOTE = ("note: compiling the real-batch network in the first iteration (15-25 s when this machine's "
                 "compile cache is empty, 2-3 s after); --no-compile skips it")
 
 
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cg = p.add_mutually_exclusive_group()
     cg.add_argument("--compile", action="store_true",
                     help=f"torch.compile the real-batch network even for a short run (default: only runs of "
-                         f">= {COMPILE_MIN_ITERATIONS} iterations, where a first compile of ~25 s pays back)")
+                         f">= {COMPILE_MIN_ITERATIONS} iterations, where a first compile of 15-25 s pays back)")
     cg.add_argument("--no-compile", action="store_true", help="never torch.compile the real-batch network")
     p.add_argument("--no-clamp", action="store_true",
                    help="do not clamp the images to [0, 1] after each update, as DC/DSA/DM do not; the set is "
@@ -82,8 +82,8 @@ def run(args: argparse.Namespace) -> int:
         args.method, ipc=args.ipc, preset=args.preset, iterations=args.iterations, factor=args.factor,
         lambda_sim=args.lambda_sim, density=args.density, match=args.match, init=args.init,
         batch_real=args.batch_real, outer_loop=args.outer_loop, inner_loop=args.inner_loop, lr_img=args.lr_img,
-        net=args.net, net_options=net_options or None, compile=False if args.no_compile else (True if args.compile else None), seed=args.seed,
-        clamp=False if args.no_clamp else None,
+        net=args.net, net_options=net_options or None, seed=args.seed, clamp=False if args.no_clamp else None,
+        compile=False if args.no_compile else (True if args.compile else None),
     )
     test_spec = None
     if args.evaluate:

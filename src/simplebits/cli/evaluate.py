@@ -59,8 +59,8 @@ def add_compile_option(p: argparse.ArgumentParser) -> None:
     """--compile for the training step of an evaluation (off by default: it does not pay on a CPU)."""
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step, once for all networks (off by default: on a 2-core "
-                        "CPU a first compile costs tens of seconds; it can pay for long evaluations, IPC >= 10 with several "
-                        "seeds; see docs/evaluate.md)")
+                        "CPU a first compile costs tens of seconds; it can pay for long evaluations, IPC >= 10 "
+                        "with several seeds; see docs/evaluate.md)")
 
 
 def compile_note(args: argparse.Namespace) -> None:
@@ -126,15 +126,14 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"cannot tell the test set for {args.train!r}; pass --test DATASET")
     test = load_dataset(test_spec, split="test", root=args.data_root)
     source_name = (source_spec or args.real or "").split(":", 1)[0]
+    compile_note(args)
     if args.ipc is not None:
-        compile_note(args)
         report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=args.seeds, device=device,
                                       compile=args.compile)
     else:
         baseline_from = None
         if is_file and not args.no_baseline:
             baseline_from = load_dataset(real_spec, split="train", root=args.data_root)
-        compile_note(args)
         report = evaluate(train, test, protocol=proto, seeds=args.seeds, baseline_from=baseline_from, device=device,
                           compile=args.compile)
     doc, text = report.to_dict(), format_reports([report], source_name)

@@ -174,7 +174,7 @@ class CondenseConfig:
             )
         if self.init == "mix" and self.factor == 1:
             raise BadInputError("init 'mix' builds collages of factor x factor real images; it needs --factor >= 2")
-        if self.compile not in (True, False, "auto") or not isinstance(self.compile, (bool, str)):
+        if not (isinstance(self.compile, bool) or self.compile == "auto"):
             raise BadInputError(f"compile must be true, false or 'auto'; got {self.compile!r}")
         if not isinstance(self.clamp, bool):
             raise BadInputError(f"clamp must be true or false; got {self.clamp!r}")

@@ -26,7 +26,6 @@ from .seeding import derive_seed
 __all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible"]
 
 
-
 @dataclass
 class EvalReport:
     """Accuracies (fractions) of fresh networks, one per seed, and their summary.
@@ -183,9 +182,10 @@ def evaluate(
         the same images per class (stored images per class × f²) is evaluated under the same
         protocol and seeds and attached as ``report.baseline``.
     compile : train through ``torch.compile`` (one compile serves every network of the evaluation).
-        Off by default: on a 2-core CPU a cold compile costs tens of seconds, small evaluations lose (IPC 1,
-        5 seeds: 0.69x) and long ones gained 0.86x-1.41x in two runs (``benchmarks/eval_compile.py``). Compiled and eager training agree up
-        to float rounding, so accuracies agree statistically, not in every bit.
+        Off by default: on a 2-core CPU a cold compile costs tens of seconds, small evaluations lose
+        (IPC 1, 5 seeds: 0.69x) and long ones gained 0.86x-1.41x in two runs
+        (``benchmarks/eval_compile.py``). Compiled and eager training agree up to float rounding,
+        so accuracies agree statistically, not in every bit.
     """
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
