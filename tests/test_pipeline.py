@@ -75,6 +75,7 @@ def tiny_run(tmp_path_factory):
     r = _cli("run", str(cfg), "--out", str(out), "--json")
     wall = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr[-3000:]
+    (d / "stderr.txt").write_text(r.stderr)
     return cfg, out, wall, json.loads(r.stdout)
 
 
@@ -278,6 +279,16 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
         assert title in html, title
     assert "Continual learning" not in html  # not run: no section
     assert not re.search(r"""(src|href)=["'](?!data:|#)""", html), "the report must not load anything from outside"
+
+
+def test_each_stage_counts_its_pieces_with_an_eta(tiny_run):
+    _, out, _, _ = tiny_run
+    err = (out.parent / "stderr.txt").read_text().splitlines()
+    for stage, n in [("baseline", 1), ("condense", 4), ("prune", 4), ("simplify", 2), ("explain", 2)]:
+        lines = [ln for ln in err if ln.startswith(f"  {stage} ")]
+        assert [ln.split()[1] for ln in lines] == [f"{k}/{n}:" for k in range(1, n + 1)], (stage, lines)
+        assert all("so far, about" in ln and ln.endswith(" left") for ln in lines[:-1]), lines
+        assert lines[-1].endswith(" so far")  # the stage's last piece: nothing left to estimate
 
 
 def test_rerun_skips_everything_and_report_command_rebuilds(tiny_run, tmp_path):

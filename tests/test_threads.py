@@ -1,4 +1,6 @@
-"""The thread rule: small steps on one thread, the rest on torch's threads, an override, restored after."""
+"""How CPU work is sized. The thread rule: small steps on one thread, the rest on torch's threads, an
+override, restored after. The piece rule: a training step cut into cache-sized pieces computes the
+same step (up to float rounding), never for batch-norm models."""
 
 import pytest
 import torch
@@ -7,7 +9,8 @@ from conftest import make_blobs
 from simplebits.errors import BadInputError
 from simplebits.models import create_model
 from simplebits.train import get_protocol, predict_logits, train_classifier
-from simplebits.train.threads import SMALL_WORK, threads_for, work_threads
+from simplebits.train.threads import (PIECE_PIXELS, SMALL_WORK, couples_batch, step_pieces, threads_for,
+                                      work_threads)
 
 
 @pytest.fixture
@@ -59,3 +62,57 @@ def test_training_and_test_pass_follow_the_rule(two_threads):
     torch.set_num_threads(1)
     b = predict_logits(net, train.images)
     assert torch.equal(a, b)  # small inference ran on one thread either way: the same bits
+
+
+def test_pieces_cover_the_step_in_near_equal_cache_sized_parts(monkeypatch):
+    monkeypatch.delenv("SIMPLEBITS_PIECE_PIXELS", raising=False)
+    for batch, hw in [(256, (28, 28)), (256, (32, 32)), (64, (28, 28)), (100, (16, 16)), (7, (28, 28))]:
+        p = step_pieces(batch, hw)
+        sizes = [b - a for a, b in p]
+        assert p[0][0] == 0 and p[-1][1] == batch and all(p[i][1] == p[i + 1][0] for i in range(len(p) - 1))
+        assert max(sizes) - min(sizes) <= 1
+        assert max(sizes) * hw[0] * hw[1] <= max(PIECE_PIXELS, hw[0] * hw[1])
+    assert len(step_pieces(256, (32, 32))) == 16
+    assert step_pieces(256, (8, 8)) == [(0, 256)]  # small images: one piece
+    assert step_pieces(256, (32, 32), "meta") == [(0, 256)]  # accelerators: whole steps
+    assert step_pieces(256, (32, 32), coupled=True) == [(0, 256)]  # batch norm: whole steps
+    assert step_pieces(1, (512, 512)) == [(0, 1)]
+
+
+def test_piece_env_override_and_bad_value(monkeypatch):
+    monkeypatch.setenv("SIMPLEBITS_PIECE_PIXELS", "0")
+    assert step_pieces(256, (32, 32)) == [(0, 256)]
+    monkeypatch.setenv("SIMPLEBITS_PIECE_PIXELS", str(64 * 32 * 32))
+    assert len(step_pieces(256, (32, 32))) == 4
+    for bad in ("-1", "lots"):
+        monkeypatch.setenv("SIMPLEBITS_PIECE_PIXELS", bad)
+        with pytest.raises(BadInputError, match="SIMPLEBITS_PIECE_PIXELS"):
+            step_pieces(256, (32, 32))
+
+
+def test_batch_norm_models_are_never_cut():
+    assert couples_batch(create_model("convnet", channels=1, num_classes=2, image_size=8, seed=0, norm="batch"))
+    assert not couples_batch(create_model("convnet", channels=1, num_classes=2, image_size=8, seed=0))
+
+
+@pytest.mark.parametrize("protocol", ["quick", "idc"])  # idc: DSA + CutMix on the whole batch, then pieces
+def test_a_step_in_pieces_is_the_whole_step(monkeypatch, protocol):
+    train = make_blobs(20, 3, (1, 28, 28))  # 60 images of 28x28 per step: three pieces of 20
+
+    def run(piece_pixels: str):
+        monkeypatch.setenv("SIMPLEBITS_PIECE_PIXELS", piece_pixels)
+        net = create_model("convnet", channels=1, num_classes=3, image_size=28, seed=0, width=16)
+        seen = []
+        p = get_protocol(protocol).with_overrides(max_steps=4, batch_size=60)
+        train_classifier(net, train, protocol=p, seed=0, progress=False,
+                         on_batch=lambda e, i, out: seen.append((i.clone(), out.clone())))
+        return net, seen
+
+    assert len(step_pieces(60, (28, 28))) == 3
+    whole, seen_whole = run("0")
+    cut, seen_cut = run("")
+    for (i1, o1), (i2, o2) in zip(seen_whole, seen_cut, strict=True):
+        assert torch.equal(i1, i2) and o1.shape == o2.shape == (60, 3)
+        torch.testing.assert_close(o1, o2, rtol=1e-4, atol=1e-4)
+    for (name, a), b in zip(whole.state_dict().items(), cut.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)

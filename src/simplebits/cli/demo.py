@@ -14,9 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "installed), accuracies on 2000 test images: the data's bpd histogram; random real subsets at "
                     "IPC 1 (3 seeds, quick protocol); dc condensation to IPC 1 without and with the simplification "
                     "term (lambda 100, 10 iterations), each evaluated; a random IPC 10 set pruned to IPC 1 with yoco "
-                    "and with random; a SimpleBits simplifier (lambda 8, 2 epochs on 2000 images); a classifier's "
-                    "misclassified test images explained; then simplebits-demo/report.html. About 14.5 minutes on "
-                    "a 2-core CPU; stages finished earlier are skipped. `simplebits run --print-config demo` shows "
+                    "and with random (3 training-dynamics runs); a SimpleBits simplifier (lambda 8, 2 epochs on 2000 "
+                    "images); a classifier's misclassified test images explained; then simplebits-demo/report.html. "
+                    "About 7.5 minutes on a 2-core CPU, each stage printing its pieces as they finish with an "
+                    "estimate of the time left; stages finished earlier are skipped. `simplebits run --print-config demo` shows "
                     "the config; --set changes any key.",
     )
     p.add_argument("--dataset", default=None, help="data set instead of the config's (e.g. mnist-5k, digits)")

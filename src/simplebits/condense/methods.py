@@ -149,7 +149,7 @@ class Method:
         params = list(self.net.parameters())
         if self.dsa is not None:
             xs = self.dsa(xs, generator=self.g)
-        loss_s = F.cross_entropy(self.net(xs.contiguous(memory_format=torch.channels_last)), ys.to(self.device))
+        loss_s = F.cross_entropy(self.net(xs.contiguous(memory_format=self.engine.layout)), ys.to(self.device))
         grads = torch.autograd.grad(loss_s, params, create_graph=True)
         stepped = [p - self.cfg.lr_net * g for p, g in zip(params, grads)]
         leaves = [s.detach().requires_grad_(True) for s in stepped]
@@ -159,8 +159,8 @@ class Method:
             xr = self.dsa(xr, generator=self.g)
         value = xs.new_zeros(())
         g_real = [torch.zeros_like(p) for p in leaves]
-        for a, b in self.engine.pieces(len(xr)):
-            out = functional_call(self.net, dict(zip(names, leaves)), (xr[a:b].contiguous(memory_format=torch.channels_last),))
+        for a, b in self.engine.pieces(len(xr), tuple(xr.shape[-2:])):
+            out = functional_call(self.net, dict(zip(names, leaves)), (xr[a:b].contiguous(memory_format=self.engine.layout),))
             part = F.cross_entropy(out, yr[a:b], reduction="sum") / len(xr)
             gp = torch.autograd.grad(part, leaves)
             g_real = [s + t for s, t in zip(g_real, gp)]
@@ -185,7 +185,7 @@ class Method:
             self._net_step(xb, ys[sel])
 
     def _net_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = F.cross_entropy(self.net(x.contiguous(memory_format=torch.channels_last)), y)
+        loss = F.cross_entropy(self.net(x.contiguous(memory_format=self.engine.layout)), y)
         self.net_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.net_opt.step()

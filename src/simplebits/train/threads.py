@@ -1,4 +1,4 @@
-"""How many CPU threads a piece of training or inference work gets.
+"""How CPU work is sized: the threads a step gets, and the pieces a training step is cut into.
 
 Why. Torch's CPU ops run on an OpenMP pool with one thread per core. On a small batch each op is
 a few microseconds of work per thread, and the threads meet at a barrier after every op; when
@@ -31,7 +31,8 @@ import torch
 
 from ..errors import BadInputError
 
-__all__ = ["SMALL_WORK", "ENV_VAR", "threads_for", "work_threads"]
+__all__ = ["SMALL_WORK", "ENV_VAR", "PIECE_PIXELS", "PIECE_ENV_VAR", "threads_for", "work_threads",
+           "couples_batch", "step_pieces"]
 
 # Pixels (batch x H x W) under which a step runs on one thread. ConvNet-3 steps on an idle 2-core
 # machine (benchmarks/results/shared_cpu.json, "rule"): two threads are 1.2x (8x8 x 10), 1.4-1.5x
@@ -40,6 +41,14 @@ __all__ = ["SMALL_WORK", "ENV_VAR", "threads_for", "work_threads"]
 # 8.64 s with one thread, 8.73 s with two), while beside a busy process one thread is 1.6-1.9x faster.
 SMALL_WORK = 4096
 ENV_VAR = "SIMPLEBITS_THREADS"
+
+# Image pixels (images x H x W) per forward/backward piece of a CPU training step. A ConvNet-3
+# activation at width 128 is 512 KB per 32x32 image and layer; a 256-image step moves ~130 MB per
+# layer through memory, a 16-image piece stays near the cache. Measured (benchmarks/train_pieces.py,
+# results/train_pieces.json): a 256-image step of 28x28 or 32x32 images 1.4-1.8x faster in pieces of
+# 16384 pixels than whole, 64 images of 28x28 1.4x; 8x8 steps are unchanged (one piece).
+PIECE_PIXELS = 16384
+PIECE_ENV_VAR = "SIMPLEBITS_PIECE_PIXELS"
 
 
 def _env_threads() -> int | None:
@@ -82,3 +91,50 @@ def work_threads(batch: int, image_hw: tuple[int, int], device: torch.device | s
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def _env_piece_pixels() -> int | None:
+    raw = os.environ.get(PIECE_ENV_VAR, "").strip()
+    if not raw:
+        return None
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise BadInputError(f"{PIECE_ENV_VAR}={raw!r} is not an integer >= 0 (0: whole steps); unset it "
+                            f"or set e.g. {PIECE_ENV_VAR}={PIECE_PIXELS}")
+    return n
+
+
+def couples_batch(model: torch.nn.Module) -> bool:
+    """True when a layer of ``model`` mixes the images of a training batch (batch norm): such a
+    step cannot be cut into pieces without changing what it computes."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def step_pieces(batch: int, image_hw: tuple[int, int], device: torch.device | str = "cpu", *,
+                coupled: bool = False) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: the pieces one training step over ``batch`` images is computed in.
+
+    A step's loss is the mean of per-image losses, so its gradient is the sum of the pieces'
+    gradients (each piece's summed loss divided by ``batch``): the same step up to float summation
+    order. On a CPU, pieces hold at most :data:`PIECE_PIXELS` image pixels (at least one image), in
+    sizes that differ by at most one; on accelerators, and for models with batch statistics
+    (``coupled``), the step is one piece. ``SIMPLEBITS_PIECE_PIXELS=N`` sets the limit (0: one
+    piece always). Like the thread rule, it depends only on the work, so a seed gives the same bits.
+    """
+    batch = int(batch)
+    env = _env_piece_pixels()
+    limit = PIECE_PIXELS if env is None else env
+    if coupled or limit == 0 or torch.device(device).type != "cpu" or batch <= 1:
+        return [(0, batch)]
+    per = max(1, limit // max(1, int(image_hw[0]) * int(image_hw[1])))
+    k = -(-batch // per)
+    base, extra = divmod(batch, k)
+    out, start = [], 0
+    for i in range(k):
+        size = base + (1 if i < extra else 0)
+        out.append((start, start + size))
+        start += size
+    return out
