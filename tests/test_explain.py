@@ -161,6 +161,16 @@ def test_saliency_maps_are_zero_where_the_classifier_does_not_look():
     assert float(pda[:, :, 8:].abs().max()) == 0.0 and float(pda[:, :, :8].abs().max()) > 0
 
 
+def test_saliency_batching_changes_speed_not_the_maps():
+    net = create_model("convnet", channels=1, num_classes=3, image_size=16, seed=0, width=8).eval()
+    x, refs = _images(2), _images(20, seed=3)
+    t = net(x).argmax(1)
+    for fn, kw in ((expected_gradients, {"samples": 16}), (prediction_difference, {"samples": 4})):
+        default, small = fn(net, x, t, refs, seed=1, **kw), fn(net, x, t, refs, seed=1, chunk=5, **kw)
+        assert float(default.abs().max()) > 0
+        torch.testing.assert_close(default, small, rtol=1e-4, atol=1e-6)
+
+
 # ------------------------------------------------------------------------ optimisation
 @pytest.mark.parametrize("space", ["latent", "input"])
 def test_posthoc_outputs_and_determinism(space):
