@@ -3,8 +3,8 @@ every stage finished (the skip path), as a ratio in the same run. Prints JSON.
 
     python benchmarks/pipeline_demo.py [--out benchmarks/results/pipeline_demo.json] [--keep DIR]
 
-Target (issue "The main job"): a fresh `simplebits demo` finishes in <= 15 minutes on a 2-core
-CPU. The run goes to a temporary directory (or --keep DIR) with the built-in demo config.
+Targets: a fresh `simplebits demo` in <= 15 minutes on a 2-core CPU (issue "The main job"), then
+<= 6 minutes with every budget kept (issue "Fast where users wait"). The run goes to a temporary directory (or --keep DIR) with the built-in demo config.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main() -> None:
         res = {
             "benchmark": "pipeline_demo", "threads": os.cpu_count(), "dataset": f["data"]["dataset"],
             "fresh_wall_s": fresh["wall_s"], "fresh_peak_rss_mb": fresh["peak_rss_mb"],
-            "target_wall_s": 900, "meets_target": fresh["wall_s"] <= 900,
+            "target_wall_s": 360, "meets_target": fresh["wall_s"] <= 360, "earlier_target_wall_s": 900,
             "stage_s": fresh["stage_s"],
             "rerun_wall_s": again["wall_s"], "rerun_skipped": again["skipped"],
             "rerun_speedup": round(fresh["wall_s"] / again["wall_s"], 1),
