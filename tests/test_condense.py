@@ -21,6 +21,7 @@ from simplebits.condense import (
     make_config,
     matched_parameters,
     output_paths,
+    starting_set,
 )
 from simplebits.data import ImageSet
 from simplebits.data.condensed import decode, load_condensed
@@ -257,6 +258,31 @@ def test_factor_not_dividing_the_size_warns_and_still_decodes(tmp_path):
     assert decode(r.images).images.shape == (8, 1, 13, 13)
 
 
+def test_engine_default_pieces_give_the_whole_batch_gradient():
+    net = create_model("convnet", channels=1, num_classes=3, image_size=28, seed=0, width=8)
+    params = matched_parameters(net)
+    x, y = torch.rand(45, 1, 28, 28), torch.randint(0, 3, (45,))
+    whole = torch.autograd.grad(F.cross_entropy(net(x), y), params)
+    engine = GradientEngine(net, params)  # chunk 0: the training loop's pieces (45 -> 3 pieces of 15)
+    assert len(engine.pieces(45, (28, 28))) == 3 and engine.layout == torch.contiguous_format
+    for a, b in zip(whole, engine.real(x, y), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method,kw", [("dc", {}), ("idc", {"factor": 2, "outer_loop": 1}), ("dm", {"init": "noise"})])
+def test_starting_set_is_where_the_run_starts(method, kw):
+    ds = make_blobs(10, 3, (1, 12, 12))
+    c = cfg(method, iterations=1, lr_img=1e-12, **kw)  # a step too small to move a pixel
+    start = starting_set(ds, c)
+    if c.init == "noise":
+        assert start is None  # nothing real to compare with: the random-real baseline is the reference
+        return
+    r = condense(ds, c, progress=False)
+    assert start.meta["factor"] == r.images.meta["factor"] and torch.equal(start.labels, r.images.labels)
+    torch.testing.assert_close(start.images, r.images.images, rtol=0, atol=1e-5)
+    assert not torch.equal(start.images, starting_set(ds, cfg(method, seed=1, **kw)).images)  # the seed's draw
+
+
 # ----------------------------------------------------------------------------- CLI
 def _npz(path, ds):
     np.savez(path, images=(ds.images.numpy() * 255).astype(np.uint8), labels=ds.labels.numpy())
@@ -275,6 +301,34 @@ def test_cli_condense_json_and_evaluate(tmp_path, capsys):
     assert res["method"] == "dc" and res["bpd"] > 0 and out.exists()
     ev = res["evaluation"]
     assert ev["protocol"] == "quick" and len(ev["accuracies"]) == 1 and ev["baseline"] is not None
+    st = res["start"]  # real init: the starting images under the same protocol and seeds
+    assert st["protocol"] == "quick" and st["seeds"] == ev["seeds"] and st["n_train"] == 3
+    assert ("warnings" in res) == (ev["mean"] < st["mean"])
+
+
+def test_cli_condense_warns_when_the_set_ends_below_its_start(tmp_path, capsys, monkeypatch):
+    import simplebits.train as train_mod
+
+    real_evaluate = train_mod.evaluate
+
+    def rigged(ds, test, **kw):  # the condensed set scores 0, its starting images what they score
+        rep = real_evaluate(ds, test, **kw)
+        if ":start-" not in ds.name:
+            rep.accuracies = [0.0 for _ in rep.accuracies]
+        return rep
+
+    monkeypatch.setattr(train_mod, "evaluate", rigged)
+    train = _npz(tmp_path / "train.npz", make_blobs(10, 3, (1, 12, 12)))
+    test = _npz(tmp_path / "test.npz", make_blobs(5, 3, (1, 12, 12), seed=9))
+    argv = ["condense", f"npz:{train}", "--ipc", "1", "--iterations", "1", "--width", "8", "--batch-real", "6",
+            "--no-compile", "--out", str(tmp_path / "s.safetensors"), "--evaluate", "quick", "--eval-seeds", "1",
+            "--test", f"npz:{test}", "--json"]
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    res = json.loads(cap.out)
+    assert res["start"]["accuracies"][0] > 0 and len(res["warnings"]) == 1
+    lines = [ln for ln in cap.err.splitlines() if ln.startswith("warning:")]
+    assert len(lines) == 1 and "ends below the real-initialised images it started from" in lines[0]
 
 
 @pytest.mark.parametrize("extra,match", [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..condense import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, condense, make_config
+from ..condense import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, condense, make_config, starting_set
 from ..condense.config import COMPILE_MIN_ITERATIONS, compiles
 from ..train import get_protocol, list_protocols
 from .common import add_data_root, add_json, emit, load_input
@@ -65,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     p.add_argument("--evaluate", nargs="?", const="auto", default=None, metavar="PROTOCOL",
                    help=f"after condensing, train fresh networks on the set and test them (protocols: "
-                        f"{', '.join(p.name for p in list_protocols())}; no value: the method's own protocol)")
+                        f"{', '.join(p.name for p in list_protocols())}; no value: the method's own protocol), "
+                        "beside random real images and, for real/mix init, the images the run started from "
+                        "(a warning when the set ends below them)")
     p.add_argument("--eval-seeds", type=int, default=3, help="networks for --evaluate (default 3)")
     p.add_argument("--test", default=None, metavar="DATASET",
                    help="test set for --evaluate (default: the data set's test split)")
@@ -119,7 +121,20 @@ def run(args: argparse.Namespace) -> int:
         rep = evaluate(result.images, test, protocol=proto, seeds=args.eval_seeds, baseline_from=train,
                        device=device, progress=None if not args.json else False)
         out["evaluation"] = rep.to_dict()
-        text.append(format_reports([rep], args.dataset.split(":", 1)[0]))
+        reports = [rep]
+        start = starting_set(train, cfg)  # None for noise init: the random-real baseline is the reference
+        if start is not None:
+            srep = evaluate(start, test, protocol=proto, seeds=args.eval_seeds, device=device,
+                            progress=None if not args.json else False)
+            out["start"] = srep.to_dict()
+            reports.append(srep)
+            if rep.mean < srep.mean:
+                warning = (f"warning: the condensed set ({100 * rep.mean:.2f}%) ends below the {cfg.init}-initialised "
+                           f"images it started from ({100 * srep.mean:.2f}%, {srep.protocol} protocol, same seeds): "
+                           "this run made the data worse; see docs/condense.md, 'Never below the start'")
+                out["warnings"] = [warning]
+                print(warning, file=sys.stderr)
+        text.append(format_reports(reports, args.dataset.split(":", 1)[0]))
     emit(args, out, "\n".join(text))
     return 0
 

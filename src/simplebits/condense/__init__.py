@@ -10,7 +10,7 @@ Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``; matching
 
 from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, make_config
 from .match import DISTANCES, GradientEngine, distance, matched_parameters
-from .runner import CondenseResult, condense, output_paths
+from .runner import CondenseResult, condense, output_paths, starting_set
 from .simplification import BpdTerm, combine
 from .synth import SyntheticSet
 
@@ -29,6 +29,7 @@ __all__ = [
     "CondenseResult",
     "condense",
     "output_paths",
+    "starting_set",
     "BpdTerm",
     "combine",
     "SyntheticSet",

@@ -43,7 +43,7 @@ from .methods import make_method
 from .simplification import BpdTerm, combine
 from .synth import SyntheticSet, check_ipc
 
-__all__ = ["condense", "CondenseResult", "output_paths"]
+__all__ = ["condense", "CondenseResult", "output_paths", "starting_set"]
 
 
 @dataclass
@@ -75,6 +75,23 @@ class CondenseResult:
             "files": self.files,
             "config": self.config.to_dict(),
         }
+
+
+def starting_set(real: ImageSet, cfg: CondenseConfig) -> ImageSet | None:
+    """The images a run of ``cfg`` on ``real`` starts from (the same seeded draw as :func:`condense`),
+    stored as the condensed set is (``factor`` in the metadata), or ``None`` for ``init="noise"``.
+
+    Evaluated under the same protocol as the result, it is the point a condensation must not end
+    below: a real-initialised set that scores less than its own starting images made the data worse.
+    """
+    cfg.validate()
+    if cfg.init == "noise":
+        return None
+    synth = SyntheticSet(real, ipc=cfg.ipc, factor=cfg.factor, param=cfg.param, init=cfg.init,
+                         generator=generator(cfg.seed, "init"))
+    ds = ImageSet.create(synth.final_images(clamp=True), synth.labels, real.classes, where="starting images")
+    return ds.with_meta(name=f"{real.name}:start-{cfg.init}-ipc{cfg.ipc}", factor=cfg.factor,
+                        source_dataset=real.meta.get("name", real.name))
 
 
 def output_paths(out: str | os.PathLike) -> dict[str, Path]:
