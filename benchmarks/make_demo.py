@@ -45,13 +45,18 @@ def main() -> None:
         setup_s, _, _ = timed(["make", "setup"], clone)
         demo_s, _, log = timed(["make", "demo"], clone)
         meta = json.loads((clone / "simplebits-demo" / "pipeline.json").read_text())
+        figures = json.loads((clone / "simplebits-demo" / "figures.json").read_text())["figures"]
         rerun_s, out, _ = timed([str(clone / ".venv" / "bin" / "simplebits"), "demo", "--json"], clone)
         again = json.loads(out)
     doc = {"benchmark": "make_demo", "commit": commit, "setup_s": round(setup_s, 1), "demo_s": round(demo_s, 1),
            "total_s": round(setup_s + demo_s, 1), "total_min": round((setup_s + demo_s) / 60, 2),
            "dataset": meta.get("dataset"), "stage_s": meta.get("seconds"), "peak_rss_mb": meta.get("peak_rss_mb"),
            "target_total_min": 10.0, "target_demo_min": 6.0, "rerun_s": round(rerun_s, 1),
-           "rerun_skipped": again.get("skipped"), "log_tail": log.strip().splitlines()[-12:]}
+           "rerun_skipped": again.get("skipped"), "same_figures_on_rerun": again.get("figures") == figures,
+           "condensed": [{"label": c["label"], "accuracy": c["accuracy"]["mean"], "random_real": c["baseline"]["mean"],
+                          "start": (c.get("start") or {}).get("mean"), "below_start": c.get("below_start")}
+                         for c in figures.get("condense", {}).get("sets", [])],
+           "log_tail": log.strip().splitlines()[-12:]}
     print(json.dumps(doc, indent=1))
     if a.out:
         atomic_write_json(a.out, doc)

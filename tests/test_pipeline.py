@@ -269,11 +269,15 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
         assert (out / s["file"]).is_file() and (out / s["grid"]).is_file()
     plain, simple = f["condense"]["sets"]
     assert simple["bpd"] < plain["bpd"]  # the simplification term lowers bpd even at 2 iterations
+    # both lambdas start from the same real images, evaluated once under the same protocol and seeds
+    assert plain["start"] == simple["start"] and len(plain["start"]["accuracies"]) == 2
+    assert plain["below_start"] == (plain["accuracy"]["mean"] < plain["start"]["mean"])
     assert [(r["rule"], r["ipc_to"], r["kept"]) for r in f["prune"]["rows"]] == [("yoco", 1, 10), ("random", 1, 10)]
     assert all(r["baseline"] == f["baseline"]["by_ipc"]["1"] for r in f["prune"]["rows"])
     assert f["simplify"]["original"]["retrain"]["n"] >= 1 and f["simplify"]["rows"][0]["lambda_sim"] == 2.0
     assert f["explain"]["n"] == 2 and (out / "explain" / "figure.png").is_file()
     html = (out / "report.html").read_text()
+    assert "its start %" in html
     for title in ("Data set", "Random real baseline", "Condensed sets", "Accuracy against bits per dimension",
                   "Pruning", "SimpleBits", "Explanation", "Settings, seeds, versions and timings"):
         assert title in html, title
@@ -284,7 +288,7 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
 def test_each_stage_counts_its_pieces_with_an_eta(tiny_run):
     _, out, _, _ = tiny_run
     err = (out.parent / "stderr.txt").read_text().splitlines()
-    for stage, n in [("baseline", 1), ("condense", 4), ("prune", 4), ("simplify", 2), ("explain", 2)]:
+    for stage, n in [("baseline", 1), ("condense", 5), ("prune", 4), ("simplify", 2), ("explain", 2)]:
         lines = [ln for ln in err if ln.startswith(f"  {stage} ")]
         assert [ln.split()[1] for ln in lines] == [f"{k}/{n}:" for k in range(1, n + 1)], (stage, lines)
         assert all("so far, about" in ln and ln.endswith(" left") for ln in lines[:-1]), lines

@@ -155,12 +155,18 @@ def _condense(out: Path, f: dict[str, Any]) -> str:
         cards.append(
             f"<div class='card'><h3>{_esc(s['label'])}</h3>{_img_file(out, s.get('grid'), s['label'])}"
             f"<div class='kv'>accuracy <b>{_pct(s['accuracy'])}</b> % &middot; random real "
-            f"<b>{_pct(s['baseline'])}</b> %<br>bpd <b>{_num(s.get('bpd'))}</b> &middot; PNG bpd "
+            f"<b>{_pct(s['baseline'])}</b> %"
+            + (f" &middot; its start <b>{_pct(s['start'])}</b> %" if s.get("start") else "")
+            + (" <b>(below its start)</b>" if s.get("below_start") else "")
+            + f"<br>bpd <b>{_num(s.get('bpd'))}</b> &middot; PNG bpd "
             f"<b>{_num(s.get('png_bpd'))}</b><br>file {_esc(s['file'])}</div></div>")
     rows = [[_esc(s["label"]), str(s["ipc"]), f"{s['lambda_sim']:g}", _num(s.get("bpd")), _num(s.get("png_bpd")),
-             _pct(s["accuracy"]), _pct(s["baseline"])] for s in f["sets"]]
+             _pct(s["accuracy"]) + (" (below its start)" if s.get("below_start") else ""), _pct(s["baseline"]),
+             _pct(s.get("start"))] for s in f["sets"]]
     return ("<h2 id='condense'>Condensed sets</h2>"
-            + _table(["set", "IPC", "&lambda;", "bpd", "PNG bpd", "accuracy %", "random real %"], rows)
+            "<p class='lead'>Each set beside random real images and beside the images its run started from "
+            "(real initialisation; same protocol and seeds): a set below its start made the data worse.</p>"
+            + _table(["set", "IPC", "&lambda;", "bpd", "PNG bpd", "accuracy %", "random real %", "its start %"], rows)
             + f"<div class='cards'>{''.join(cards)}</div>")
 
 

@@ -88,9 +88,10 @@ class PipelineResult:
         for row in f.get("baseline", {}).get("rows", []):
             lines.append(f"  random real ipc {row['ipc']}: {_pct(row['accuracy'])}")
         for row in f.get("condense", {}).get("sets", []):
-            lines.append(f"  {row['label']}: {_pct(row['accuracy'])} (random real {_pct(row['baseline'])}), "
-                         f"bpd {row['bpd']:.3f}" if row.get("bpd") is not None else
-                         f"  {row['label']}: {_pct(row['accuracy'])} (random real {_pct(row['baseline'])})")
+            start = f", its start {_pct(row['start'])}" if row.get("start") else ""
+            lines.append(f"  {row['label']}: {_pct(row['accuracy'])} (random real {_pct(row['baseline'])}{start})"
+                         + (f", bpd {row['bpd']:.3f}" if row.get("bpd") is not None else "")
+                         + ("  BELOW ITS START" if row.get("below_start") else ""))
         for row in f.get("prune", {}).get("rows", []):
             lines.append(f"  prune ipc {row['ipc_from']} -> {row['ipc_to']} by {row['rule']}: {_pct(row['accuracy'])} "
                          f"(random real {_pct(row['baseline'])})")
@@ -265,7 +266,7 @@ def condensed_path(ctx: Context, ipc: int, lam: float) -> Path:
 
 
 def stage_condense(ctx: Context) -> dict[str, Any]:
-    from ..condense import condense, make_config, output_paths
+    from ..condense import condense, make_config, output_paths, starting_set
     from ..condense.config import compiles
     from ..data.condensed import load_condensed
     from ..density.compress import png_bpd
@@ -273,9 +274,16 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
     c = ctx.cfg.condense
     sets, files = [], {}
     for ipc in c.ipc:
-        for lam in c.lambda_sim:
+        start_acc = None
+        for j, lam in enumerate(c.lambda_sim):
             cc = make_config(c.method, ipc=ipc, preset=c.preset, iterations=c.iterations or None,
                              batch_real=c.batch_real or None, lambda_sim=lam if lam > 0 else None, seed=ctx.cfg.seed)
+            if j == 0:  # the images every lambda's run starts from (the same seeded draw): evaluated once
+                start = starting_set(ctx.train, cc)
+                start_key = {"data": ctx.data_key, "start": {k: cc.to_dict()[k] for k in
+                                                             ("ipc", "factor", "init", "param", "seed")}}
+                start_acc = (ctx.evaluate(f"condense/ipc{ipc}-start.eval.json", start, start_key)
+                             if start is not None else None)
             path = condensed_path(ctx, ipc, lam)
             label = f"{c.method} ipc{ipc}" + (f" lambda {lam:g}" if lam > 0 else "")
             key = {"data": ctx.data_key, "condense": cc.to_dict(), "device": ctx.device}
@@ -291,9 +299,14 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             images = load_condensed(path).with_meta(name=label)
             acc = ctx.evaluate(f"condense/ipc{ipc}-lam{lam:g}.eval.json", images, key)
             rel = path.relative_to(ctx.out)
+            below = start_acc is not None and acc["mean"] < start_acc["mean"]
+            if below:
+                ctx.log(f"warning: {label} ({100 * acc['mean']:.2f}%) ends below the {cc.init}-initialised images it "
+                        f"started from ({100 * start_acc['mean']:.2f}%): this run made the data worse; see "
+                        "docs/condense.md, 'Never below the start'")
             sets.append({"label": label, "method": c.method, "ipc": ipc, "lambda_sim": lam, "bpd": made["bpd"],
                          "png_bpd": made["png_bpd"], "accuracy": acc, "baseline": ctx.baseline(ipc),
-                         "file": str(rel), "grid": f"{rel}.png"})
+                         "start": start_acc, "below_start": below, "file": str(rel), "grid": f"{rel}.png"})
             files[label] = {"set": str(rel), "grid": f"{rel}.png"}
     return {"figures": {"sets": sets}, "files": files}
 
@@ -487,7 +500,11 @@ def stage_pieces(cfg: PipelineConfig, stage: str) -> int:
     if stage == "baseline":
         return len(baseline_ipcs(cfg))
     if stage == "condense":
-        return 2 * len(cfg.condense.ipc) * len(cfg.condense.lambda_sim)
+        from ..condense import make_config
+
+        c = cfg.condense
+        real_init = make_config(c.method, ipc=1, preset=c.preset).init != "noise"  # its start is evaluated too
+        return (2 * len(c.lambda_sim) + int(real_init and bool(c.lambda_sim))) * len(c.ipc)
     if stage == "prune":
         return 2 * len(cfg.prune.targets) * len(cfg.prune.rules)
     if stage in ("simplify", "explain"):
