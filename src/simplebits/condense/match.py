@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnknownNameError
-from ..train.threads import step_pieces
+from ..train.threads import balanced_pieces, step_pieces
 
 __all__ = ["DISTANCES", "distance", "matched_parameters", "GradientEngine"]
 
@@ -113,14 +113,7 @@ class GradientEngine:
         or (``chunk`` 0) the training loop's cache-sized pieces."""
         if not self.chunk:
             return step_pieces(n, hw, self.params[0].device if self.params else "cpu")
-        k = max(1, -(-n // self.chunk))
-        base, extra = divmod(n, k)  # at most two piece sizes -> at most two compiled shapes
-        out, start = [], 0
-        for i in range(k):
-            size = base + (1 if i < extra else 0)
-            out.append((start, start + size))
-            start += size
-        return out
+        return balanced_pieces(n, self.chunk)
 
     def _call_fast(self, fn_name: str, x: torch.Tensor) -> torch.Tensor:
         fn = self._fast if fn_name == "forward" else self._fast_embed

@@ -32,7 +32,7 @@ import torch
 from ..errors import BadInputError
 
 __all__ = ["SMALL_WORK", "ENV_VAR", "PIECE_PIXELS", "PIECE_ENV_VAR", "threads_for", "work_threads",
-           "couples_batch", "step_pieces"]
+           "couples_batch", "step_pieces", "balanced_pieces"]
 
 # Pixels (batch x H x W) under which a step runs on one thread. ConvNet-3 steps on an idle 2-core
 # machine (benchmarks/results/shared_cpu.json, "rule"): two threads are 1.2x (8x8 x 10), 1.4-1.5x
@@ -129,9 +129,14 @@ def step_pieces(batch: int, image_hw: tuple[int, int], device: torch.device | st
     limit = PIECE_PIXELS if env is None else env
     if coupled or limit == 0 or torch.device(device).type != "cpu" or batch <= 1:
         return [(0, batch)]
-    per = max(1, limit // max(1, int(image_hw[0]) * int(image_hw[1])))
-    k = -(-batch // per)
-    base, extra = divmod(batch, k)
+    return balanced_pieces(batch, max(1, limit // max(1, int(image_hw[0]) * int(image_hw[1]))))
+
+
+def balanced_pieces(n: int, most: int) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` covering ``n`` items in the fewest pieces of at most ``most``, whose
+    sizes differ by at most one (so a compiled graph sees at most two shapes)."""
+    k = max(1, -(-int(n) // max(1, int(most))))
+    base, extra = divmod(int(n), k)
     out, start = [], 0
     for i in range(k):
         size = base + (1 if i < extra else 0)
