@@ -51,17 +51,22 @@ PIECE_PIXELS = 16384
 PIECE_ENV_VAR = "SIMPLEBITS_PIECE_PIXELS"
 
 
-def _env_threads() -> int | None:
-    raw = os.environ.get(ENV_VAR, "").strip()
+def _env_int(name: str, least: int, what: str, example: int) -> int | None:
+    """The integer in environment variable ``name`` (None when unset or empty); one clear error otherwise."""
+    raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     try:
         n = int(raw)
     except ValueError:
-        n = 0
-    if n < 1:
-        raise BadInputError(f"{ENV_VAR}={raw!r} is not a positive integer; unset it or set e.g. {ENV_VAR}=1")
+        n = least - 1
+    if n < least:
+        raise BadInputError(f"{name}={raw!r} is not {what}; unset it or set e.g. {name}={example}")
     return n
+
+
+def _env_threads() -> int | None:
+    return _env_int(ENV_VAR, 1, "a positive integer", 1)
 
 
 def threads_for(batch: int, image_hw: tuple[int, int], device: torch.device | str = "cpu") -> int:
@@ -94,17 +99,7 @@ def work_threads(batch: int, image_hw: tuple[int, int], device: torch.device | s
 
 
 def _env_piece_pixels() -> int | None:
-    raw = os.environ.get(PIECE_ENV_VAR, "").strip()
-    if not raw:
-        return None
-    try:
-        n = int(raw)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise BadInputError(f"{PIECE_ENV_VAR}={raw!r} is not an integer >= 0 (0: whole steps); unset it "
-                            f"or set e.g. {PIECE_ENV_VAR}={PIECE_PIXELS}")
-    return n
+    return _env_int(PIECE_ENV_VAR, 0, "an integer >= 0 (0: whole steps)", PIECE_PIXELS)
 
 
 def couples_batch(model: torch.nn.Module) -> bool:
