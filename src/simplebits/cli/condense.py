@@ -52,6 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=None, help="network width (default 128)")
     p.add_argument("--norm", default=None, choices=["instance", "none", "batch", "group", "layer"],
                    help="network normalisation (default instance)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="conv blocks of the convnet (default 3; 2 for images under 16x16, where a third instance "
+                        "norm would normalise 2x2 maps and wreck matching: docs/condense.md, 'Small images')")
     p.add_argument("--act", default=None, choices=["relu", "elu", "leakyrelu"], help="network activation (default relu)")
     cg = p.add_mutually_exclusive_group()
     cg.add_argument("--compile", action="store_true",
@@ -79,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    net_options = {k: v for k, v in (("width", args.width), ("norm", args.norm), ("act", args.act)) if v is not None}
+    net_options = {k: v for k, v in (("width", args.width), ("depth", args.depth), ("norm", args.norm),
+                                                   ("act", args.act)) if v is not None}
     cfg = make_config(
         args.method, ipc=args.ipc, preset=args.preset, iterations=args.iterations, factor=args.factor,
         lambda_sim=args.lambda_sim, density=args.density, match=args.match, init=args.init,
@@ -107,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
             f"bpd {result.bpd:.3f}" if result.bpd is not None else "bpd: no density model for this data",
             f"{result.seconds:.1f} s ({result.seconds_per_iteration:.2f} s/iteration), peak RSS {result.peak_rss_mb:.0f} MB",
             "wrote " + ", ".join(result.files.values())]
+    if result.config.net_options != cfg.net_options:
+        _, h, w = train.shape
+        text.insert(1, f"network: {cfg.net} depth {result.config.net_options.get('depth')}, fitted to {h}x{w} images "
+                       "(small-image rule; --depth overrides)")
     if result.images.unbounded:
         lo, hi = result.images.value_range()
         out["range"] = {"kind": "unbounded", "value_range": [lo, hi],

@@ -8,7 +8,7 @@ Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``; matching
 ``layerwise``, ``mse``, ``cos``, ``neg-product`` and the ``unrolled`` one-step loss.
 """
 
-from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, make_config
+from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, fit_network, make_config
 from .match import DISTANCES, GradientEngine, distance, matched_parameters
 from .runner import CondenseResult, condense, output_paths, starting_set
 from .simplification import BpdTerm, combine
@@ -21,6 +21,7 @@ __all__ = [
     "PRESETS",
     "CondenseConfig",
     "derive_loops",
+    "fit_network",
     "make_config",
     "DISTANCES",
     "GradientEngine",

@@ -33,6 +33,7 @@ __all__ = [
     "COMPILE_MIN_ITERATIONS",
     "derive_loops",
     "EVAL_PROTOCOL",
+    "fit_network",
 ]
 
 METHODS = ("dc", "dsa", "idc", "dream", "dm")
@@ -206,6 +207,28 @@ def compiles(cfg: "CondenseConfig") -> bool:
     if cfg.compile == "auto":
         return cfg.iterations >= COMPILE_MIN_ITERATIONS
     return bool(cfg.compile)
+
+
+def fit_network(cfg: "CondenseConfig", image_size: tuple[int, int]) -> "CondenseConfig":
+    """``cfg`` with the matching network's depth fitted to the image size (the small-image rule).
+
+    The default ConvNet-3 with instance norm normalises a 2x2 map in its last block on 8x8
+    images, which wrecks matching (see :func:`simplebits.models.convnet.fit_depth`). When the
+    network is ``convnet`` with instance norm and no ``depth`` was given, the depth becomes the
+    largest one (at most 3) whose every norm sees at least 4x4 values: 2 for 8x8 to 15x15 images,
+    3 from 16x16 up. It is written into ``net_options``, so the run's digest, checkpoint and
+    metadata name the network actually used; sizes of 16x16 and up are left exactly as before.
+    An explicit ``depth`` is always respected. The image learning rate needs no such rule: it acts
+    in the data's normalised coordinates, and on ``digits`` at depth 2, lr 0.1 (83-86%) beat 0.03
+    (83.0%) and 0.3 (81.0%) after 10-20 iterations.
+    """
+    from ..models.convnet import fit_depth
+
+    opts = cfg.net_options
+    if cfg.net != "convnet" or "depth" in opts or opts.get("norm", "instance") != "instance":
+        return cfg
+    depth = fit_depth(image_size, 3)
+    return cfg if depth == 3 else replace(cfg, net_options={**opts, "depth": depth})
 
 
 def derive_loops(ipc: int) -> tuple[int, int]:

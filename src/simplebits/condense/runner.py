@@ -37,7 +37,7 @@ from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
 from ..train.distributed import local_device, warn_once, world
 from ..train.seeding import generator
-from .config import EVAL_PROTOCOL, CondenseConfig, config_from_dict, make_config
+from .config import EVAL_PROTOCOL, CondenseConfig, config_from_dict, fit_network, make_config
 from .figures import difference_image, grid_image, save_png
 from .methods import make_method
 from .simplification import BpdTerm, combine
@@ -150,7 +150,7 @@ def condense(
         config = make_config(method, ipc=ipc, preset=preset, **overrides)
     elif overrides:
         raise BadInputError("pass either a config or keyword settings, not both")
-    cfg = config.validate()
+    cfg = fit_network(config.validate(), tuple(real.shape[1:]))  # small images: a shallower network
     dev = local_device(device)
     w = world(dev)
     _check_real(real, cfg)

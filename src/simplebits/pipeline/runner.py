@@ -266,7 +266,7 @@ def condensed_path(ctx: Context, ipc: int, lam: float) -> Path:
 
 
 def stage_condense(ctx: Context) -> dict[str, Any]:
-    from ..condense import condense, make_config, output_paths, starting_set
+    from ..condense import condense, fit_network, make_config, output_paths, starting_set
     from ..condense.config import compiles
     from ..data.condensed import load_condensed
     from ..density.compress import png_bpd
@@ -278,6 +278,7 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
         for j, lam in enumerate(c.lambda_sim):
             cc = make_config(c.method, ipc=ipc, preset=c.preset, iterations=c.iterations or None,
                              batch_real=c.batch_real or None, lambda_sim=lam if lam > 0 else None, seed=ctx.cfg.seed)
+            cc = fit_network(cc, tuple(ctx.train.shape[1:]))  # the network actually matched with is in the key
             if j == 0:  # the images every lambda's run starts from (the same seeded draw): evaluated once
                 start = starting_set(ctx.train, cc)
                 start_key = {"data": ctx.data_key, "start": {k: cc.to_dict()[k] for k in
