@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..condense import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, condense, make_config, starting_set
+from ..condense import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, condense, make_config, start_warning, starting_set
 from ..condense.config import COMPILE_MIN_ITERATIONS, compiles
 from ..train import get_protocol, list_protocols
 from .common import add_data_root, add_json, emit, load_input
@@ -136,10 +136,8 @@ def run(args: argparse.Namespace) -> int:
                             progress=None if not args.json else False)
             out["start"] = srep.to_dict()
             reports.append(srep)
-            if rep.mean < srep.mean:
-                warning = (f"warning: the condensed set ({100 * rep.mean:.2f}%) ends below the {cfg.init}-initialised "
-                           f"images it started from ({100 * srep.mean:.2f}%, {srep.protocol} protocol, same seeds): "
-                           "this run made the data worse; see docs/condense.md, 'Never below the start'")
+            warning = start_warning("the condensed set", rep.mean, srep.mean, cfg.init)
+            if warning:
                 out["warnings"] = [warning]
                 print(warning, file=sys.stderr)
         text.append(format_reports(reports, args.dataset.split(":", 1)[0]))

@@ -10,7 +10,7 @@ Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``; matching
 
 from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, fit_network, make_config
 from .match import DISTANCES, GradientEngine, distance, matched_parameters
-from .runner import CondenseResult, condense, output_paths, starting_set
+from .runner import CondenseResult, condense, output_paths, start_warning, starting_set
 from .simplification import BpdTerm, combine
 from .synth import SyntheticSet
 
@@ -31,6 +31,7 @@ __all__ = [
     "condense",
     "output_paths",
     "starting_set",
+    "start_warning",
     "BpdTerm",
     "combine",
     "SyntheticSet",

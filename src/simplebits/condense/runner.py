@@ -43,7 +43,7 @@ from .methods import make_method
 from .simplification import BpdTerm, combine
 from .synth import SyntheticSet, check_ipc
 
-__all__ = ["condense", "CondenseResult", "output_paths", "starting_set"]
+__all__ = ["condense", "CondenseResult", "output_paths", "starting_set", "start_warning"]
 
 
 @dataclass
@@ -92,6 +92,15 @@ def starting_set(real: ImageSet, cfg: CondenseConfig) -> ImageSet | None:
     ds = ImageSet.create(synth.final_images(clamp=True), synth.labels, real.classes, where="starting images")
     return ds.with_meta(name=f"{real.name}:start-{cfg.init}-ipc{cfg.ipc}", factor=cfg.factor,
                         source_dataset=real.meta.get("name", real.name))
+
+
+def start_warning(label: str, accuracy: float, start: float, init: str) -> str | None:
+    """The one-line warning when a set's mean accuracy ends below its starting images' (fractions), else None."""
+    if accuracy >= start:
+        return None
+    return (f"warning: {label} ({100 * accuracy:.2f}%) ends below the {init}-initialised images it started from "
+            f"({100 * start:.2f}%, same protocol and seeds): this run made the data worse; see docs/condense.md, "
+            "'Never below the start'")
 
 
 def output_paths(out: str | os.PathLike) -> dict[str, Path]:

@@ -133,7 +133,7 @@ class ConvNet(nn.Module):
         layers: list[nn.Module] = []
         c_in = channels
         for d in range(depth):
-            pad = 3 if d == 0 and (h, w) == (28, 28) else 1  # 28x28 -> 32x32, as the reference
+            pad = _first_pad((h, w)) if d == 0 else 1
             layers.append(nn.Conv2d(c_in, width, 3, padding=pad, bias=norm in ("none", "group", "layer")))
             h, w = h + 2 * pad - 2, w + 2 * pad - 2  # conv3x3 shape rule
             layers += [_norm(norm, width), _act(act)]
@@ -161,6 +161,11 @@ class ConvNet(nn.Module):
         return self.classifier(self.embed(x))
 
 
+def _first_pad(hw: tuple[int, int]) -> int:
+    """Padding of the first conv: 28x28 -> 32x32, as the reference; 1 otherwise."""
+    return 3 if hw == (28, 28) else 1
+
+
 #: the smallest feature-map side an instance norm may normalise over (4x4 = 16 values; see :func:`fit_depth`)
 MIN_NORM_SIDE = 4
 
@@ -180,7 +185,7 @@ def fit_depth(image_size: int | tuple[int, int], depth: int = 3, *, min_side: in
     ConvNet-3 on 28x28/32x32 normalises 7x7/8x8 maps at its last block).
     """
     h, w = _image_hw(image_size)
-    side = 32 if (h, w) == (28, 28) else min(h, w)  # the first conv pads 28x28 to 32x32
+    side = min(h, w) + 2 * _first_pad((h, w)) - 2  # the first conv's output side
     best = 1
     for d in range(1, depth + 1):
         if side // 2 ** (d - 1) >= min_side:

@@ -266,7 +266,7 @@ def condensed_path(ctx: Context, ipc: int, lam: float) -> Path:
 
 
 def stage_condense(ctx: Context) -> dict[str, Any]:
-    from ..condense import condense, fit_network, make_config, output_paths, starting_set
+    from ..condense import condense, fit_network, make_config, output_paths, start_warning, starting_set
     from ..condense.config import compiles
     from ..data.condensed import load_condensed
     from ..density.compress import png_bpd
@@ -300,11 +300,10 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             images = load_condensed(path).with_meta(name=label)
             acc = ctx.evaluate(f"condense/ipc{ipc}-lam{lam:g}.eval.json", images, key)
             rel = path.relative_to(ctx.out)
-            below = start_acc is not None and acc["mean"] < start_acc["mean"]
-            if below:
-                ctx.log(f"warning: {label} ({100 * acc['mean']:.2f}%) ends below the {cc.init}-initialised images it "
-                        f"started from ({100 * start_acc['mean']:.2f}%): this run made the data worse; see "
-                        "docs/condense.md, 'Never below the start'")
+            warning = start_warning(label, acc["mean"], start_acc["mean"], cc.init) if start_acc is not None else None
+            below = warning is not None
+            if warning:
+                ctx.log(warning)
             sets.append({"label": label, "method": c.method, "ipc": ipc, "lambda_sim": lam, "bpd": made["bpd"],
                          "png_bpd": made["png_bpd"], "accuracy": acc, "baseline": ctx.baseline(ipc),
                          "start": start_acc, "below_start": below, "file": str(rel), "grid": f"{rel}.png"})
