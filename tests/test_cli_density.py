@@ -36,7 +36,10 @@ def test_bpd_on_folder_with_csv_and_json(tmp_path, tiny_model, capsys):
     res = json.loads(capsys.readouterr().out)[0]
     assert res["n"] == 3 and res["bpd"]["count"] == 3 and res["codec_bpd"]["mean"] > 0
     rows = list(csv.reader(csv_path.open()))
-    assert rows[0] == ["input", "index", "label", "bpd", "codec_bpd"] and len(rows) == 4
+    assert rows[0] == ["input", "index", "label", "bpd", "bpd_native", "codec_bpd"] and len(rows) == 4
+    # nothing was padded: both units agree; the JSON names the unit and how the bits were computed
+    assert rows[1][3] == rows[1][4]
+    assert res["unit"] == "bits per model dimension" and res["dequantize"] == "bound" and res["draws"] >= 1
 
 
 def test_bpd_on_dataset_spec_and_codec_only(tmp_path, tiny_model, capsys):
@@ -106,7 +109,7 @@ def test_train_flow_cli_then_score(tmp_path, capsys):
                  "--width", "8", "--epochs", "1", "--batch-size", "64", "--resume", "--json"]) == 0
 
 
-def test_train_flow_on_user_file_has_no_implicit_test_set(tmp_path, capsys):
+def test_train_flow_on_user_file_holds_out_a_share_and_writes_a_card(tmp_path, capsys):
     from simplebits.cli.train_flow import default_test_specs
 
     assert default_test_specs(["fashion-mnist", "mnist-5k:train", "npz:/x.npz", "digits:test"]) == [
@@ -116,5 +119,37 @@ def test_train_flow_on_user_file_has_no_implicit_test_set(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     assert main(["train-flow", f"npz:{tmp_path / 'd.npz'}", "--out", str(out), "--size", "8", "--levels", "2",
                  "--steps", "1", "--width", "8", "--epochs", "1", "--batch-size", "16", "--json"]) == 0
-    log = json.loads(capsys.readouterr().out)["log"]
-    assert "test_bpd" not in log[0] and out.exists()
+    res = json.loads(capsys.readouterr().out)
+    # the training file is never scored as its own test: 10% of it is held out and scored instead
+    assert np.isfinite(res["log"][0]["test_bpd"]) and out.exists()
+    card = json.loads((tmp_path / "m.card.json").read_text())
+    assert card["held_out"] == {"images": 4, "fraction": 0.1} and card["training_images"] == 36
+    assert card["unit"] == "bits per model dimension" and "bound" in card["dequantize"]
+    assert card["command"].startswith("simplebits train-flow npz:") and "--holdout 0.1" in card["command"]
+    (name, bpd), = card["test_bpd_per_set"].items()
+    assert "held-out" in name and abs(bpd - res["test_bpd"]) < 1e-6
+    from simplebits.density import load_flow
+    assert load_flow(out).card["test_bpd"] == res["test_bpd"]
+
+
+def test_bpd_names_its_units_and_padding(tmp_path, capsys):
+    from simplebits.density import Glow, GlowConfig, save_flow
+    import torch
+
+    torch.manual_seed(0)
+    model = tmp_path / "m32.safetensors"
+    save_flow(model, Glow(GlowConfig(channels=1, image_size=32, levels=2, steps=1, width=8)))
+    assert main(["bpd", "digits:test", "--model", str(model), "--limit", "5", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)[0]
+    assert res["model_dims"] == 1024 and res["native_dims"] == 64
+    assert abs(res["bpd_native"]["mean"] - res["bpd"]["mean"] * 1024 / 64) < 1e-3
+    assert main(["bpd", "digits:test", "--model", str(model), "--limit", "5"]) == 0
+    out = capsys.readouterr().out
+    # the text says what was padded, how much, and that the file has no card
+    assert "zero-padded 8x8 -> 32x32" in out and "94% of the model's input is padding" in out
+    assert "no model card" in out and "native bpd" in out
+    assert main(["bpd", "digits:test", "--model", str(model), "--limit", "5", "--dequantize", "midpoint",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)[0]
+    assert res["dequantize"] == "midpoint" and "draws" not in res
+    assert main(["bpd", "digits:test", "--model", str(model), "--draws", "0"]) == 2

@@ -288,7 +288,7 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
 def test_each_stage_counts_its_pieces_with_an_eta(tiny_run):
     _, out, _, _ = tiny_run
     err = (out.parent / "stderr.txt").read_text().splitlines()
-    for stage, n in [("baseline", 1), ("condense", 5), ("prune", 4), ("simplify", 2), ("explain", 2)]:
+    for stage, n in [("baseline", 1), ("condense", 7), ("prune", 4), ("simplify", 2), ("explain", 2)]:
         lines = [ln for ln in err if ln.startswith(f"  {stage} ")]
         assert [ln.split()[1] for ln in lines] == [f"{k}/{n}:" for k in range(1, n + 1)], (stage, lines)
         assert all("so far, about" in ln and ln.endswith(" left") for ln in lines[:-1]), lines

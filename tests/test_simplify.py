@@ -188,6 +188,15 @@ def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_resu
     monkeypatch.setattr(runner_mod, "JointTrainer", lambda *a, **k: calls.append(1))
     simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
     assert not calls
+    # a cell finished under an older bpd definition is re-scored (not retrained): its bpd is the current one
+    res_file = tmp_path / "b" / "lam0.5-s0" / "result.json"
+    old = json.loads(res_file.read_text())
+    old.pop("bits")
+    old["bpd"] = -0.37
+    res_file.write_text(json.dumps(old))
+    again = simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
+    assert not calls and again.cells[0]["bpd"] == pytest.approx(cell["bpd"], abs=1e-9)
+    assert json.loads(res_file.read_text())["bits"] == runner_mod.BITS_DEFINITION
     with pytest.raises(MismatchError, match="--force"):
         simplify(train, test, lambdas=[0.5], config=tiny_cfg(lr_clf=0.01), out=tmp_path / "b", progress=False)
 

@@ -16,7 +16,7 @@ from .models import create_model, list_models
 from .pipeline import PipelineConfig, PipelineResult, SweepResult, load_config, run, sweep, write_report
 from .train import EvalReport, Protocol, evaluate, evaluate_real_subset, get_protocol, list_protocols
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BadInputError",

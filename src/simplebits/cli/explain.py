@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     text = (f"explained {s['n']} {args.select} image(s) in {cfg.space} space ({cfg.steps} steps, lambda {cfg.lambda_sim:g}): "
             f"prediction kept for {100 * s['agreement']:.1f}%, bpd {s['bpd_orig']:.2f} -> {s['bpd_sim']:.2f} "
             f"({abs(100 * s['bpd_reduction']):.1f}% {'lower' if s['bpd_reduction'] >= 0 else 'higher'}), "
-            f"{s['seconds_per_image']:.2f} s/image\n"
+            f"{s['seconds_per_image']:.2f} s/image (bpd: bits per model dimension, dequantisation bound)\n"
             + "\n".join(f"{k}: {v}" for k, v in s["files"].items()))
     emit(args, s, text)
     return 0

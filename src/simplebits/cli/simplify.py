@@ -172,6 +172,7 @@ def run_simplify(args: argparse.Namespace) -> int:
             for r in res.summary()]
     text = (f"SimpleBits on {train.name} ({len(train)} images), tested on {test.name}\n"
             + table(["lambda", "seeds", "bpd orig", "bpd simpl", "PNG bpd", "joint %", "retrained %", "finetuned %"], rows)
+            + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given"
             + f"\n{res.seconds:.0f} s, peak RSS {res.peak_rss_mb:.0f} MB; wrote {args.out}/ "
               f"(draw it: simplebits tradeoff {args.out} --out {args.out}/plots)")
     emit(args, res.to_dict(), text)
@@ -194,6 +195,7 @@ def run_baselines(args: argparse.Namespace) -> int:
             for p in res["points"]]
     text = (f"baselines on {train.name} (original {res['bpd_original']:.3f} bpd), tested on {test.name}\n"
             + table(["kind", "setting", "bpd", "PNG bpd", "retrained %"], rows)
+            + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given"
             + f"\n{res['seconds']:.0f} s; wrote {args.out}/baselines.json")
     emit(args, res, text)
     return 0

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 
 import torch
 
 from ..data import ImageSet, combine, get_source
-from ..errors import SimplebitsError
-from ..density import FlowTrainConfig, GlowConfig, train_flow
+from ..density import FlowTrainConfig, GlowConfig, score_bpd, train_flow
+from ..density.train import card_path
+from ..errors import BadInputError, SimplebitsError
+from ..io import atomic_write_json
 from .common import add_data_root, add_json, emit, load_input, table
 from .evaluate import add_device, resolve_device
 
@@ -19,8 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train-flow", help="train a Glow density model (for bpd) on one or more data sets",
         description="Train a multi-scale Glow by maximum likelihood on DATASET (comma-separated specs are mixed, "
                     "e.g. fashion-mnist,mnist-5k,photo-patches-gray). Images are zero-padded to --size when "
-                    "smaller (28 -> 32) and converted to --channels. Checkpoints OUT.ckpt every epoch "
-                    "(atomic) and logs train/test bpd to OUT.log.json; --resume continues to the same result.",
+                    "smaller (28 -> 32) and converted to --channels. Each epoch scores held-out images with the "
+                    "dequantisation bound (bits per model dimension): the named sets' test splits, or, for your "
+                    "own files (npz:, image-folder:, idx:), a seeded --holdout share of them that is never "
+                    "trained on. Training stops after --patience epochs without a better held-out bpd and the "
+                    "best epoch is written. Checkpoints OUT.ckpt every epoch (atomic), logs to OUT.log.json, and "
+                    "writes a model card (data, sizes, epochs, time, test bpd per set, the command) beside the "
+                    "weights as OUT.card.json; --resume continues to the same result.",
     )
     p.add_argument("datasets", metavar="DATASET[,DATASET...]")
     p.add_argument("--out", required=True, metavar="FILE.safetensors")
@@ -36,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
     p.add_argument("--warmup", type=int, default=d.warmup_steps, help=f"warm-up steps (default {d.warmup_steps})")
     p.add_argument("--max-train", type=int, default=None, help="use at most N training images per data set")
+    p.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
+                   help="share of the training images held out as the test set when no --test and no named test "
+                        "split exists (default 0.1)")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help=f"stop after N epochs without a better held-out bpd; 0 never stops (default {d.patience})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
     add_device(p)
@@ -65,24 +79,63 @@ def default_test_specs(specs: list[str]) -> list[str]:
     return out
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run (for the model card)."""
+    parts = ["simplebits", "train-flow", args.datasets, "--out", str(args.out)]
+    for flag, val in (("--test", args.test), ("--channels", args.channels), ("--max-train", args.max_train)):
+        if val is not None:
+            parts += [flag, str(val)]
+    parts += ["--size", str(args.size), "--levels", str(args.levels), "--steps", str(args.steps), "--width",
+              str(args.width), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+              "--warmup", str(args.warmup), "--holdout", str(args.holdout), "--patience", str(args.patience),
+              "--seed", str(args.seed)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    if not 0.0 < args.holdout < 1.0:
+        raise BadInputError(f"--holdout must be a fraction in (0, 1), got {args.holdout}")
+    if args.patience < 0:
+        raise BadInputError(f"--patience must be >= 0, got {args.patience}")
     specs = [s for s in args.datasets.split(",") if s]
     train = mix(specs, args, split="train", channels=args.channels, size=args.size, limit=args.max_train)
     test_specs = [s for s in args.test.split(",") if s] if args.test else default_test_specs(specs)
-    test = None
+    test, per_set, held = None, {}, None
     if test_specs:
-        test = mix(test_specs, args, split="test", channels=train.channels, size=args.size, limit=2000)
+        for s in test_specs:  # each set alone, for the card's test bpd per set
+            per_set[s] = mix([s], args, split="test", channels=train.channels, size=args.size, limit=2000)
+        test = combine(list(per_set.values()), channels=train.channels, size=args.size)
         g = torch.Generator().manual_seed(0)
-        test = test.subset(torch.randperm(len(test), generator=g))  # interleave sources for the capped test score
+        test = test.subset(torch.randperm(len(test), generator=g)[:2000])  # interleave sources for the capped score
+    else:  # user files: a seeded share never trained on, so the training file is never its own test
+        n_held = max(1, round(args.holdout * len(train)))
+        if len(train) - n_held < 1:
+            raise BadInputError(f"{len(train)} image(s) leave nothing to train on after --holdout {args.holdout}; "
+                                "give more images or a --test set")
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(args.seed * 1000 + 7))
+        test, train = train.subset(order[:n_held]), train.subset(order[n_held:])
+        held = {"images": n_held, "fraction": args.holdout}
+        per_set[f"held-out {100 * args.holdout:g}% of the training images"] = test
     mcfg = GlowConfig(channels=train.channels, image_size=args.size, levels=args.levels, steps=args.steps,
                       width=args.width)
     tcfg = FlowTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                           seed=args.seed)
-    _, log = train_flow(train, test, model_config=mcfg, config=tcfg, out=args.out, resume=args.resume,
-                        device=device, progress=None if not args.json else False)
+                           seed=args.seed, patience=args.patience)
+    card = {"trained_on": specs, "test_sets": list(per_set), "held_out": held, "command": command_line(args)}
+    model, log = train_flow(train, test, model_config=mcfg, config=tcfg, out=args.out, resume=args.resume,
+                            device=device, progress=None if not args.json else False, card=card)
+    # the card's test bpd per set, scored with the kept weights
+    card_file = card_path(args.out)
+    doc = json.loads(card_file.read_text())
+    doc["test_bpd_per_set"] = {k: float(score_bpd(model, v.images.to(device)).mean()) for k, v in per_set.items()}
+    atomic_write_json(card_file, doc)
     rows = [[e["epoch"], f"{e['train_bpd']:.3f}", f"{e['test_bpd']:.3f}" if "test_bpd" in e else "-", e["seconds"]]
             for e in log]
-    emit(args, {"out": args.out, "log": log, "model": mcfg.to_dict()},
-         table(["epoch", "train bpd", "test bpd", "seconds"], rows) + f"\nwrote {args.out}")
+    kept = doc["kept_epoch"]
+    tail = (f"\nkept epoch {kept} (held-out bpd {doc['test_bpd']:.3f}, bits per model dimension, dequantisation bound)"
+            + (f"; stopped early after {len(log)} epochs" if doc["stopped_early"] else "")
+            + f"\nwrote {args.out} and its model card {card_file}")
+    emit(args, {"out": args.out, "card": str(card_file), "log": log, "model": mcfg.to_dict(), "kept_epoch": kept,
+                "test_bpd": doc["test_bpd"], "test_bpd_per_set": doc["test_bpd_per_set"]},
+         table(["epoch", "train bpd", "test bpd", "seconds"], rows) + tail)
     return 0

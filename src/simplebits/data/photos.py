@@ -47,7 +47,8 @@ from PIL import Image
 from ..errors import BadInputError, NotFoundError
 from .imageset import ImageSet
 
-__all__ = ["photo_patches", "photo_files", "PHOTOS", "TEST_PHOTOS", "CROP_SIDES", "MIN_PHOTOS"]
+__all__ = ["photo_patches", "photo_files", "PHOTOS", "TEST_PHOTOS", "CROP_SIDES", "MIN_PHOTOS",
+           "WALLPAPER_PHOTOS", "wallpaper_files", "PatchStream"]
 
 #: (name, package, file name inside the package's image folder), in class order.
 PHOTOS: tuple[tuple[str, str, str], ...] = (
@@ -180,6 +181,7 @@ def photo_patches(*, split: str = "train", n: int | None = None, size: int = 32,
 
     images = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
     meta = {
+        "name": f"photo-patches{'-gray' if channels == 1 else ''}:{split}",
         "found_at": str(Path(paths[0]).parent),
         "photos": list(names),
         "split": split,
@@ -192,3 +194,117 @@ def photo_patches(*, split: str = "train", n: int | None = None, size: int = 32,
     }
     return ImageSet.create(images, torch.from_numpy(which), names, meta=meta, allow_empty_class=True,
                            where=f"photo-patches:{split}")
+
+
+# -- many large photographs, streamed ---------------------------------------------------------------
+
+#: Real photographs in Debian's desktop-background packages (checked by eye: the packages also hold
+#: drawings, renders and gradients, which are left out). (name, Debian package, path, held out).
+#: Held-out photos give test patches only.
+WALLPAPER_PHOTOS: tuple[tuple[str, str, str, bool], ...] = tuple(
+    (name, "mate-backgrounds", f"/usr/share/backgrounds/mate/nature/{name}.jpg", name in ("LadyBird", "Storm"))
+    for name in ("Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
+                 "Storm", "TwoWings", "Wood", "YellowFlower")
+) + (
+    ("Kleiber", "lomiri-wallpapers-20.04", "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg", False),
+    ("Infinite-Sea", "lomiri-wallpapers-20.04", "/usr/share/backgrounds/Infinite-Sea_by_Aury88.jpg", False),
+)
+
+
+def wallpaper_files(split: str = "train", *, require: bool = True) -> dict[str, Path]:
+    """Name -> path of the installed :data:`WALLPAPER_PHOTOS` of ``split`` ("train" or "test").
+
+    With ``require`` a missing package is an error that names the ``apt-get`` line to fix it."""
+    if split not in DEFAULT_N:
+        raise BadInputError(f"no split {split!r}; valid: train, test")
+    out, missing = {}, set()
+    for name, pkg, path, held_out in WALLPAPER_PHOTOS:
+        if held_out != (split == "test"):
+            continue
+        if Path(path).is_file():
+            out[name] = Path(path)
+        else:
+            missing.add(pkg)
+    if missing and require:
+        raise NotFoundError(f"the wallpaper photographs are not installed (missing: {', '.join(sorted(missing))}). "
+                            f"Fix: sudo apt-get install {' '.join(sorted(missing))}")
+    return out
+
+
+def _stream_sides(w: int, h: int, size: int) -> np.ndarray:
+    """Crop sides for a photo of w x h: 8 sides spaced evenly in log scale from ``size`` to half
+    the shorter side (a 2560 px photo gives 32 ... 800 px crops: textures to whole objects)."""
+    hi = max(size, min(w, h) // 2)
+    return np.unique(np.round(np.geomspace(size, hi, 8)).astype(np.int64))
+
+
+class PatchStream:
+    """Fresh natural patches every epoch from many large photographs, one photo decoded at a time.
+
+    ``stream.epoch(e)`` returns an :class:`ImageSet` of ``per_epoch`` patches for epoch ``e``: each
+    photo gets an equal share (a seeded shuffle as in :func:`photo_patches`); the photo is opened,
+    its patches are cut at random positions and at 8 scales from ``size`` to half its shorter side
+    (:func:`_stream_sides`, area-average resampling), half flipped, and the photo is closed before the
+    next is opened. Memory: one decoded photo plus the epoch's patches as uint8 (30,000 RGB 32x32
+    patches are 92 MB), never all photos. The same (paths, seed, epoch) give identical patches, so
+    a resumed training run sees the same data.
+    """
+
+    def __init__(self, paths: dict[str, Path] | list[Path], *, per_epoch: int = 30000, size: int = 32,
+                 channels: int = 3, seed: int = 0, name: str = "photo-stream"):
+        self.paths = {Path(p).stem: Path(p) for p in paths} if isinstance(paths, list) else dict(paths)
+        if not self.paths:
+            raise BadInputError("a patch stream needs at least one photograph")
+        for k, p in self.paths.items():
+            if not p.is_file():
+                raise NotFoundError(f"photo {k}: {p} does not exist")
+        self.per_epoch = _check_int("per_epoch", per_epoch, 1)
+        self.size = _check_int("size", size, 1)
+        if channels not in (1, 3) or isinstance(channels, bool):
+            raise BadInputError(f"channels must be 1 or 3, got {channels!r}")
+        self.channels, self.seed, self._name = channels, _check_int("seed", seed, 0), name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size, self.size)
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def epoch(self, e: int) -> ImageSet:
+        names = sorted(self.paths)
+        k, n, size = len(names), self.per_epoch, self.size
+        rng = np.random.default_rng([self.seed, 7, int(e)])
+        which = rng.permutation(np.arange(n) % k)
+        flip = rng.random(n) < 0.5
+        out = np.empty((n, size, size, self.channels), dtype=np.uint8)
+        view = out[..., 0] if self.channels == 1 else out
+        mode = "L" if self.channels == 1 else "RGB"
+        for p, nm in enumerate(names):
+            sel = np.flatnonzero(which == p)
+            if sel.size == 0:
+                continue
+            try:
+                with Image.open(self.paths[nm]) as im:
+                    im = im.convert(mode)
+            except OSError as err:
+                raise BadInputError(f"photo {nm}: {self.paths[nm]} cannot be read ({err})") from None
+            w, h = im.size
+            fit = _stream_sides(w, h, size)
+            sides = fit[rng.integers(0, len(fit), size=sel.size)]
+            xs = rng.integers(0, w - sides + 1)
+            ys = rng.integers(0, h - sides + 1)
+            for i, s, x, y in zip(sel, sides, xs, ys):
+                s, x, y = int(s), int(x), int(y)
+                view[i] = np.asarray(im.resize((size, size), Image.BOX, box=(x, y, x + s, y + s)))
+            del im
+        out[flip] = out[flip, :, ::-1]
+        images = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+        meta = {"name": self._name, "photos": names, "epoch": int(e), "seed": self.seed,
+                "note": "not a classification task; labels name the source photo"}
+        return ImageSet.create(images, torch.from_numpy(which), tuple(names), meta=meta, allow_empty_class=True,
+                               where=self._name)

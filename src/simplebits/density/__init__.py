@@ -1,11 +1,16 @@
 """The measure: bits per dimension under a Glow density model, and compressed-size bpd."""
 
-from .bpd import bits_summary, bpd, logp_to_bpd, preprocess, score_bpd
+from .bpd import DEFAULT_DRAWS, ESCAPE, Bits, bits_summary, bpd, logp_to_bpd, measure_bits, preprocess, score_bpd
 from .glow import Glow, GlowConfig
+from .summary import BITS_DEFINITION, set_bits
 from .store import SHIPPED, default_flow, fit_images, list_flows, load_flow, save_flow
 from .train import FlowTrainConfig, TrainingDiverged, train_flow
 
 __all__ = [
+    "BITS_DEFINITION",
+    "Bits",
+    "DEFAULT_DRAWS",
+    "ESCAPE",
     "FlowTrainConfig",
     "Glow",
     "GlowConfig",
@@ -18,8 +23,10 @@ __all__ = [
     "list_flows",
     "load_flow",
     "logp_to_bpd",
+    "measure_bits",
     "preprocess",
     "save_flow",
     "score_bpd",
+    "set_bits",
     "train_flow",
 ]

@@ -3,6 +3,7 @@ and fitting images to a model's input shape."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,33 @@ from ..errors import CorruptFileError, MismatchError, NotFoundError
 from ..io import load_tensors, read_metadata, save_tensors
 from .glow import Glow, GlowConfig
 
-__all__ = ["FLOW_FORMAT", "SHIPPED", "save_flow", "load_flow", "list_flows", "default_flow", "fit_images"]
+__all__ = ["FLOW_FORMAT", "SHIPPED", "save_flow", "load_flow", "list_flows", "default_flow", "fit_images", "card_path",
+           "read_card", "card_note"]
 
 FLOW_FORMAT = "simplebits.flow/1"
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 SHIPPED = ("gray32", "rgb32")  # trained by benchmarks/train_default_flows.py
 
 
+def card_path(path: str | os.PathLike) -> Path:
+    """The model card beside a flow file: ``FILE.card.json`` (``FILE.safetensors`` -> ``FILE.card.json``)."""
+    p = Path(path)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".card.json")
+
+
+def read_card(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The model card of a flow file, or None when it has none (or it is unreadable)."""
+    c = card_path(path)
+    try:
+        doc = json.loads(c.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
 def save_flow(path: str | os.PathLike, model: Glow, *, meta: dict[str, Any] | None = None) -> None:
     """Write a Glow's weights and config atomically."""
-    state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     save_tensors(path, state, {"format": FLOW_FORMAT, "model": "glow", "config": model.config.to_dict(), **(meta or {})})
 
 
@@ -58,7 +76,9 @@ def load_flow(spec: str | os.PathLike = "gray32", *, device: str | torch.device 
         raise CorruptFileError(f"{p}: weights contain NaN or infinite values")
     model.meta = {k: v for k, v in meta.items() if k != "config"}  # type: ignore[attr-defined]
     model.source = str(spec)  # type: ignore[attr-defined]
-    return model.to(device).eval()
+    model.card = read_card(p)  # type: ignore[attr-defined]  # None: trained before cards (still usable)
+    # channels-last convolutions: about 2x faster scoring on CPU (same values to float rounding)
+    return model.to(device).to(memory_format=torch.channels_last).eval()
 
 
 def list_flows() -> list[dict[str, Any]]:
@@ -70,8 +90,18 @@ def list_flows() -> list[dict[str, Any]]:
         if p.is_file():
             meta = read_metadata(p)
             info.update({k: meta.get(k) for k in ("config", "trained_on", "test_bpd", "train_seconds", "epochs")})
+            info["card"] = read_card(p)
         out.append(info)
     return out
+
+
+def card_note(model: Glow) -> str | None:
+    """One line when a loaded model has no card (its training data and test bpd are unknown)."""
+    if getattr(model, "card", None) is not None:
+        return None
+    src = getattr(model, "source", "this model")
+    return (f"note: {src} has no model card ({card_path(_resolve(src)).name}): its training data and held-out bpd "
+            "are not recorded; models from `simplebits train-flow` write one")
 
 
 def default_flow(channels: int) -> str:

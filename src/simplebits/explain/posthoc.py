@@ -35,7 +35,7 @@ from torch import nn
 
 from ..data.imageset import pad_to
 from ..density import bpd as bpd_fn
-from ..density import default_flow, fit_images, load_flow
+from ..density import default_flow, fit_images, load_flow, score_bpd
 from ..density.bpd import preprocess
 from ..errors import BadInputError, UnknownNameError
 from ..progress import progress_bar
@@ -130,7 +130,7 @@ def _bpd(flow: nn.Module, images: torch.Tensor, *, generator_: torch.Generator |
 
 @torch.no_grad()
 def _score(flow: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    return bpd_fn(flow, fit_images(images, flow), dequantize="midpoint").cpu()
+    return score_bpd(flow, fit_images(images.clamp(0, 1), flow))
 
 
 def simplify_posthoc(

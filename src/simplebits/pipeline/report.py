@@ -126,13 +126,18 @@ def _data(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
         fig, ax = plt.subplots(figsize=(7, 3.2))
         ax.hist(b["values"], bins=40, alpha=0.75, label=f"Glow {b['model']} (mean {b['mean']:.3f})", color="#2f6690")
         ax.hist(b["png_values"], bins=40, alpha=0.5, label=f"PNG (mean {b['png_mean']:.3f})", color="#d1495b")
-        ax.set_xlabel("bits per dimension")
+        ax.set_xlabel("bits per model dimension (Glow bound) / per image dimension (PNG)")
         ax.set_ylabel("test images")
         ax.legend(frameon=False)
         ax.set_title(f"complexity of {b['n']} test images")
-        parts += [f"<p class='kv'>mean <b>{b['mean']:.3f} &plusmn; {b['std']:.3f}</b> bpd under the density model "
-                  f"<b>{_esc(b['model'])}</b> ({b['n']} test images, padded to its size); PNG "
-                  f"<b>{b['png_mean']:.3f} &plusmn; {b['png_std']:.3f}</b> bpd.</p>",
+        native = (f"; <b>{b['native_mean']:.3f}</b> bits per dimension of the images as given"
+                  if b.get("native_mean") is not None and abs(b["native_mean"] - b["mean"]) > 1e-9 else "")
+        how = ("dequantisation bound, a code length" if b.get("dequantize") == "bound"
+               else "midpoint estimate from an older version, not a code length")
+        parts += [f"<p class='kv'>mean <b>{b['mean']:.3f} &plusmn; {b['std']:.3f}</b> bits per model dimension under "
+                  f"the density model <b>{_esc(b['model'])}</b> ({how}; {b['n']} test images){native}. PNG "
+                  f"<b>{b['png_mean']:.3f} &plusmn; {b['png_std']:.3f}</b> bpd of the images as given.</p>"
+                  + (f"<p class='kv'>{_esc(b['note'])}</p>" if b.get("note") else ""),
                   f"<figure>{_plot(fig)}<figcaption>bpd histogram</figcaption></figure>"]
     parts.append(f"<figure>{_img_file(out, files.get('samples'), 'sample images')}"
                  "<figcaption>random training images, one row per class</figcaption></figure>")
@@ -158,15 +163,19 @@ def _condense(out: Path, f: dict[str, Any]) -> str:
             f"<b>{_pct(s['baseline'])}</b> %"
             + (f" &middot; its start <b>{_pct(s['start'])}</b> %" if s.get("start") else "")
             + (" <b>(below its start)</b>" if s.get("below_start") else "")
-            + f"<br>bpd <b>{_num(s.get('bpd'))}</b> &middot; PNG bpd "
+            + f"<br>bpd <b>{_num(s.get('bpd'))}</b> (native <b>{_num(s.get('bpd_native'))}</b>) &middot; PNG bpd "
             f"<b>{_num(s.get('png_bpd'))}</b><br>file {_esc(s['file'])}</div></div>")
-    rows = [[_esc(s["label"]), str(s["ipc"]), f"{s['lambda_sim']:g}", _num(s.get("bpd")), _num(s.get("png_bpd")),
+    rows = [[_esc(s["label"]), str(s["ipc"]), f"{s['lambda_sim']:g}", _num(s.get("bpd")), _num(s.get("bpd_native")),
+             _num(s.get("png_bpd")),
              _pct(s["accuracy"]) + (" (below its start)" if s.get("below_start") else ""), _pct(s["baseline"]),
              _pct(s.get("start"))] for s in f["sets"]]
     return ("<h2 id='condense'>Condensed sets</h2>"
             "<p class='lead'>Each set beside random real images and beside the images its run started from "
-            "(real initialisation; same protocol and seeds): a set below its start made the data worse.</p>"
-            + _table(["set", "IPC", "&lambda;", "bpd", "PNG bpd", "accuracy %", "random real %", "its start %"], rows)
+            "(real initialisation; same protocol and seeds): a set below its start made the data worse. "
+            "bpd: the dequantisation bound per model dimension; native bpd: the same bits per dimension of the "
+            "images as stored; PNG bpd: of the images as stored.</p>"
+            + _table(["set", "IPC", "&lambda;", "bpd", "native bpd", "PNG bpd", "accuracy %", "random real %",
+                      "its start %"], rows)
             + f"<div class='cards'>{''.join(cards)}</div>")
 
 

@@ -37,6 +37,7 @@ from typing import Any, Callable
 import torch
 
 from ..data import ImageSet, fingerprint, load_dataset, real_subset
+from ..density.summary import BITS_DEFINITION
 from ..errors import BadInputError, MismatchError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
 from ..train.seeding import derive_seed
@@ -84,7 +85,10 @@ class PipelineResult:
         if "data" in f and f["data"].get("bpd"):
             b = f["data"]["bpd"]
             lines.append(f"  data: {f['data']['n_train']} train / {f['data']['n_test']} test images, "
-                         f"{b['mean']:.3f} ± {b['std']:.3f} bpd under {b['model']} (PNG {b['png_mean']:.3f})")
+                         f"{b['mean']:.3f} ± {b['std']:.3f} bits per model dimension under {b['model']}"
+                         + (f" ({b['native_mean']:.3f} per image dimension)" if b.get("native_mean") is not None
+                            and abs(b["native_mean"] - b["mean"]) > 1e-9 else "")
+                         + f", PNG {b['png_mean']:.3f}")
         for row in f.get("baseline", {}).get("rows", []):
             lines.append(f"  random real ipc {row['ipc']}: {_pct(row['accuracy'])}")
         for row in f.get("condense", {}).get("sets", []):
@@ -211,8 +215,7 @@ class Context:
 
 def stage_data(ctx: Context) -> dict[str, Any]:
     from ..condense.figures import grid_image, save_png
-    from ..density import default_flow, fit_images, load_flow, score_bpd
-    from ..density.compress import png_bpd
+    from ..density import set_bits
 
     cfg, train, test = ctx.cfg, ctx.train, ctx.test
     d = ctx.out / "data"
@@ -227,15 +230,14 @@ def stage_data(ctx: Context) -> dict[str, Any]:
     files["samples"] = "data/samples.png"
     n = min(cfg.data.bpd_images, len(test))
     if n > 0:
-        model_name = cfg.density.model or default_flow(test.channels)
-        model = load_flow(model_name)
         idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "data/bpd")))[:n]
-        x = fit_images(test.images[idx.sort().values], model)
-        each = score_bpd(model, x, progress=ctx.progress).double()
-        png = png_bpd(x).double()
-        figures["bpd"] = {"model": model_name, "n": n, "mean": float(each.mean()), "std": float(each.std()),
-                          "png_mean": float(png.mean()), "png_std": float(png.std()),
-                          "values": [round(float(v), 4) for v in each], "png_values": [round(float(v), 4) for v in png]}
+        b = set_bits(test.images[idx.sort().values], model=cfg.density.model, values=True, progress=ctx.progress)
+        if b["bpd"] is not None:  # the flow's bound per model dimension, native units and PNG on the images as given
+            figures["bpd"] = {"model": b["model"], "n": n, "mean": b["bpd"], "std": b["bpd_std"],
+                              "native_mean": b["bpd_native"], "png_mean": b["png_bpd"], "png_std": b["png_std"],
+                              "unit": b["unit"], "dequantize": b["dequantize"], "draws": b["draws"],
+                              "note": b.get("note"), "values": b["values"], "native_values": b["native_values"],
+                              "png_values": b["png_values"]}
     return {"figures": figures, "files": files}
 
 
@@ -269,7 +271,7 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
     from ..condense import condense, fit_network, make_config, output_paths, start_warning, starting_set
     from ..condense.config import compiles
     from ..data.condensed import load_condensed
-    from ..density.compress import png_bpd
+    from ..density import set_bits
 
     c = ctx.cfg.condense
     sets, files = [], {}
@@ -294,10 +296,13 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
                         + (", compiling the real-batch network first" if compiles(cc) else "") + ")")
                 ckpt = output_paths(path)["checkpoint"]
                 r = condense(ctx.train, cc, out=path, resume=ckpt.exists(), device=ctx.device, progress=ctx.progress)
-                return {"bpd": r.bpd, "png_bpd": float(png_bpd(r.images.images).mean()), "seconds": r.seconds}
+                return {"seconds": r.seconds}
 
-            made = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}.item.json", key, make)
+            ctx.cached(f"condense/ipc{ipc}-lam{lam:g}.item.json", key, make)
             images = load_condensed(path).with_meta(name=label)
+            # every set's bits by the one definition (also for lambda 0), under the run's density model
+            made = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}-bits.item.json", {**key, "bits": BITS_DEFINITION},
+                              lambda images=images: set_bits(images.images, model=ctx.cfg.density.model))
             acc = ctx.evaluate(f"condense/ipc{ipc}-lam{lam:g}.eval.json", images, key)
             rel = path.relative_to(ctx.out)
             warning = start_warning(label, acc["mean"], start_acc["mean"], cc.init) if start_acc is not None else None
@@ -305,7 +310,7 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             if warning:
                 ctx.log(warning)
             sets.append({"label": label, "method": c.method, "ipc": ipc, "lambda_sim": lam, "bpd": made["bpd"],
-                         "png_bpd": made["png_bpd"], "accuracy": acc, "baseline": ctx.baseline(ipc),
+                         "bpd_native": made["bpd_native"], "png_bpd": made["png_bpd"], "accuracy": acc, "baseline": ctx.baseline(ipc),
                          "start": start_acc, "below_start": below, "file": str(rel), "grid": f"{rel}.png"})
             files[label] = {"set": str(rel), "grid": f"{rel}.png"}
     return {"figures": {"sets": sets}, "files": files}
@@ -387,12 +392,13 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
         ctx.log("SimpleBits: retraining on the original images (the comparison row)")
         runs = [retrain(train, ctx.test, cfg=sc, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
                         device=ctx.device, progress=ctx.progress)["accuracy"] for k in range(sc.retrain_seeds)]
-        bpd = float(DensityTerm(sc.density, shape=train.shape, device=ctx.device).score(train.images).mean())
         t = torch.tensor(runs, dtype=torch.float64)
-        return {"bpd": bpd, "retrain": {"mean": float(t.mean()), "std": float(t.std(unbiased=False)),
-                                        "n": len(runs), "runs": runs}}
+        return {"retrain": {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": len(runs), "runs": runs}}
 
     orig = ctx.cached("simplify/originals.item.json", key, originals)
+    # the originals' bpd: the cells' own (the one definition, re-scored by simplify() when it changes)
+    orig = {**orig, "bpd": res.cells[0]["bpd_original"] if res.cells else float(
+        DensityTerm(sc.density, shape=train.shape, device=ctx.device).score(train.images).mean())}
     cells = [{k: c[k] for k in ("name", "lambda_sim", "seed", "bpd", "bpd_original", "png_bpd", "accuracy")}
              for c in res.cells]
     rows = [{k: r[k] for k in ("lambda_sim", "seeds", "bpd", "png_bpd", "joint", "retrain", "finetune")}
@@ -504,7 +510,8 @@ def stage_pieces(cfg: PipelineConfig, stage: str) -> int:
 
         c = cfg.condense
         real_init = make_config(c.method, ipc=1, preset=c.preset).init != "noise"  # its start is evaluated too
-        return (2 * len(c.lambda_sim) + int(real_init and bool(c.lambda_sim))) * len(c.ipc)
+        # per (ipc, lambda): the set, its bits, its evaluation; per ipc: its start's evaluation
+        return (3 * len(c.lambda_sim) + int(real_init and bool(c.lambda_sim))) * len(c.ipc)
     if stage == "prune":
         return 2 * len(cfg.prune.targets) * len(cfg.prune.rules)
     if stage in ("simplify", "explain"):
@@ -538,7 +545,7 @@ def stage_key(ctx: Context, stage: str) -> str:
     evaluated = stage in ("baseline", "condense", "prune")  # the stages whose figures are evaluate() accuracies
     return config_hash({"format": FORMAT, "stage": stage, "own": own, "data": ctx.data_key,
                         "evaluate": asdict(cfg.evaluate) if evaluated else None, "seed": cfg.seed, "device": ctx.device,
-                        "density": cfg.density.model, "deps": {d: ctx.stage_keys.get(d) for d in deps.get(stage, [])},
+                        "density": cfg.density.model, "bits": BITS_DEFINITION, "deps": {d: ctx.stage_keys.get(d) for d in deps.get(stage, [])},
                         "condense_settings": asdict(cfg.condense) if stage == "continual" else None})
 
 
