@@ -5,7 +5,9 @@ classifier, and against a reference-style joint step measured in the same run.
 
 * plain: forward, cross-entropy, backward and an AdamW step of the classifier alone.
 * joint (simplebits): :meth:`simplebits.simplify.JointTrainer.step` - simplifier forward, the
-  unrolled AdamW step, the gated bpd term, the simplifier update and the classifier's own step.
+  unrolled AdamW step, the gated bpd term, the simplifier update and the classifier's own step;
+  with the preset's relative classification terms (quick) also the reference step on X, timed
+  against the paper's absolute terms on the same trainer and batch.
 * reference-style: the same loss written as the reference loop does it: separate forward passes
   for f'(X) and f'(X_sim), bpd for every example (multiplied by the gate afterwards) and a
   second forward/backward for the classifier's own step on X_sim.
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -51,11 +55,16 @@ def reference_style_step(tr: JointTrainer, x, y, g, seed):
 
 
 def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    t0 = time.perf_counter()
+    """Median seconds per call after two warm-up calls (a median: one stall on a shared 2-core
+    machine must not move the figure)."""
+    fn()
+    fn()
+    times = []
     for _ in range(repeats):
+        t0 = time.perf_counter()
         fn()
-    return (time.perf_counter() - t0) / repeats
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def main() -> None:
@@ -84,6 +93,11 @@ def main() -> None:
 
         t_plain = timed(plain, reps)
         t_joint = timed(lambda: tr.step(x, y, g_aug=g, g_noise=g, dropout_seed=1), reps)
+        t_abs = None
+        if cfg.relative:  # the paper's absolute classification terms, same trainer and batch
+            tr.cfg = replace(cfg, relative=False)
+            t_abs = timed(lambda: tr.step(x, y, g_aug=g, g_noise=g, dropout_seed=1), reps)
+            tr.cfg = cfg
         t_ref = timed(lambda: reference_style_step(tr, x, y, g, 1), reps)
         t_sim = timed(lambda: tr.simplifier(x).sum().backward(), reps)
         t_bpd = timed(lambda: tr.density(x.requires_grad_()).sum().backward(), reps)
@@ -94,7 +108,11 @@ def main() -> None:
              "joint_over_plain": round(t_joint / t_plain, 2),
              "reference_style_over_joint": round(t_ref / t_joint, 2),
              "parts_s": {"simplifier_fwd_bwd": round(t_sim, 4), "bpd_fwd_bwd": round(t_bpd, 4)},
-             "joint_images_per_s": round(cfg.batch_size / t_joint, 1)}
+             "joint_images_per_s": round(cfg.batch_size / t_joint, 1),
+             "relative_terms": cfg.relative, "warmup_epochs": cfg.warmup_epochs}
+        if t_abs is not None:
+            r["joint_step_absolute_terms_s"] = round(t_abs, 4)
+            r["relative_over_absolute"] = round(t_joint / t_abs, 2)
         doc["results"][preset] = r
         print(preset, json.dumps(r), flush=True)
     doc["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

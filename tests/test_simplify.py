@@ -143,6 +143,92 @@ def test_negative_lambda_one_class_and_density_mismatch_are_clear_errors():
         simplify(big, big, config=tiny_cfg())
 
 
+# ------------------------------------------------------------------ lambda = 0 and the warm-up
+def test_warmup_epochs_train_the_classifier_alone_and_are_capped_in_short_presets():
+    """During the warm-up the simplifier stays the identity and the classifier learns; the quick
+    preset's warm-up never takes a short run's only epoch; an explicit impossible one is an error."""
+    assert make_simplify_config(preset="quick").warmup_epochs == 1
+    assert make_simplify_config(preset="quick", epochs=1).warmup_epochs == 0
+    assert make_simplify_config(preset="paper").warmup_epochs == 0
+    with pytest.raises(BadInputError, match="warmup-epochs"):
+        make_simplify_config(preset="quick", epochs=2, warmup_epochs=2)
+    tr = _trainer(warmup_epochs=1, lambda_sim=1.0)
+    ds = data(16)
+    sim0 = copy.deepcopy(tr.simplifier.state_dict())
+    clf0 = copy.deepcopy(tr.classifier.state_dict())
+    rec = tr.epoch(ds.images, ds.labels, epoch=0)
+    assert rec["warmup"] and rec["skipped_steps"] == 0
+    assert all(torch.equal(v, tr.simplifier.state_dict()[k]) for k, v in sim0.items())
+    assert not all(torch.equal(v, tr.classifier.state_dict()[k]) for k, v in clf0.items())
+    rec = tr.epoch(ds.images, ds.labels, epoch=1)  # the joint epoch: now the simplifier learns
+    assert not rec["warmup"]
+    assert not all(torch.equal(v, tr.simplifier.state_dict()[k]) for k, v in sim0.items())
+
+
+class _ExactIdentity(nn.Module):
+    """A simplifier that returns its input exactly while its one parameter is 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x + self.a * (x - 0.5)
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_relative_terms_give_the_identity_no_push_at_lambda_zero(relative):
+    """With the classification terms relative to the originals', an exact identity has nothing
+    to gain at lambda 0 (zero simplifier gradient); the paper's absolute terms push it."""
+    ds = data(16)
+    x, y = ds.images[:16], ds.labels[:16]
+    cfg = tiny_cfg(lambda_sim=0.0, relative=relative, warmup_epochs=0)
+    tr = JointTrainer(cfg, channels=1, image_hw=(16, 16), num_classes=2, simplifier=_ExactIdentity())
+    for _ in range(3):  # a classifier with some training behind it
+        tr.opt_clf.zero_grad()
+        nn.functional.cross_entropy(tr.classifier(x), y).backward()
+        tr.opt_clf.step()
+    rec = tr.step(x, y, g_aug=generator(0, "a"), g_noise=generator(0, "n"), dropout_seed=1)
+    assert rec is not None
+    g = float(tr.simplifier.a.grad.abs())
+    if relative:
+        assert g < 1e-6 and rec["loss"] < 1e-6, (g, rec)
+    else:
+        assert g > 1e-4, (g, rec)
+
+
+def _digits(n: int) -> ImageSet:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images[:n], dtype=torch.float32).unsqueeze(1) / 16.0
+    x = nn.functional.interpolate(x, size=16, mode="nearest")
+    return ImageSet.create(x, torch.tensor(d.target[:n]), [str(k) for k in range(10)], {"name": "digits-16"})
+
+
+def test_lambda_zero_is_the_identity_in_effect_with_the_warmup():
+    """At lambda 0 nothing asks for simpler images: after a quick-preset run (classifier warm-up,
+    classification terms relative to the originals') the simplified digits stay within 2% of the
+    originals' bpd and closer to them pixel by pixel than under the paper's schedule and terms,
+    which drift."""
+    ds = _digits(800)
+    base = dict(lambda_sim=0.0, epochs=4, batch_size=16, classifier_options={"width": 16},
+                simplifier_options={"ngf": 8, "downsamples": 2, "ws": True})
+    change = {}
+    for name, kw in (("paper", {"warmup_epochs": 0, "relative": False}), ("quick", {})):
+        tr = JointTrainer(make_simplify_config(preset="quick", **kw, **base), channels=1, image_hw=(16, 16),
+                          num_classes=10)
+        for e in range(4):
+            tr.epoch(ds.images, ds.labels, epoch=e)
+        sim = tr.simplify_images(ds.images)
+        q = torch.round(ds.images * 255) / 255
+        ratio = float(tr.density.score(sim).mean() / tr.density.score(q).mean())
+        change[name] = (ratio, float((sim - q).abs().mean()))
+    ratio, mad = change["quick"]
+    assert abs(ratio - 1) <= 0.02, change
+    assert mad < change["paper"][1], change
+
+
 # ------------------------------------------------------------------ the runner
 def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch):
     train, test = data(12), data(6, seed=5)
@@ -155,6 +241,14 @@ def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_resu
     meta = json.loads((d / "result.json").read_text())
     assert meta["bpd"] == pytest.approx(cell["bpd"]) and set(meta["accuracy"]) == {"joint", "retrain", "finetune", "retrain_runs"}
     assert all(0 <= meta["accuracy"][k] <= 1 for k in ("joint", "retrain", "finetune"))
+    # every result carries the originals retrained the same way (same seeds, same loop)
+    from simplebits.simplify import retrain
+
+    orig = retrain(train, test, cfg=tiny_cfg(), seed=0)["accuracy"]
+    assert cell["accuracy"]["retrain_original"] == pytest.approx(orig)
+    summary = json.loads((tmp_path / "a" / "simplify.json").read_text())["summary"][0]
+    assert summary["retrain_original"]["mean"] == pytest.approx(orig)
+    assert json.loads((tmp_path / "a" / "originals.json").read_text())["retrain_runs"] == [pytest.approx(orig)]
     # the saved simplifier reproduces the saved simplified set (8-bit grid)
     sim = load_simplifier(d / "simplifier.safetensors")
     again = apply_simplifier(sim, train.class_ordered().images)
@@ -266,6 +360,7 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     (["--lambda-sim", "-1"], "lambda"),
     (["--lambda-sim", "x"], "numbers"),
     (["--epochs", "0"], "epochs"),
+    (["--warmup-epochs", "4"], "warmup-epochs"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     tr = _npz(tmp_path / "train.npz", data(4))

@@ -389,6 +389,13 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
     key = {"data": ctx.data_key, "simplify": sc.to_dict(), "n": len(train), "seed": cfg.seed}
 
     def originals() -> dict[str, Any]:
+        # simplify() retrains on the originals with the same seeds; its figure is the comparison row
+        runs = next((c["accuracy"]["retrain_original_runs"] for c in res.cells
+                     if c["accuracy"].get("retrain_original_runs")), None)
+        if runs is not None:
+            t = torch.tensor(runs, dtype=torch.float64)
+            return {"retrain": {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": len(runs),
+                                "runs": runs}}
         ctx.log("SimpleBits: retraining on the original images (the comparison row)")
         runs = [retrain(train, ctx.test, cfg=sc, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
                         device=ctx.device, progress=ctx.progress)["accuracy"] for k in range(sc.retrain_seeds)]

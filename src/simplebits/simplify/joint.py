@@ -11,11 +11,19 @@ Per batch ``(X, y)``:
    ``torch.func.functional_call``; the graph keeps ``grad_theta`` as a function of ``X_sim``.
 4. Simplifier loss (S3): ``(10 l(f'(X)) + l(f(X_sim)) + l(f'(X_sim)) + lam * mean(gate * bpd(X_sim)))
    / (12 + lam)`` with the per-example gate ``clamp(0.1 - l(f'(x)), 0, 1) / 0.1`` (detached, S4).
+   With ``relative`` (quick preset) each of the three classification terms is replaced per
+   example by how much worse it is than with the original batch, ``relu(l_sim - l_orig_batch)``,
+   so the simplified images are never rewarded for teaching better than the originals (the
+   drift at lambda 0; see SimplifyConfig).
    bpd is computed only for examples whose gate is open: the others contribute exactly 0, so
    the loss and gradient are unchanged and the Glow pass shrinks to the open examples.
 5. If ``X_sim``, the loss or a gradient is not finite, the step is skipped (both networks) and
    counted; ``max_skips`` skips in a row stop the run (:class:`~simplebits.errors.DivergedError`).
 6. The classifier takes a normal AdamW step on the (detached) augmented ``X_sim``.
+
+During the first ``warmup_epochs`` (quick preset: 1) only step 6 runs, on the untrained
+simplifier's output (the identity): the simplifier starts learning from a classifier that knows
+the task, not from an untrained one's noise (a deviation for short runs; see SimplifyConfig).
 
 ``mode="mse"`` is the S8 baseline: the simplifier minimises ``mean (X_sim - X)^2 + lam * mean bpd``
 and no classifier is involved.
@@ -40,7 +48,11 @@ from ..models import create_model
 from ..train.seeding import derive_seed, generator
 from .config import SimplifyConfig
 
-__all__ = ["JointTrainer", "DensityTerm", "quantize"]
+__all__ = ["JointTrainer", "DensityTerm", "quantize", "RELATIVE_TOL"]
+
+# relative classification terms: a simplified example within this many nats of the original's
+# loss counts as no worse (float rounding between two computations of the same value is ~1e-7)
+RELATIVE_TOL = 1e-5
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -200,7 +212,11 @@ class JointTrainer:
             out_orig = self._forward(new, buffers, xa, dropout_seed)
             out_sim_after = self._forward(new, buffers, xsa, dropout_seed)
         l_orig_each = F.cross_entropy(out_orig, y, reduction="none")
-        l_sim_after = F.cross_entropy(out_sim_after, y)
+        if cfg.relative:
+            l_sim_after_each = F.cross_entropy(out_sim_after, y, reduction="none")
+            l_sim_after = l_sim_after_each.mean()
+        else:
+            l_sim_after = F.cross_entropy(out_sim_after, y)
         gate = ((cfg.bpd_gate - l_orig_each.detach()).clamp(0, 1) / cfg.bpd_gate)  # detached: the gate must not push loss up
         open_ = gate > 0
         bpd_term = x_sim.new_zeros(())
@@ -209,7 +225,25 @@ class JointTrainer:
             b = self.density(x_sim[open_], generator=g_noise)
             bpd_term = (gate[open_] * b).sum() / x.shape[0]
             bpd_mean = float(b.detach().mean())
-        loss = (cfg.orig_weight * l_orig_each.mean() + l_sim + l_sim_after + lam * bpd_term) / (cfg.orig_weight + 2 + lam)
+        if cfg.relative:
+            # the same three losses had the batch not been simplified: theta'_X from a step on X
+            # (no graph needed); each term then counts only where the simplified batch does worse
+            logits_x = self._forward(params, buffers, xa, dropout_seed)
+            l_x_each = F.cross_entropy(logits_x, y, reduction="none")
+            g_x = torch.autograd.grad(l_x_each.mean(), tuple(params.values()))
+            with torch.no_grad():
+                new_x = self._inner_update(params, g_x)
+                l_ref_each = F.cross_entropy(self._forward(new_x, buffers, xa, dropout_seed), y, reduction="none")
+            l_x_each = l_x_each.detach()
+            # no gradient where the simplified example does as well as the original, up to float
+            # rounding (``grads`` keeps a graph and ``g_x`` does not: their kernels round differently)
+            tol = RELATIVE_TOL
+            t_orig = F.relu(l_orig_each - l_ref_each - tol).mean()
+            t_sim = F.relu(F.cross_entropy(logits_sim, y, reduction="none") - l_x_each - tol).mean()
+            t_sim_after = F.relu(l_sim_after_each - l_ref_each - tol).mean()
+        else:
+            t_orig, t_sim, t_sim_after = l_orig_each.mean(), l_sim, l_sim_after
+        loss = (cfg.orig_weight * t_orig + t_sim + t_sim_after + lam * bpd_term) / (cfg.orig_weight + 2 + lam)
         sim_params = [p for p in self.simplifier.parameters() if p.requires_grad]
         ok = _all_finite([x_sim.detach(), loss.detach()])
         g_sim = torch.autograd.grad(loss, sim_params, allow_unused=True) if ok else ()
@@ -236,6 +270,33 @@ class JointTrainer:
                 "l_sim": float(l_sim.detach()), "l_sim_after": float(l_sim_after.detach()),
                 "gate_open": float(open_.float().mean()), "bpd_open": bpd_mean,
                 "acc_sim": float((logits_sim.detach().argmax(1) == y).float().mean())}
+
+    def warmup_step(self, x: torch.Tensor, y: torch.Tensor, *, g_aug: torch.Generator,
+                    dropout_seed: int) -> dict[str, float] | None:
+        """A classifier-only step on the simplifier's (frozen) output: the warm-up of
+        ``config.warmup_epochs`` (see :class:`SimplifyConfig`). The simplifier does not learn."""
+        clf = self.classifier
+        with torch.no_grad():
+            self.simplifier.train()
+            x_sim = self.simplifier(x)
+            if self.dsa is not None:
+                x_sim = self.dsa.apply(x_sim, self.dsa.sample(x.shape[0], generator=g_aug, device=x.device))
+        clf.train()
+        devices = [] if self.device.type == "cpu" else [self.device]
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(dropout_seed)
+            logits = clf(x_sim)
+        loss = F.cross_entropy(logits, y)
+        if not bool(torch.isfinite(loss)):
+            return self._skip()
+        self.opt_clf.zero_grad(set_to_none=True)
+        loss.backward()
+        if not _all_finite(p.grad for p in clf.parameters()):
+            self.opt_clf.zero_grad(set_to_none=True)
+            return self._skip()
+        self.opt_clf.step()
+        self.skips_in_a_row = 0
+        return {"l_sim": float(loss.detach()), "acc_sim": float((logits.detach().argmax(1) == y).float().mean())}
 
     def _mse_step(self, x: torch.Tensor, x_sim: torch.Tensor, lam: float, g_noise: torch.Generator) -> dict | None:
         mse = ((x_sim - x) ** 2).mean()
@@ -279,6 +340,7 @@ class JointTrainer:
         g_aug = generator(cfg.seed, f"augment/{epoch}")
         g_noise = generator(cfg.seed, f"dequant/{epoch}")
         order = torch.randperm(n, generator=g_order)
+        warm = self.classifier is not None and epoch < cfg.warmup_epochs
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         skipped = 0
@@ -289,8 +351,11 @@ class JointTrainer:
                 continue  # a last batch of one image: cross-entropy statistics are meaningless
             x = images[idx].to(self.device)
             y = labels[idx].to(self.device)
-            rec = self.step(x, y, g_aug=g_aug, g_noise=g_noise,
-                            dropout_seed=derive_seed(cfg.seed, f"dropout/{epoch}/{b}") & 0x7FFFFFFF)
+            dropout_seed = derive_seed(cfg.seed, f"dropout/{epoch}/{b}") & 0x7FFFFFFF
+            if warm:
+                rec = self.warmup_step(x, y, g_aug=g_aug, dropout_seed=dropout_seed)
+            else:
+                rec = self.step(x, y, g_aug=g_aug, g_noise=g_noise, dropout_seed=dropout_seed)
             if rec is None:
                 skipped += 1
             else:
@@ -300,7 +365,8 @@ class JointTrainer:
                         counts[k] = counts.get(k, 0) + 1
             if on_step is not None:
                 on_step()
-        out: dict[str, Any] = {"epoch": epoch, "skipped_steps": skipped, "seconds": round(time.perf_counter() - t0, 3)}
+        out: dict[str, Any] = {"epoch": epoch, "skipped_steps": skipped, "seconds": round(time.perf_counter() - t0, 3),
+                               "warmup": warm}
         out.update({k: sums[k] / counts[k] for k in sums})
         return out
 

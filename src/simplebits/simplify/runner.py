@@ -3,6 +3,7 @@
 Files under ``out=DIR`` (every one written atomically):
 
 ``DIR/simplify.json``                 every finished cell and the per-lambda summary (mean ± std over seeds)
+``DIR/originals.json``                the originals retrained the same way (each cell's ``retrain_original``)
 ``DIR/<cell>/simplifier.safetensors`` the trained simplifier (rebuild with :func:`load_simplifier`)
 ``DIR/<cell>/classifier.safetensors`` the jointly trained classifier
 ``DIR/<cell>/simplified.safetensors`` the simplified training set (condensed-set format; bpd in metadata)
@@ -31,7 +32,7 @@ import torch
 
 from ..data import ImageSet
 from ..data.condensed import save_condensed
-from ..data.imageset import flip_allowed
+from ..data.imageset import fingerprint, flip_allowed
 from ..density.compress import png_bpd
 from ..density.summary import BITS_DEFINITION
 from ..errors import BadInputError, MismatchError
@@ -103,6 +104,8 @@ class SimplifyResult:
                 "retrain": _mean_std([a for c in cs for a in (c["accuracy"].get("retrain_runs")
                                                                or [c["accuracy"]["retrain"]])]),
                 "finetune": _mean_std([c["accuracy"]["finetune"] for c in cs]),
+                "retrain_original": _mean_std(next((c["accuracy"].get("retrain_original_runs") for c in cs
+                                                    if c["accuracy"].get("retrain_original_runs")), [])),
             })
         return rows
 
@@ -133,6 +136,32 @@ def _check_data(train: ImageSet, test: ImageSet | None) -> None:
 def _sample_for_log(n: int, seed: int, k: int = 256) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randperm(n, generator=g)[: min(k, n)]
+
+
+def retrain_originals(train: ImageSet, test: ImageSet, cfg: SimplifyConfig, *, out_dir: Path | None = None,
+                      device: str | torch.device = "cpu", progress: bool | None = None) -> dict[str, Any]:
+    """The originals' figure under the same evaluation (b): ``cfg.retrain_seeds`` fresh classifiers
+    trained on ``train`` itself (the seeds cell ``cfg.seed`` uses), tested on ``test``. Every
+    simplified accuracy is read against it. Cached in ``out_dir/originals.json`` keyed by the data
+    and the retraining settings."""
+    key_cfg = {k: v for k, v in cfg.to_dict().items()
+               if k in ("classifier", "classifier_options", "lr_clf", "wd_clf", "batch_size", "retrain_epochs",
+                        "retrain_seeds", "seed")}
+    key = {"train": fingerprint(train), "test": fingerprint(test), "settings": key_cfg}
+    path = out_dir / "originals.json" if out_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            done = json.loads(path.read_text())
+            if done.get("key") == json.loads(json.dumps(key)):
+                return done
+        except (OSError, json.JSONDecodeError):
+            pass
+    seeds = [cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}") for k in range(cfg.retrain_seeds)]
+    runs = [retrain(train, test, cfg=cfg, seed=s, device=device, progress=progress)["accuracy"] for s in seeds]
+    doc = {"key": key, "retrain": statistics.fmean(runs), "retrain_runs": runs}
+    if path is not None:
+        atomic_write_json(path, doc)
+    return doc
 
 
 def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, cell_dir: Path | None,
@@ -220,7 +249,8 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
                     progress=progress, desc="finetune")
             acc["finetune"], curves["finetune"] = r["accuracy"], r["curve"]
     eval_seconds = time.perf_counter() - t_eval
-    steps = len(log) * n_steps
+    joint_log = [r for r in log if not r.get("warmup")]  # warm-up steps are plain classifier steps
+    joint_step_s = sum(r["seconds"] for r in joint_log) / max(1, len(joint_log) * n_steps)
     result = {
         "name": cell_name(cfg), "mode": cfg.mode, "lambda_sim": cfg.lambda_sim, "seed": cfg.seed,
         "dataset": train.name, "test": test.name if test is not None else None, "n_train": len(train),
@@ -228,7 +258,7 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
         "png_bpd": float(png.mean()), "density": density.spec, "bits": BITS_DEFINITION,
         "accuracy": acc, "curves": curves, "log": log,
         "skipped_steps": sum(r["skipped_steps"] for r in log),
-        "seconds": {"joint": round(joint_seconds, 2), "per_step": round(joint_seconds / max(1, steps), 4),
+        "seconds": {"joint": round(joint_seconds, 2), "per_step": round(joint_step_s, 4),
                     "evaluation": round(eval_seconds, 2)},
         "config": cfg.to_dict(), "digest": cfg.digest(),
     }
@@ -316,10 +346,17 @@ def simplify(
             previous = json.loads(summary_path.read_text()).get("cells", [])
         except (OSError, json.JSONDecodeError):
             previous = []
+    originals = None
+    if test is not None:
+        originals = retrain_originals(train, test, replace(config, seed=seed_list[0]), out_dir=out_dir, device=dev,
+                                      progress=progress)
     for cfg in cfgs:
         cell, simplified = _run_cell(train, test, cfg, cell_dir=out_dir / cell_name(cfg) if out_dir else None,
                                      resume=resume, force=force, device=dev, progress=progress,
                                      orig_bpd=orig_bpd, density=density)
+        if originals is not None:  # the figure every simplified accuracy is read against
+            cell["accuracy"]["retrain_original"] = originals["retrain"]
+            cell["accuracy"]["retrain_original_runs"] = originals["retrain_runs"]
         result.cells.append(cell)
         result.simplified[cell["name"]] = simplified
         if summary_path is not None:
