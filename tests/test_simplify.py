@@ -351,6 +351,8 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert [r["lambda_sim"] for r in doc["summary"]] == [0.0, 1.0]
+    assert doc["cells"][0]["config"]["relative"] is True  # the quick preset's
+    assert all(r["retrain_original"]["n"] == 1 for r in doc["summary"])
     assert (out / "simplify.json").exists() and (out / "lam1-s0" / "simplified.safetensors").exists()
     assert main(["tradeoff", str(out), "--out", str(tmp_path / "plots")]) == 0
     assert "λ=0" in capsys.readouterr().out and (tmp_path / "plots" / "tradeoff.png").exists()

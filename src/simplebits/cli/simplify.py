@@ -43,6 +43,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup-epochs", type=int, default=None,
                    help="first epochs that train the classifier alone before the simplifier learns "
                         "(quick: 1, paper: 0)")
+    g.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
+                   help="classification terms count only where a simplified image does worse than its "
+                        "original (quick: on, keeps lambda 0 the identity; paper: off, the paper's terms)")
     g.add_argument("--lr-clf", type=float, default=None, help="classifier AdamW learning rate")
     g.add_argument("--lr-sim", type=float, default=None, help="simplifier AdamW learning rate")
     g.add_argument("--inner", default=None, choices=INNER, help="the unrolled classifier update (default adamw)")
@@ -85,7 +88,7 @@ def _config(args: argparse.Namespace):
         classifier_options=clf_opts, simplifier_options=sim_opts, lr_clf=args.lr_clf, lr_sim=args.lr_sim,
         inner=args.inner, inner_lr=args.inner_lr, augment=args.augment, density=args.density,
         retrain_epochs=args.retrain_epochs, finetune_epochs=args.finetune_epochs, max_skips=args.max_skips,
-        retrain_seeds=args.retrain_seeds, warmup_epochs=args.warmup_epochs,
+        retrain_seeds=args.retrain_seeds, warmup_epochs=args.warmup_epochs, relative=args.relative,
     )
 
 
