@@ -198,9 +198,11 @@ def make_simplify_config(*, preset: str = "quick", **overrides: Any) -> Simplify
         raise BadInputError(f"unknown simplify setting(s) {bad}; valid: {sorted(valid)}")
     base = dict(_PRESETS[preset])
     base.update(overrides)
-    if "warmup_epochs" not in overrides and base.get("warmup_epochs", 0) >= base.get("epochs", 4):
+    epochs = base.get("epochs", 4)
+    if ("warmup_epochs" not in overrides and isinstance(epochs, int) and not isinstance(epochs, bool)
+            and base.get("warmup_epochs", 0) >= epochs):
         # the preset's warm-up leaves the simplifier at least one epoch of a short run
-        base["warmup_epochs"] = max(0, int(base.get("epochs", 4)) - 1)
+        base["warmup_epochs"] = max(0, epochs - 1)
     if "betas_sim" in base:
         base["betas_sim"] = tuple(base["betas_sim"])
     return SimplifyConfig(preset=preset, **base).validate()
