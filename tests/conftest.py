@@ -26,6 +26,19 @@ def device() -> str:
     return DEVICE
 
 
+def perturbed_glow(cfg, seed: int = 0):
+    """A Glow (eval mode) whose every parameter is non-trivial: zero-init layers are not the
+    identity any more, so tests see a real density rather than the init's Gaussian."""
+    from simplebits.density import Glow
+
+    torch.manual_seed(seed)
+    m = Glow(cfg)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return m.eval()
+
+
 def make_blobs(n_per_class: int = 20, num_classes: int = 3, shape=(1, 12, 12), seed: int = 0) -> ImageSet:
     """A tiny learnable image set: class c has a bright square at position c, plus noise."""
     g = torch.Generator().manual_seed(seed)

@@ -19,6 +19,7 @@ from simplebits.density import (
     set_bits,
     train_flow,
 )
+from conftest import perturbed_glow
 from simplebits.density.store import SHIPPED, card_note, card_path
 from simplebits.errors import BadInputError
 
@@ -26,12 +27,7 @@ TINY = GlowConfig(channels=1, image_size=8, levels=2, steps=1, width=8)
 
 
 def _perturbed(cfg: GlowConfig = TINY, seed: int = 0) -> Glow:
-    torch.manual_seed(seed)
-    m = Glow(cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+    return perturbed_glow(cfg, seed)
 
 
 def _images(n=16, size=8, seed=0):

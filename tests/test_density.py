@@ -16,18 +16,13 @@ from simplebits.density import (
     score_bpd,
     train_flow,
 )
+from conftest import perturbed_glow
 from simplebits.density.bpd import preprocess
 from simplebits.errors import BadInputError, CorruptFileError, MismatchError
 
 
 def _perturbed(cfg: GlowConfig, seed=0) -> Glow:
-    """A Glow whose every parameter is non-trivial (zero-init layers are not identity any more)."""
-    torch.manual_seed(seed)
-    m = Glow(cfg)
-    with torch.no_grad():
-        for p in m.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return m.eval()
+    return perturbed_glow(cfg, seed)
 
 
 def check_forward_inverse(model: Glow, y: torch.Tensor, tol: float = 1e-4) -> None:
