@@ -36,6 +36,8 @@ from simplebits.data.photos import PatchStream, wallpaper_files
 from simplebits.density import DEFAULT_DRAWS, bpd, fit_images, load_flow, measure_bits, score_bpd
 from simplebits.io import atomic_write_json
 
+from bpd_speed import _rate  # images/s, best of `repeats` after one warm-up call (same as bpd_speed.py)
+
 
 def _std_table(model, x, seeds: int) -> list[dict]:
     rows = []
@@ -56,13 +58,6 @@ def _std_table(model, x, seeds: int) -> list[dict]:
     return rows
 
 
-def _rate(fn, n: int, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return n / best
 
 
 def _speed(model, x, repeats: int) -> dict:
