@@ -73,6 +73,24 @@ def test_import_mtt_and_idc(tmp_path):
     assert len(decode(idc)) == 4 * len(ds)
 
 
+def test_imported_soft_labels_are_reduced_to_their_argmax_and_said_so(tmp_path, capsys):
+    from simplebits.cli.main import main
+
+    ds = _set()
+    (mean,), (std,) = NORMALIZATIONS["mnist"]
+    torch.save((ds.images - mean) / std, tmp_path / "images_best.pt")
+    soft = torch.nn.functional.one_hot(ds.labels, ds.num_classes).float() * 3.0 + 0.1  # learned logits
+    torch.save(soft, tmp_path / "labels_best.pt")
+    got = import_condensed(tmp_path / "images_best.pt", normalization="mnist")
+    assert torch.equal(got.labels, ds.labels) and got.meta["soft_labels_dropped"]
+    torch.save(torch.nn.functional.one_hot(ds.labels, ds.num_classes).float(), tmp_path / "labels_best.pt")
+    assert "soft_labels_dropped" not in import_condensed(tmp_path / "images_best.pt", normalization="mnist").meta
+    torch.save(soft, tmp_path / "labels_best.pt")
+    assert main(["convert", str(tmp_path / "images_best.pt"), "--normalization", "mnist",
+                 "--out", str(tmp_path / "o.safetensors")]) == 0
+    assert "soft labels were replaced by their argmax" in capsys.readouterr().out
+
+
 def test_import_refuses_garbage(tmp_path):
     torch.save({"something": 1}, tmp_path / "res_x.pt")
     with pytest.raises(CorruptFileError, match="'data'"):

@@ -220,6 +220,26 @@ def test_api_twin_returns_the_figures_and_writes_the_report(tmp_path):
     assert again.skipped == ["data", "baseline"] and again.figures == res.figures
 
 
+def test_scores_for_every_condensed_set_with_the_whole_data_networks_kept_in_the_run(tmp_path):
+    cfg = {**MINI, "evaluate": {"seeds": 1, "max_steps": 10, "scores": True, "score_labels": "kl", "temperature": 2.0},
+           "condense": {"method": "dm", "ipc": [1], "lambda_sim": [0.0], "iterations": 1, "batch_real": 8}}
+    res = sb.run(cfg, out=tmp_path / "o", log=lambda s: None)
+    (s,) = res.figures["condense"]["sets"]
+    sc = s["scores"]
+    assert sc["protocol"] == "quick+kl(T=2)" and set(sc["scores"]) == {"hlr", "ior", "lrs", "ars"}
+    # HLR pairs the whole-data network with the set trained on hard labels, seed by seed
+    acc = sc["accuracies"]
+    assert sc["scores"]["hlr"]["mean"] == pytest.approx(100 * (acc["full_hard"]["mean"] - acc["set_hard"]["mean"]))
+    assert list((tmp_path / "o" / "cache" / "full-data").glob("*.safetensors"))
+    html = Path(res.report).read_text()
+    assert "DD-Ranking scores" in html and "Accuracy vs bits to store" in html
+
+
+def test_scores_settings_are_checked(tmp_path):
+    with pytest.raises(UnknownNameError, match="score_labels"):
+        sb.run({**MINI, "evaluate": {"score_labels": "soft"}}, out=tmp_path / "o", log=lambda s: None)
+
+
 def test_test_size_takes_a_class_balanced_subset_of_the_test_split(tmp_path):
     res = sb.run({**MINI, "data": {**MINI["data"], "test_size": 100}}, out=tmp_path / "o", log=lambda s: None)
     d = res.figures["data"]
@@ -276,8 +296,14 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
     assert all(r["baseline"] == f["baseline"]["by_ipc"]["1"] for r in f["prune"]["rows"])
     assert f["simplify"]["original"]["retrain"]["n"] >= 1 and f["simplify"]["rows"][0]["lambda_sim"] == 2.0
     assert f["explain"]["n"] == 2 and (out / "explain" / "figure.png").is_file()
+    # every set the run makes carries what it costs to store: PNG files + hard labels
+    for r in f["baseline"]["rows"] + f["condense"]["sets"] + f["prune"]["rows"]:
+        st = r["storage"]
+        assert st["total_bits"] == pytest.approx(st["png_bits"] + st["labels"]["bits"]) and st["labels"]["kind"] == "hard"
+    assert f["prune"]["rows"][0]["storage"]["n_images"] == 10
+    assert f["simplify"]["original"]["storage"]["n_images"] == f["simplify"]["cells"][0]["storage"]["n_images"]
     html = (out / "report.html").read_text()
-    assert "its start %" in html
+    assert "its start %" in html and "bits to store" in html and "Accuracy vs bits to store" in html
     for title in ("Data set", "Random real baseline", "Condensed sets", "Accuracy against bits per dimension",
                   "Pruning", "SimpleBits", "Explanation", "Settings, seeds, versions and timings"):
         assert title in html, title

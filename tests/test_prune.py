@@ -345,6 +345,11 @@ def test_cli_prune_json_and_dynamics_reuse(tmp_path, capsys, cset):
     assert main(["prune", f, "--ipc", "2", "--out", str(tmp_path / "a.safetensors"), *common]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["rule"] == "yoco" and out["counts"] == [2, 2, 2] and out["files"]["dynamics"] == dyn
+    # what the pruned set costs to keep: in the JSON and in the file's own metadata
+    from simplebits.io import read_metadata
+
+    assert read_metadata(tmp_path / "a.safetensors")["storage"] == out["storage"]
+    assert out["storage"]["n_images"] == 6 and out["storage"]["labels"]["kind"] == "hard"
     before = load_dynamics(dyn).logits.clone()
     assert before.shape[1] == 4  # yoco needs only the LBPE window
     assert main(["prune", f, "--ipc", "1", "--rule", "el2n", "--balanced", "--easy", "--out",

@@ -47,6 +47,9 @@ def describe_import(meta: dict, *, fix: str = "--source DATASET") -> str:
             parts.append("inferred " + ", ".join(said))
         else:
             parts.append(f"data set not inferred: {inf['how']}; pass {fix} for the random-real baseline")
+    if meta.get("soft_labels_dropped"):
+        parts.append("its stored soft labels were replaced by their argmax (hard labels); to evaluate with soft "
+                     "labels, use evaluate --soft-labels kl with the teacher they came from (--teacher FILE)")
     if meta.get("clamped_fraction") is not None:
         parts.append(f"{100 * meta['clamped_fraction']:.2f}% of values clamped to [0, 1] (--clamp)")
     elif meta.get("range") == "unbounded" and meta.get("value_range"):
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                           labels_path=args.labels, experiment=args.experiment, source=args.source,
                           clamp=args.clamp)
     extra = {"imported_from": ds.meta.get("imported_from")}
-    for key in ("clamped_fraction", "inferred"):
+    for key in ("clamped_fraction", "inferred", "soft_labels_dropped"):
         if ds.meta.get(key) is not None:
             extra[key] = ds.meta[key]
     meta = save_condensed(

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from ..data import is_dataset_spec, load_dataset
+from ..density import storage_bits
 from ..errors import BadInputError
-from ..train import EvalReport, evaluate, evaluate_real_subset, get_protocol, list_protocols
+from ..train import SOFT_LOSSES, EvalReport, evaluate, evaluate_real_subset, get_protocol, list_protocols
 from ..train.published import published_random
 from .common import add_data_root, add_import_options, add_json, emit, load_input, looks_like_file, table
 
@@ -47,6 +48,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="real training set for the baseline of a condensed file (default: its recorded source; "
                         "its test split is the default --test)")
     p.add_argument("--no-baseline", action="store_true", help="skip the random-real baseline")
+    g = p.add_argument_group("soft labels and DD-Ranking scores (docs/evaluate.md)")
+    g.add_argument("--soft-labels", default=None, choices=list(SOFT_LOSSES), metavar="LOSS",
+                   help="train on a teacher's outputs for every (augmented) batch instead of the hard labels, "
+                        "with loss kl, sce or mse; the random-real baseline gets the same teacher")
+    g.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of kl/sce (default 1)")
+    g.add_argument("--teacher", default=None, metavar="FILE",
+                   help="teacher classifier file (simplebits train-classifier); default: a network trained on "
+                        "the whole real training set under the protocol, cached ($SIMPLEBITS_CACHE)")
+    g.add_argument("--scores", action="store_true",
+                   help="DD-Ranking's scores of the set: HLR (full data minus set, hard labels), IOR (set minus "
+                        "random real, same evaluation), LRS and ARS; trains the set and random real subsets with "
+                        "and without augmentation, and (once, cached) networks on the whole training set")
+    g.add_argument("--lrs-weight", type=float, default=0.5, metavar="W", help="LRS weight of IOR (default 0.5)")
+    g.add_argument("--ars-weight", type=float, default=0.5, metavar="G",
+                   help="ARS weight of the augmented side (default 0.5)")
+    g.add_argument("--cache", default=None, metavar="DIR",
+                   help="folder for cached full-data networks (default $SIMPLEBITS_CACHE or ~/.cache/simplebits)")
     add_compile_option(p)
     add_device(p)
     add_data_root(p)
@@ -113,12 +131,27 @@ def format_reports(reports: list[EvalReport], source: str) -> str:
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     proto = get_protocol(args.protocol)
+    if args.soft_labels:
+        proto = proto.with_overrides(labels=args.soft_labels, temperature=args.temperature)
+    elif args.teacher:
+        raise BadInputError("--teacher labels the training batches only with --soft-labels kl|sce|mse")
     is_file = looks_like_file(args.train)
     if is_file and args.ipc is not None:
         raise BadInputError("--ipc draws random real subsets of a data set; it does not apply to a file")
+    if args.scores and args.no_baseline:
+        raise BadInputError("--scores compares the set with random real subsets; drop --no-baseline")
+    if args.scores and not is_file and args.ipc is None:
+        raise BadInputError("--scores rates a reduced set: pass a condensed-set file, or --ipc N for random real "
+                            "subsets of the data set")
     train = load_input(args.train, args, split="train")
     source_spec = recorded_source(train) if is_file else args.train
     real_spec = args.real or (source_spec if is_file else None)
+    needs_real = args.scores or (args.soft_labels and not args.teacher)
+    if is_file and needs_real and real_spec is None:
+        what = ("--scores needs it for the whole-data networks and random real subsets" if args.scores else
+                "--soft-labels needs it to train the teacher (or pass --teacher FILE)")
+        raise BadInputError(f"{args.train} does not record a data set it was made from, and {what}: "
+                            "pass --real DATASET (e.g. fashion-mnist)")
     if is_file and args.ipc is None and not args.no_baseline and real_spec is None:
         raise BadInputError(missing_source_message(args.train, train))
     test_spec = args.test or _default_test(source_spec or args.real)
@@ -127,23 +160,123 @@ def run(args: argparse.Namespace) -> int:
     test = load_dataset(test_spec, split="test", root=args.data_root)
     source_name = (source_spec or args.real or "").split(":", 1)[0]
     compile_note(args)
+    real = train if not is_file else None
+    if is_file and (needs_real or not args.no_baseline):
+        real = load_dataset(real_spec, split="train", root=args.data_root)
+    if args.scores:
+        return _run_scores(args, train if is_file else real_subset_of(train, args.ipc), real, test, proto, device,
+                           is_file)
+    teacher = _teacher(args, proto, real, test, device)
     if args.ipc is not None:
         report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=args.seeds, device=device,
-                                      compile=args.compile)
+                                      compile=args.compile, teacher=teacher)
+        stored = real_subset_of(train, args.ipc)
     else:
-        baseline_from = None
-        if is_file and not args.no_baseline:
-            baseline_from = load_dataset(real_spec, split="train", root=args.data_root)
+        baseline_from = real if is_file and not args.no_baseline else None
         report = evaluate(train, test, protocol=proto, seeds=args.seeds, baseline_from=baseline_from, device=device,
-                          compile=args.compile)
+                          compile=args.compile, teacher=teacher)
+        stored = train
     doc, text = report.to_dict(), format_reports([report], source_name)
+    doc["storage"] = storage_bits(stored, labels="soft" if teacher is not None else "hard", teacher=teacher)
+    text += "\n" + storage_line(doc["storage"], "the first seed's subset" if args.ipc is not None else None)
     if is_file and train.meta.get("format_in"):  # another tool's file, read directly: say what was inferred
         from .convert import describe_import
 
         lo, hi = train.value_range()
         note = describe_import({**train.meta, "value_range": [lo, hi]}, fix="--real DATASET")
         doc["import"] = {k: train.meta.get(k) for k in ("format_in", "normalization", "inferred", "range",
-                                                         "out_of_range_fraction", "clamped_fraction")}
+                                                         "soft_labels_dropped", "out_of_range_fraction",
+                                                         "clamped_fraction")}
         text = f"{args.train}: {note}\n{text}" if note else text
     emit(args, doc, text)
     return 0
+
+
+def real_subset_of(ds, ipc: int):
+    """The random real subset that seed 0 of an ``--ipc`` evaluation trains on."""
+    from ..data import real_subset
+    from ..train import derive_seed
+
+    return real_subset(ds, ipc, seed=derive_seed(0, "subset"))
+
+
+def _teacher(args: argparse.Namespace, proto, real, test, device: str):
+    """The teacher network for --soft-labels: --teacher FILE, or the cached full-data network."""
+    if not proto.soft:
+        return None
+    if args.teacher:
+        from ..train.checkpoint import load_classifier
+
+        model, _ = load_classifier(args.teacher, device=device)
+        return model
+    from ..train import full_data
+
+    _full_data_note(real, proto, args.seeds, args.cache)
+    return full_data(real, test, protocol=proto, seeds=1, device=device, cache=args.cache).teacher(device)
+
+
+def _full_data_note(real, proto, seeds: int, cache) -> None:
+    from ..train import cache_root
+
+    print(f"note: networks trained on all {len(real)} images of {real.name} (full-data accuracy and teacher) "
+          f"are read from or saved to {cache_root(cache) / 'full-data'}; the first run trains them "
+          f"({proto.total_steps(len(real))} steps each)", file=sys.stderr)
+
+
+def storage_line(st: dict, which: str | None = None) -> str:
+    """One line: what the set costs to store, images + labels = total, in bits."""
+    lab = st["labels"]
+    flow = "" if st["flow_bits"] is None else f" ({st['flow_bits']:,.0f} as flow code length)"
+    what = "hard labels" if lab["kind"] == "hard" else f"soft labels: the teacher's {lab['teacher_parameters']:,} weights"
+    line = (f"storage{' of ' + which if which else ''}: {st['n_images']} images {st['png_bits']:,.0f} bits as PNG{flow}"
+            f" + {what} {lab['bits']:,.0f} bits = {st['total_bits']:,.0f} bits")
+    if st.get("flow_note"):
+        line += f"\nnote: {st['flow_note']}"
+    return line
+
+
+def _run_scores(args, train, real, test, proto, device: str, is_file: bool) -> int:
+    from ..train import full_data, ranking_scores
+
+    teacher = None
+    if proto.soft and args.teacher:
+        from ..train.checkpoint import load_classifier
+
+        teacher, _ = load_classifier(args.teacher, device=device)
+    _full_data_note(real, proto, args.seeds, args.cache)
+    rep = ranking_scores(train, real, test, protocol=proto.with_overrides(labels="hard", temperature=1.0),
+                         labels=proto.labels, temperature=proto.temperature, seeds=args.seeds, teacher=teacher,
+                         device=device, cache=args.cache, lrs_weight=args.lrs_weight, ars_weight=args.ars_weight)
+    if proto.soft and teacher is None:
+        teacher = full_data(real, test, protocol=proto, seeds=rep.seeds, device=device, cache=args.cache).teacher()
+    doc = {"scores": rep.to_dict(), "storage": storage_bits(train, labels="soft" if proto.soft else "hard",
+                                                            teacher=teacher)}
+    emit(args, doc, format_scores(rep) + "\n" + storage_line(doc["storage"], None if is_file else
+                                                              "the set scored (seed 0's subset)"))
+    return 0
+
+
+_RUN_NAMES = {
+    "full_hard": "whole training set, hard labels",
+    "set_hard": "set, hard labels",
+    "set_any": "set, chosen evaluation",
+    "random_any": "random real, chosen evaluation",
+    "set_aug": "set, with augmentation",
+    "random_aug": "random real, with augmentation",
+    "set_no_aug": "set, no augmentation",
+    "random_no_aug": "random real, no augmentation",
+}
+
+
+def format_scores(rep) -> str:
+    d = rep.to_dict()
+    rows = [[_RUN_NAMES[k], f"{100 * v['mean']:.2f} ± {100 * v['std']:.2f}"] for k, v in d["accuracies"].items()]
+    out = [f"{rep.train}: protocol {rep.protocol}, seeds {rep.seeds}",
+           table(["evaluation", "test acc %"], rows), ""]
+    sc = d["scores"]
+    srows = [["HLR", f"{sc['hlr']['mean']:.2f} ± {sc['hlr']['std']:.2f}", "points, lower is better"],
+             ["IOR", f"{sc['ior']['mean']:.2f} ± {sc['ior']['std']:.2f}", "points, higher is better"],
+             ["LRS", f"{sc['lrs']['mean']:.2f} ± {sc['lrs']['std']:.2f}", f"0-100 (w = {rep.lrs_weight:g})"],
+             ["ARS", f"{sc['ars']['mean']:.2f} ± {sc['ars']['std']:.2f}", f"0-100 (gamma = {rep.ars_weight:g})"]]
+    out.append(table(["score", "mean ± std", "unit"], srows))
+    return "\n".join(out)

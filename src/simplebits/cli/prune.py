@@ -133,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
                     seed=args.seed, out=args.out, resume=args.resume, device=device,
                     progress=None if not args.json else False)
     out = res.to_dict()
+    if args.out:
+        from ..density import record_storage
+
+        out["storage"] = record_storage(args.out, device=device)  # PNG + labels (+ flow), also in the file
     if res.dynamics is not None and Path(dyn_path).exists():
         out["files"]["dynamics"] = dyn_path
     counts = res.images.counts()
@@ -142,6 +146,10 @@ def run(args: argparse.Namespace) -> int:
                f" ({len(res.indices)} images kept)"),
             f"per class: {counts}",
             f"{res.seconds:.1f} s; wrote " + ", ".join(out["files"].values())]
+    if "storage" in out:
+        from .evaluate import storage_line
+
+        text.append(storage_line(out["storage"]))
     if args.evaluate:
         from ..train import evaluate
 

@@ -32,6 +32,7 @@ import torch
 
 from ..data import ImageSet
 from ..data.condensed import save_condensed
+from ..density import storage_bits
 from ..errors import BadInputError, DivergedError, MismatchError, NotFoundError
 from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
@@ -298,7 +299,9 @@ def condense(
         meta_extra = {"seconds": round(elapsed, 2), "seconds_per_iteration": round(result.seconds_per_iteration, 4),
                       "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": EVAL_PROTOCOL[cfg.method],
                       "density": bpd_term.spec if bpd_term is not None else None,
-                      "final_match_loss": log[-1]["match_loss"] if log else None}
+                      "final_match_loss": log[-1]["match_loss"] if log else None,
+                      # what the set costs to keep: PNG files + hard labels (flow code length beside)
+                      "storage": storage_bits(ds, model=bpd_term.spec if bpd_term is not None else None, device=dev)}
         save_condensed(paths["set"], ds, method=cfg.method, source=str(real.meta.get("name", real.name)),
                        factor=cfg.factor, settings=cfg.to_dict(), seed=cfg.seed, bpd=final_bpd, extra=meta_extra)
         save_png(paths["grid"], grid_image(ds))

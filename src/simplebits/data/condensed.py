@@ -339,11 +339,15 @@ def _read_kip(p: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.from_numpy(labels)
 
 
-def _labels_from(obj: Any, path: str) -> torch.Tensor:
+def _labels_from(obj: Any, path: str) -> tuple[torch.Tensor, bool]:
+    """Class indices, and whether they were soft labels (not one-hot) reduced to their argmax."""
     lab = torch.as_tensor(obj)
+    soft = False
     if lab.ndim == 2:  # one-hot or soft labels (KIP, MTT learned labels): keep the argmax
+        f = lab.float()
+        soft = bool(torch.isfinite(f).all()) and not bool(((f == 0) | (f == 1)).all() and (f.sum(1) == 1).all())
         lab = lab.argmax(1)
-    return lab
+    return lab, soft
 
 
 def import_condensed(
@@ -420,7 +424,7 @@ def _finish_import(p: Path, fmt: str, images: Any, labels: Any, *, normalization
                    classes: list[str] | None, source: str | None, clamp: bool) -> ImageSet:
     where = str(p)
     x = _as_nchw(torch.as_tensor(images), where)
-    y = _labels_from(labels, where)
+    y, soft = _labels_from(labels, where)
     ds0 = ImageSet.create(x, y, classes, where=where, unbounded=True)  # labels and classes checked first
     normalization, inferred = _choose_normalization(ds0.images, ds0.labels, fmt, normalization, source, where)
     x, norm_meta = _denormalize(ds0.images, normalization, where, clamp=clamp)
@@ -429,6 +433,8 @@ def _finish_import(p: Path, fmt: str, images: Any, labels: Any, *, normalization
         inferred["source"] = source
     ds = ImageSet.create(x, ds0.labels, ds0.classes, where=where, unbounded=not clamp)
     meta = {"format_in": fmt, "factor": int(factor), "imported_from": where, **norm_meta}
+    if soft:  # said in the import note: the stored soft labels are not used
+        meta["soft_labels_dropped"] = True
     if inferred:
         meta["inferred"] = inferred
     return ds.with_meta(name=where, source_dataset=source, **meta)

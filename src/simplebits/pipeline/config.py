@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from importlib import resources
@@ -61,6 +62,12 @@ class EvaluateSection:
                           "nf-wrn-16-2 (docs/models.md)")
     baseline_ipc: list[int] = _f([], "extra IPCs for the random-real baseline (every IPC used elsewhere is "
                                      "evaluated anyway)")
+    scores: bool = _f(False, "DD-Ranking's HLR, IOR, LRS and ARS for every condensed and pruned set (more training: "
+                             "the set and random real with and without augmentation, and networks on the whole "
+                             "training set, cached; docs/evaluate.md)")
+    score_labels: str = _f("hard", "labels of the scores' evaluation: hard, or a teacher's soft labels with loss "
+                                   "kl, sce or mse (the teacher: the whole-data network of the first seed)")
+    temperature: float = _f(1.0, "softmax temperature of the kl/sce soft labels")
 
 
 @dataclass(frozen=True)
@@ -340,6 +347,12 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     _positive("explain.max_steps", cfg.explain.max_steps, zero=True)
     for k in cfg.evaluate.baseline_ipc:
         _positive("evaluate.baseline_ipc", k)
+    from ..train import LABEL_MODES
+
+    if cfg.evaluate.score_labels not in LABEL_MODES:
+        raise UnknownNameError("evaluate.score_labels", cfg.evaluate.score_labels, list(LABEL_MODES))
+    if not (cfg.evaluate.temperature > 0 and math.isfinite(cfg.evaluate.temperature)):
+        raise BadInputError(f"evaluate.temperature must be a positive number, got {cfg.evaluate.temperature}")
     c = cfg.condense
     if c.method not in METHODS:
         raise UnknownNameError("condense.method", c.method, METHODS)

@@ -68,6 +68,17 @@ def _num(v: Any, fmt: str = ".3f") -> str:
     return "&ndash;" if v is None else format(v, fmt)
 
 
+def _bits(st: dict[str, Any] | None) -> str:
+    """A set's total storage (PNG images + labels) in readable bits: "48.2 kbit"."""
+    if not st or st.get("total_bits") is None:
+        return "&ndash;"
+    b = float(st["total_bits"])
+    for unit, k in (("Mbit", 1e6), ("kbit", 1e3)):
+        if b >= k:
+            return f"{b / k:.1f} {unit}"
+    return f"{b:.0f} bit"
+
+
 def _img_file(out: Path, rel: str | None, alt: str, cls: str = "") -> str:
     if not rel:
         return ""
@@ -146,12 +157,12 @@ def _data(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
 
 def _baseline(f: dict[str, Any]) -> str:
     rows = [[str(r["ipc"]), _pct(r["accuracy"]), str(r["accuracy"]["n_train"]),
-             ", ".join(str(s) for s in r["accuracy"]["seeds"])] for r in f["rows"]]
+             ", ".join(str(s) for s in r["accuracy"]["seeds"]), _bits(r.get("storage"))] for r in f["rows"]]
     proto = f["rows"][0]["accuracy"]["protocol"] if f["rows"] else ""
     return ("<h2 id='baseline'>Random real baseline</h2>"
             f"<p class='lead'>Random real subsets with the same images per class, a fresh network per seed "
             f"(protocol {_esc(proto)}); a different subset per seed. Every accuracy below stands next to it.</p>"
-            + _table(["IPC", "accuracy % (mean &plusmn; std)", "images", "seeds"], rows))
+            + _table(["IPC", "accuracy % (mean &plusmn; std)", "images", "seeds", "bits to store"], rows))
 
 
 def _condense(out: Path, f: dict[str, Any]) -> str:
@@ -168,14 +179,15 @@ def _condense(out: Path, f: dict[str, Any]) -> str:
     rows = [[_esc(s["label"]), str(s["ipc"]), f"{s['lambda_sim']:g}", _num(s.get("bpd")), _num(s.get("bpd_native")),
              _num(s.get("png_bpd")),
              _pct(s["accuracy"]) + (" (below its start)" if s.get("below_start") else ""), _pct(s["baseline"]),
-             _pct(s.get("start"))] for s in f["sets"]]
+             _pct(s.get("start")), _bits(s.get("storage"))] for s in f["sets"]]
     return ("<h2 id='condense'>Condensed sets</h2>"
             "<p class='lead'>Each set beside random real images and beside the images its run started from "
             "(real initialisation; same protocol and seeds): a set below its start made the data worse. "
             "bpd: the dequantisation bound per model dimension; native bpd: the same bits per dimension of the "
-            "images as stored; PNG bpd: of the images as stored.</p>"
+            "images as stored; PNG bpd: of the images as stored; bits to store: the PNG files plus the hard "
+            "labels (log<sub>2</sub> C bits each).</p>"
             + _table(["set", "IPC", "&lambda;", "bpd", "native bpd", "PNG bpd", "accuracy %", "random real %",
-                      "its start %"], rows)
+                      "its start %", "bits to store"], rows)
             + f"<div class='cards'>{''.join(cards)}</div>")
 
 
@@ -229,7 +241,7 @@ def _tradeoff(figures: dict[str, Any]) -> str:
 def _prune(f: dict[str, Any]) -> str:
     par = f["parent"]
     rows = [[_esc(r["parent"]), str(r["ipc_from"]), str(r["ipc_to"]), _esc(r["rule"]), str(r["kept"]),
-             _pct(r["accuracy"]), _pct(r["baseline"])] for r in f["rows"]]
+             _pct(r["accuracy"]), _pct(r["baseline"]), _bits(r.get("storage"))] for r in f["rows"]]
     plt = _mpl()
     targets = sorted({r["ipc_to"] for r in f["rows"]})
     rules = list(dict.fromkeys(r["rule"] for r in f["rows"]))
@@ -254,17 +266,74 @@ def _prune(f: dict[str, Any]) -> str:
     return ("<h2 id='prune'>Pruning (IPC<sub>F</sub> &rarr; IPC<sub>T</sub>)</h2>"
             f"<p class='lead'>The set pruned: {_esc(par['label'])}"
             + (f", accuracy {_pct(par['accuracy'])} %" if par.get("accuracy") else "") + ".</p>"
-            + _table(["set", "IPC<sub>F</sub>", "IPC<sub>T</sub>", "rule", "kept", "accuracy %", "random real %"], rows)
+            + _table(["set", "IPC<sub>F</sub>", "IPC<sub>T</sub>", "rule", "kept", "accuracy %", "random real %",
+                      "bits to store"], rows)
             + f"<figure>{_plot(fig)}</figure>")
+
+
+def _storage(figures: dict[str, Any]) -> str:
+    """Accuracy against the bits a set costs to store, random real subsets of every size as the reference."""
+    base = [r for r in figures.get("baseline", {}).get("rows", []) if r.get("storage")]
+    sets = [(s["label"], s) for s in figures.get("condense", {}).get("sets", []) if s.get("storage")]
+    sets += [(f"{r['parent']} → ipc{r['ipc_to']} {r['rule']}", r) for r in figures.get("prune", {}).get("rows", [])
+             if r.get("storage")]
+    if not base and not sets:
+        return ""
+    plt = _mpl()
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    if base:
+        ax.errorbar([r["storage"]["total_bits"] for r in base], [100 * r["accuracy"]["mean"] for r in base],
+                    yerr=[100 * r["accuracy"]["std"] for r in base], marker="s", capsize=3, color="0.4",
+                    label="random real (IPC " + ", ".join(str(r["ipc"]) for r in base) + ")")
+    for label, r in sets:
+        ax.errorbar([r["storage"]["total_bits"]], [100 * r["accuracy"]["mean"]], yerr=[100 * r["accuracy"]["std"]],
+                    marker="o", capsize=3, linestyle="none", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("bits to store the set (PNG images + hard labels)")
+    ax.set_ylabel("test accuracy %")
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=7)
+    return ("<h2 id='storage'>Accuracy vs bits to store</h2>"
+            "<p class='lead'>What each set costs to keep against what it teaches: its PNG files plus log<sub>2</sub> C "
+            "bits per label. A set above the random-real line is worth its bits; below it, storing that many bits "
+            "of random real images would teach more. Mean &plusmn; std over seeds.</p>"
+            f"<figure>{_plot(fig)}</figure>")
+
+
+def _scores(figures: dict[str, Any]) -> str:
+    """DD-Ranking's scores of every set that has them (evaluate.scores = true)."""
+    sets = [(s["label"], s) for s in figures.get("condense", {}).get("sets", []) if s.get("scores")]
+    sets += [(f"{r['parent']} → ipc{r['ipc_to']} {r['rule']}", r) for r in figures.get("prune", {}).get("rows", [])
+             if r.get("scores")]
+    if not sets:
+        return ""
+
+    def ms(sc: dict[str, Any], k: str) -> str:
+        return f"{sc['scores'][k]['mean']:.2f} &plusmn; {sc['scores'][k]['std']:.2f}"
+
+    rows = [[_esc(label), _esc(r["scores"]["protocol"]), _pct(r["scores"]["accuracies"]["set_any"]),
+             _pct(r["scores"]["accuracies"]["random_any"]), ms(r["scores"], "hlr"), ms(r["scores"], "ior"),
+             ms(r["scores"], "lrs"), ms(r["scores"], "ars")] for label, r in sets]
+    full = sets[0][1]["scores"]["accuracies"]["full_hard"]
+    return ("<h2 id='scores'>DD-Ranking scores</h2>"
+            "<p class='lead'>HLR: accuracy on the whole training set minus the set's, both with hard labels "
+            f"(whole set: {_pct(full)} %; lower is better). IOR: the set minus random real of the same size under "
+            "the same evaluation (higher is better). LRS and ARS: DD-Ranking's label- and augmentation-robust "
+            "scores, 0-100. HLR and IOR in accuracy points; mean &plusmn; std over seeds.</p>"
+            + _table(["set", "evaluation", "set %", "random real %", "HLR", "IOR", "LRS", "ARS"], rows))
 
 
 def _simplify(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
     o = f["original"]
-    rows = [["originals", "&ndash;", _num(o["bpd"]), "&ndash;", "&ndash;", _pct(o["retrain"]), "&ndash;"]]
+    rows = [["originals", "&ndash;", _num(o["bpd"]), "&ndash;", "&ndash;", _pct(o["retrain"]), "&ndash;",
+             _bits(o.get("storage"))]]
     for r in f["rows"]:
+        st = [c["storage"]["total_bits"] for c in f.get("cells", [])
+              if c["lambda_sim"] == r["lambda_sim"] and c.get("storage")]
         rows.append(["SimpleBits", f"{r['lambda_sim']:g}",
                      f"{_num(r['bpd']['mean'])} &plusmn; {_num(r['bpd']['std'])}", _num(r["png_bpd"]["mean"]),
-                     _pct(r["joint"]), _pct(r["retrain"]), _pct(r["finetune"])])
+                     _pct(r["joint"]), _pct(r["retrain"]), _pct(r["finetune"]),
+                     _bits({"total_bits": sum(st) / len(st)} if st else None)])
     grids = "".join(
         f"<div class='card'><h3>{_esc(name)}</h3>{_img_file(out, v.get('grid'), name)}</div>"
         for name, v in files.items())
@@ -273,7 +342,8 @@ def _simplify(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
             "images); accuracies on the original test images: the joint classifier, a fresh classifier retrained on "
             "the simplified images, and the joint classifier finetuned on them. The first row retrains on the "
             "originals (the same training loop).</p>"
-            + _table(["", "&lambda;", "bpd", "PNG bpd", "joint %", "retrained %", "finetuned %"], rows)
+            + _table(["", "&lambda;", "bpd", "PNG bpd", "joint %", "retrained %", "finetuned %", "bits to store"],
+                     rows)
             + f"<div class='cards'>{grids}</div>"
             "<p class='note'>each grid: originals above their simplified versions</p>")
 
@@ -346,6 +416,8 @@ def render_report(out: str | os.PathLike, meta: dict[str, Any] | None = None) ->
     add("tradeoff", "accuracy vs bpd", _tradeoff(figures))
     if "prune" in figures:
         add("prune", "pruning", _prune(figures["prune"]))
+    add("storage", "accuracy vs bits", _storage(figures))
+    add("scores", "scores", _scores(figures))
     if "simplify" in figures:
         add("simplify", "SimpleBits", _simplify(d, figures["simplify"], files.get("simplify", {})))
     if "explain" in figures:

@@ -47,6 +47,8 @@ __all__ = ["PipelineResult", "run", "STAGES"]
 
 STAGES = ("data", "baseline", "condense", "prune", "simplify", "explain", "continual")
 FORMAT = "simplebits-pipeline/1"
+#: Version of the storage-bits figures (density.storage_bits); part of their cache keys.
+STORAGE_FORMAT = "storage/1"
 
 
 def _version() -> str:
@@ -141,6 +143,7 @@ class Context:
         self.data_key = ""
         self.stage_keys: dict[str, str] = {}
         self.figures: dict[str, Any] = {}
+        self.memo: dict[Any, list[float]] = {}  # evaluations shared between the sets' scores
         self._stage, self._pieces, self._done, self._computed, self._t0 = "", 0, 0, 0, 0.0
 
     def begin_stage(self, stage: str, pieces: int) -> None:
@@ -176,8 +179,9 @@ class Context:
     def seeds(self) -> list[int]:
         return list(range(self.cfg.seed, self.cfg.seed + self.cfg.evaluate.seeds))
 
-    def cached(self, rel: str, key: Any, fn: Callable[[], Any]) -> Any:
-        """``fn()``'s JSON value, stored at ``OUT/rel`` under ``key``; reused when the key matches."""
+    def cached(self, rel: str, key: Any, fn: Callable[[], Any], *, piece: bool = True) -> Any:
+        """``fn()``'s JSON value, stored at ``OUT/rel`` under ``key``; reused when the key matches.
+        ``piece``: count it as one of the stage's pieces (progress line); False for seconds-long figures."""
         path = self.out / rel
         k = config_hash(key)
         name = rel.split("/", 1)[-1].replace(".item.json", "")
@@ -186,14 +190,16 @@ class Context:
             try:
                 doc = json.loads(path.read_text())
                 if doc.get("key") == k:
-                    self.piece_done(what, computed=False)
+                    if piece:
+                        self.piece_done(what, computed=False)
                     return doc["value"]
             except (ValueError, KeyError):
                 pass  # a file from elsewhere: recompute and replace it
         value = fn()
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, {"key": k, "value": value})
-        self.piece_done(what)
+        if piece:
+            self.piece_done(what)
         return value
 
     def eval_key(self) -> dict[str, Any]:
@@ -205,6 +211,27 @@ class Context:
         return self.cached(rel, {"eval": self.eval_key(), "set": key}, lambda: _acc(evaluate(
             ds, self.test, protocol=self.protocol, seeds=self.seeds, device=self.device,
             progress=self.progress)))
+
+    def storage(self, rel: str, ds: ImageSet, key: Any) -> dict[str, Any]:
+        """What ``ds`` costs to store in bits (PNG images + hard labels; flow code length beside), cached."""
+        from ..density import storage_bits
+
+        return self.cached(rel, {"set": key, "storage": STORAGE_FORMAT, "bits": BITS_DEFINITION},
+                           lambda: storage_bits(ds, model=self.cfg.density.model or None, device=self.device),
+                           piece=False)
+
+    def scores(self, rel: str, ds: ImageSet, key: Any) -> dict[str, Any] | None:
+        """DD-Ranking's scores of ``ds`` when ``evaluate.scores`` is on (None otherwise), cached."""
+        ev = self.cfg.evaluate
+        if not ev.scores:
+            return None
+        from ..train import ranking_scores
+
+        settings = {"labels": ev.score_labels, "temperature": ev.temperature, "eval": self.eval_key()}
+        return self.cached(rel, {"set": key, "scores": settings}, lambda: ranking_scores(
+            ds, self.train, self.test, protocol=self.protocol, labels=ev.score_labels, temperature=ev.temperature,
+            seeds=self.seeds, device=self.device, progress=self.progress, memo=self.memo,
+            cache=self.out / "cache").to_dict())  # whole-data networks kept with the run: OUT/cache/full-data
 
     def baseline(self, ipc: int) -> dict[str, Any] | None:
         return self.figures.get("baseline", {}).get("by_ipc", {}).get(str(ipc))
@@ -259,7 +286,11 @@ def stage_baseline(ctx: Context) -> dict[str, Any]:
         acc = ctx.cached(f"baseline/ipc{ipc}.item.json", {"eval": ctx.eval_key(), "ipc": ipc}, lambda ipc=ipc: _acc(
             evaluate_real_subset(ctx.train, ctx.test, ipc=ipc, protocol=ctx.protocol, seeds=ctx.seeds,
                                  device=ctx.device, progress=ctx.progress)))
-        rows.append({"ipc": ipc, "accuracy": acc})
+        # the bits of the subset the first seed trains on (every seed's subset has the same size)
+        first = real_subset(ctx.train, ipc, seed=derive_seed(ctx.seeds[0], "subset"))
+        storage = ctx.storage(f"baseline/ipc{ipc}-storage.item.json", first,
+                              {"data": ctx.data_key, "ipc": ipc, "seed": ctx.seeds[0]})
+        rows.append({"ipc": ipc, "accuracy": acc, "storage": storage})
     return {"figures": {"rows": rows, "by_ipc": {str(r["ipc"]): r["accuracy"] for r in rows}}, "files": {}}
 
 
@@ -304,6 +335,8 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             made = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}-bits.item.json", {**key, "bits": BITS_DEFINITION},
                               lambda images=images: set_bits(images.images, model=ctx.cfg.density.model))
             acc = ctx.evaluate(f"condense/ipc{ipc}-lam{lam:g}.eval.json", images, key)
+            storage = ctx.storage(f"condense/ipc{ipc}-lam{lam:g}-storage.item.json", images, key)
+            scores = ctx.scores(f"condense/ipc{ipc}-lam{lam:g}-scores.item.json", images, key)
             rel = path.relative_to(ctx.out)
             warning = start_warning(label, acc["mean"], start_acc["mean"], cc.init) if start_acc is not None else None
             below = warning is not None
@@ -311,13 +344,15 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
                 ctx.log(warning)
             sets.append({"label": label, "method": c.method, "ipc": ipc, "lambda_sim": lam, "bpd": made["bpd"],
                          "bpd_native": made["bpd_native"], "png_bpd": made["png_bpd"], "accuracy": acc, "baseline": ctx.baseline(ipc),
-                         "start": start_acc, "below_start": below, "file": str(rel), "grid": f"{rel}.png"})
+                         "start": start_acc, "below_start": below, "file": str(rel), "grid": f"{rel}.png",
+                         "storage": storage, "scores": scores})
             files[label] = {"set": str(rel), "grid": f"{rel}.png"}
     return {"figures": {"sets": sets}, "files": files}
 
 
 def stage_prune(ctx: Context) -> dict[str, Any]:
     from ..data.condensed import load_condensed, save_condensed
+    from ..density import record_storage
     from ..prune import prune_set
 
     p, cfg = ctx.cfg.prune, ctx.cfg
@@ -356,14 +391,17 @@ def stage_prune(ctx: Context) -> dict[str, Any]:
                 ctx.log(f"pruning {parent_label} to ipc {t} by {rule}")
                 r = prune_set(parent, ipc=t, rule=rule, runs=p.runs, seed=cfg.seed, out=path, dynamics=dyn_path,
                               device=ctx.device, progress=ctx.progress)
+                record_storage(path, model=cfg.density.model or None, device=ctx.device)  # in the file too
                 return {"indices": r.indices.tolist(), "seconds": r.seconds}
 
             made = ctx.cached(f"prune/{name}.item.json", key, make)
             images = load_condensed(path).with_meta(name=f"{parent_label} -> ipc{t} by {rule}")
             acc = ctx.evaluate(f"prune/{name}.eval.json", images, key)
+            storage = ctx.storage(f"prune/{name}-storage.item.json", images, key)
+            scores = ctx.scores(f"prune/{name}-scores.item.json", images, key)
             rows.append({"ipc_from": p.from_ipc, "ipc_to": t, "rule": rule, "source": p.source, "parent": parent_label,
                          "kept": len(made["indices"]), "accuracy": acc, "baseline": ctx.baseline(t),
-                         "file": str(path.relative_to(ctx.out))})
+                         "file": str(path.relative_to(ctx.out)), "storage": storage, "scores": scores})
             files[name] = str(path.relative_to(ctx.out))
     return {"figures": {"parent": {"label": parent_label, "ipc": p.from_ipc, "accuracy": parent_acc}, "rows": rows},
             "files": files}
@@ -406,8 +444,14 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
     # the originals' bpd: the cells' own (the one definition, re-scored by simplify() when it changes)
     orig = {**orig, "bpd": res.cells[0]["bpd_original"] if res.cells else float(
         DensityTerm(sc.density, shape=train.shape, device=ctx.device).score(train.images).mean())}
+    from ..data.condensed import load_condensed
+
     cells = [{k: c[k] for k in ("name", "lambda_sim", "seed", "bpd", "bpd_original", "png_bpd", "accuracy")}
              for c in res.cells]
+    for c in cells:  # what each simplified training set costs to keep, beside the originals'
+        c["storage"] = ctx.storage(f"simplify/{c['name']}-storage.item.json",
+                                   load_condensed(out / c["name"] / "simplified.safetensors"), {**key, "cell": c["name"]})
+    orig["storage"] = ctx.storage("simplify/originals-storage.item.json", train, key)
     rows = [{k: r[k] for k in ("lambda_sim", "seeds", "bpd", "png_bpd", "joint", "retrain", "finetune")}
             for r in res.summary()]
     files = {c["name"]: {"grid": f"simplify/{c['name']}/grid.png",
@@ -517,10 +561,11 @@ def stage_pieces(cfg: PipelineConfig, stage: str) -> int:
 
         c = cfg.condense
         real_init = make_config(c.method, ipc=1, preset=c.preset).init != "noise"  # its start is evaluated too
-        # per (ipc, lambda): the set, its bits, its evaluation; per ipc: its start's evaluation
-        return (3 * len(c.lambda_sim) + int(real_init and bool(c.lambda_sim))) * len(c.ipc)
+        # per (ipc, lambda): the set, its bits, its evaluation (and its scores); per ipc: its start's evaluation
+        per_set = 3 + int(cfg.evaluate.scores)
+        return (per_set * len(c.lambda_sim) + int(real_init and bool(c.lambda_sim))) * len(c.ipc)
     if stage == "prune":
-        return 2 * len(cfg.prune.targets) * len(cfg.prune.rules)
+        return (2 + int(cfg.evaluate.scores)) * len(cfg.prune.targets) * len(cfg.prune.rules)
     if stage in ("simplify", "explain"):
         return 2
     if stage == "continual":
@@ -540,6 +585,16 @@ def stage_plan(cfg: PipelineConfig) -> list[str]:
     return [s for s in STAGES if on[s]]
 
 
+def _evaluate_key(cfg: PipelineConfig) -> dict[str, Any]:
+    """The [evaluate] settings in a stage key; the scores' settings only when scores are on (so that
+    runs from before they existed keep their keys)."""
+    d = asdict(cfg.evaluate)
+    if not d["scores"]:
+        for k in ("scores", "score_labels", "temperature"):
+            d.pop(k)
+    return d
+
+
 def stage_key(ctx: Context, stage: str) -> str:
     """Content key of ``stage``: its settings, the data, evaluation settings, seed, upstream keys."""
     cfg = ctx.cfg
@@ -551,7 +606,7 @@ def stage_key(ctx: Context, stage: str) -> str:
             "condense": ["baseline"], "continual": ["condense"] if cfg.continual.replay == "condensed" else []}
     evaluated = stage in ("baseline", "condense", "prune")  # the stages whose figures are evaluate() accuracies
     return config_hash({"format": FORMAT, "stage": stage, "own": own, "data": ctx.data_key,
-                        "evaluate": asdict(cfg.evaluate) if evaluated else None, "seed": cfg.seed, "device": ctx.device,
+                        "evaluate": _evaluate_key(cfg) if evaluated else None, "seed": cfg.seed, "device": ctx.device,
                         "density": cfg.density.model, "bits": BITS_DEFINITION, "deps": {d: ctx.stage_keys.get(d) for d in deps.get(stage, [])},
                         "condense_settings": asdict(cfg.condense) if stage == "continual" else None})
 

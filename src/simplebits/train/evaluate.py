@@ -23,7 +23,7 @@ from .loop import accuracy, train_classifier
 from .protocols import Protocol, get_protocol
 from .seeding import derive_seed
 
-__all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible"]
+__all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible", "check_teacher"]
 
 
 @dataclass
@@ -90,6 +90,7 @@ def _run_seeds(
     progress: bool | None,
     label: str,
     compile: bool = False,
+    teacher: torch.nn.Module | None = None,
 ) -> tuple[list[float], float, ImageSet]:
     accs: list[float] = []
     t0 = time.perf_counter()
@@ -97,6 +98,9 @@ def _run_seeds(
     check_compatible(first, test)
     w = world(device)
     device = local_device(device)
+    if teacher is not None:
+        check_teacher(teacher, first)
+        teacher = teacher.to(device).eval()
     if w.distributed:  # under torchrun: a contiguous block of the seeds per rank, gathered in seed order
         warn_once(w, w.idle_note(len(seeds), "seeds"))
         progress = progress if w.is_main else False
@@ -112,7 +116,7 @@ def _run_seeds(
             **protocol.model_options,
         ).to(device)
         train_classifier(net, train, protocol=protocol, seed=s, progress=progress, desc=f"{label} seed {s}",
-                         compile=compile)
+                         compile=compile, teacher=teacher)
         accs.append(accuracy(net, test))
     if w.distributed:
         accs = [a for part in w.gather_objects(accs) for a in part]
@@ -140,19 +144,21 @@ def evaluate_real_subset(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     compile: bool = False,
+    teacher: torch.nn.Module | None = None,
 ) -> EvalReport:
     """Random real subsets at ``ipc`` (a different subset per seed), each trained and tested.
 
-    ``compile``: as in :func:`evaluate`."""
+    ``compile``, ``teacher``: as in :func:`evaluate`."""
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
     real_subset(real, ipc, seed=0)  # validate ipc against the class sizes before any training
     accs, secs, first = _run_seeds(
         lambda s: real_subset(real, ipc, seed=derive_seed(s, "subset")), test,
         protocol=p, seeds=seed_list, device=device, progress=progress, label=f"random ipc{ipc}", compile=compile,
+        teacher=_teacher_for(p, teacher),
     )
     return EvalReport(
-        train=f"random-real({real.name}, ipc={ipc})", test=test.name, protocol=p.name, model=p.model,
+        train=f"random-real({real.name}, ipc={ipc})", test=test.name, protocol=p.label(), model=p.model,
         n_train=len(first), ipc=ipc, seeds=seed_list, accuracies=accs, seconds=secs,
         settings={"protocol": p.to_dict()},
     )
@@ -168,6 +174,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     progress: bool | None = None,
     compile: bool = False,
+    teacher: torch.nn.Module | None = None,
 ) -> EvalReport:
     """Train one fresh network per seed on ``train`` and report test accuracy.
 
@@ -186,13 +193,19 @@ def evaluate(
         (IPC 1, 5 seeds: 0.69x) and long ones gained 0.86x-1.41x in two runs
         (``benchmarks/eval_compile.py``). Compiled and eager training agree up to float rounding,
         so accuracies agree statistically, not in every bit.
+    teacher : the network whose outputs label each training batch when the protocol's ``labels`` is
+        a soft-label loss (``protocol.with_overrides(labels="kl")``; :mod:`simplebits.train.soft`);
+        required then, and the random-real baseline is labelled by the same teacher. It must take
+        the set's images and have its classes. :func:`simplebits.train.full_data` trains one on the
+        whole real training set and caches it.
     """
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
+    teacher = _teacher_for(p, teacher)
     accs, secs, decoded = _run_seeds(lambda s: train, test, protocol=p, seeds=seed_list, device=device,
-                                     progress=progress, label=train.name, compile=compile)
+                                     progress=progress, label=train.name, compile=compile, teacher=teacher)
     report = EvalReport(
-        train=train.name, test=test.name, protocol=p.name, model=p.model, n_train=len(decoded),
+        train=train.name, test=test.name, protocol=p.label(), model=p.model, n_train=len(decoded),
         ipc=decoded.ipc(), seeds=seed_list, accuracies=accs, seconds=secs, settings={"protocol": p.to_dict()},
     )
     if baseline_from is not None:
@@ -203,5 +216,34 @@ def evaluate(
                 "a random-real baseline needs a fixed images-per-class"
             )
         report.baseline = evaluate_real_subset(baseline_from, test, ipc=ipc, protocol=p, seeds=seed_list,
-                                               device=device, progress=progress, compile=compile)
+                                               device=device, progress=progress, compile=compile, teacher=teacher)
     return report
+
+
+def _teacher_for(p: Protocol, teacher: torch.nn.Module | None) -> torch.nn.Module | None:
+    """The teacher when the protocol uses soft labels; a clear error when one is missing or not used."""
+    if p.soft and teacher is None:
+        raise BadInputError(f"protocol {p.label()} trains on soft labels: pass a teacher network (e.g. "
+                            "full_data(...).teacher(), or --teacher FILE on the command line)")
+    if not p.soft and teacher is not None:
+        raise BadInputError(f"a teacher was given but protocol {p.label()} trains on hard labels; "
+                            "use soft labels (kl, sce or mse) or leave the teacher out")
+    return teacher
+
+
+def check_teacher(teacher: torch.nn.Module, train: ImageSet) -> None:
+    """Raise :class:`MismatchError` unless ``teacher`` takes ``train``'s images and scores its classes."""
+    try:
+        p = next(iter(teacher.parameters()), None)
+        was = teacher.training
+        teacher.eval()
+        with torch.no_grad():
+            out = teacher(train.images[:2].to(p.device if p is not None else "cpu"))
+        teacher.train(was)
+    except RuntimeError as e:
+        raise MismatchError(f"the teacher cannot take {train.name!r}'s {train.channels}x{train.shape[1]}x"
+                            f"{train.shape[2]} images ({str(e).splitlines()[0]}); use a teacher trained on "
+                            "images of this size") from None
+    if out.ndim != 2 or out.shape[1] != train.num_classes:
+        raise MismatchError(f"the teacher scores {tuple(out.shape[1:])} classes but {train.name!r} has "
+                            f"{train.num_classes}; use a teacher trained on the same label space")

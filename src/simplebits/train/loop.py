@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import ImageSet, flip_allowed
-from ..errors import SimplebitsError
+from ..errors import BadInputError, SimplebitsError
 from ..progress import progress_bar
 from .protocols import Protocol
 from .seeding import derive_seed, generator
@@ -51,6 +51,7 @@ def train_classifier(
     on_batch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     stop_epoch: int | None = None,
     compile: bool = False,
+    teacher: nn.Module | None = None,
 ) -> nn.Module:
     """Train ``model`` in place on ``train`` under ``protocol``; returns the model.
 
@@ -67,8 +68,17 @@ def train_classifier(
     ``compile`` runs the forward/backward through ``torch.compile`` (same training up to float
     rounding; a fresh network of the same shape reuses the compiled graph, so an evaluation
     compiles once; eager fallback with a warning when no compiler works).
+    ``teacher``: the frozen network whose logits on each augmented training batch are the labels
+    when ``protocol.labels`` is a soft-label loss (:mod:`simplebits.train.soft`); required then,
+    refused with hard labels. CutMix mixes images only: the teacher labels the mixed image.
     """
     from ..augment import DSA, maybe_cutmix
+    from .soft import soft_label_loss
+
+    if protocol.soft and teacher is None:
+        raise BadInputError(f"protocol {protocol.label()} trains on soft labels and needs a teacher network")
+    if teacher is not None and not protocol.soft:
+        raise BadInputError("a teacher was given but the protocol trains on hard labels; set labels to kl, sce or mse")
 
     device = next(model.parameters()).device
     x_all = train.images.to(device)
@@ -84,6 +94,8 @@ def train_classifier(
         dsa = DSA(protocol.dsa, flip=flip_allowed(train))
     opt = torch.optim.SGD(model.parameters(), lr=protocol.lr, momentum=protocol.momentum,
                           weight_decay=protocol.weight_decay)
+    if teacher is not None:
+        teacher.eval()
     model.train()
     forward: Callable[[torch.Tensor], torch.Tensor] = _compiled(model) if compile else model
     hw, coupled = tuple(x_all.shape[-2:]), couples_batch(model)
@@ -113,9 +125,15 @@ def train_classifier(
                 for a, b in step_pieces(x.shape[0], hw, device, coupled=coupled):
                     out, forward = _call(forward, model, x[a:b])
                     # the batch's mean loss, as a sum of per-piece sums over the whole batch's size
-                    loss = F.cross_entropy(out, ya[a:b], reduction="sum")
-                    if lam != 1.0:
-                        loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb[a:b], reduction="sum")
+                    if teacher is not None:
+                        with torch.no_grad():
+                            t_out = teacher(x[a:b])
+                        loss = soft_label_loss(out, t_out, protocol.labels, temperature=protocol.temperature,
+                                               reduction="sum")
+                    else:
+                        loss = F.cross_entropy(out, ya[a:b], reduction="sum")
+                        if lam != 1.0:
+                            loss = lam * loss + (1 - lam) * F.cross_entropy(out, yb[a:b], reduction="sum")
                     (loss / x.shape[0]).backward()
                     outs.append(out.detach())
                 if on_batch is not None:

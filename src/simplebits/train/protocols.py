@@ -37,6 +37,29 @@ class Protocol:
     max_steps: int | None = None  # cap on optimiser steps (CPU-sized protocols)
     model: str = "convnet"  # evaluation network (registry name)
     model_options: dict[str, Any] = field(default_factory=dict)
+    labels: str = "hard"  # "hard" (one-hot) or a soft-label loss kl/sce/mse with a teacher (train/soft.py)
+    temperature: float = 1.0  # softmax temperature of the kl/sce soft-label losses
+
+    def __post_init__(self) -> None:
+        from .soft import check_label_mode
+
+        check_label_mode(self.labels, self.temperature)
+
+    @property
+    def soft(self) -> bool:
+        """Whether a teacher labels the training batches (``labels`` is a soft-label loss)."""
+        return self.labels != "hard"
+
+    @property
+    def augments(self) -> bool:
+        """Whether training augments its batches (DSA or CutMix)."""
+        return bool(self.dsa) or self.cutmix_prob > 0
+
+    def label(self) -> str:
+        """The protocol's name with its label mode, e.g. ``quick`` or ``quick+kl(T=4)``."""
+        if not self.soft:
+            return self.name
+        return f"{self.name}+{self.labels}" + (f"(T={self.temperature:g})" if self.labels != "mse" else "")
 
     def with_overrides(self, **kw: Any) -> "Protocol":
         bad = [k for k in kw if k not in self.__dataclass_fields__]
@@ -52,6 +75,8 @@ class Protocol:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["milestones"] = list(self.milestones)
+        if not self.soft:  # hard labels: the dictionary (and every key derived from it) as before soft labels
+            del d["labels"], d["temperature"]
         return d
 
 

@@ -1,0 +1,138 @@
+"""DD-Ranking's scores and storage bits of reduced sets: random real, dc, dm, idc.
+
+For each data set and IPC: the sets (a random real subset drawn once, and condensed sets made
+with the quick preset when their file is missing), each evaluated under the quick protocol with
+hard labels and with a teacher's soft labels (kl), with and without DSA augmentation, 3 seeds;
+the random-real subsets of the same size the same way; and networks on the whole training set
+(cached) for HLR and as the teacher. Prints one JSON document (also written to --out) with every
+accuracy, HLR, IOR, LRS, ARS (mean ± std over seeds), the storage bits of each set, wall time
+and peak RSS. Evaluations are sequential (ensembled evaluation measured no gain on this CPU,
+docs/evaluate.md).
+
+    python benchmarks/ranking.py --dataset fashion-mnist --ipc 1 --sets random,dc,dm,idc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from simplebits.condense import condense, make_config
+from simplebits.data import load_dataset, real_subset
+from simplebits.data.condensed import load_condensed
+from simplebits.density import storage_bits
+from simplebits.io import atomic_write_json
+from simplebits.prune import prune_set
+from simplebits.train import full_data, get_protocol, ranking_scores
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _condensed(method: str, dataset: str, ipc: int, real, folder: Path, log) -> Path:
+    path = folder / f"{dataset}-{method}-ipc{ipc}-s0.safetensors"
+    if not path.is_file():
+        log(f"condensing {method} ipc {ipc} on {dataset} (quick preset) -> {path}")
+        condense(real, make_config(method, ipc=ipc, preset="quick", seed=0), out=path, progress=False,
+                 resume=path.with_suffix(path.suffix + ".ckpt").exists())
+    return path
+
+
+def _set(name: str, dataset: str, ipc: int, real, folder: Path, log) -> object:
+    if name.startswith("yoco-"):  # e.g. yoco-dm10: the quick dm IPC 10 set pruned to ipc by YOCO
+        method, parent_ipc = name[5:].rstrip("0123456789"), int(name[5:].lstrip("abcdefghijklmnopqrstuvwxyz"))
+        parent = load_condensed(_condensed(method, dataset, parent_ipc, real, folder, log))
+        out = folder / f"{dataset}-{name}-to{ipc}-s0.safetensors"
+        if not out.is_file():
+            log(f"pruning {method} ipc {parent_ipc} to {ipc} by yoco (3 dynamics runs)")
+            prune_set(parent, ipc=ipc, rule="yoco", seed=0, out=out, progress=False,
+                      dynamics=folder / f"{dataset}-{method}-ipc{parent_ipc}.dynamics.safetensors")
+        return load_condensed(out).with_meta(name=f"{method} ipc{parent_ipc} -> {ipc} by yoco")
+    if name == "random":
+        # one random real subset, drawn with a seed the baseline draws never use
+        return real_subset(real, ipc, seed=10_007).with_meta(name=f"random real ipc{ipc} (draw 10007)")
+    return load_condensed(_condensed(name, dataset, ipc, real, folder, log)).with_meta(name=f"{name} ipc{ipc}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="fashion-mnist")
+    ap.add_argument("--ipc", type=int, default=1)
+    ap.add_argument("--sets", default="random,dc,dm,idc",
+                    help="comma list: random, dc, dm, idc, dsa, or yoco-METHODipc (e.g. yoco-dm10: that set pruned to "
+                         "--ipc by YOCO); sets already in --out are kept")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--labels", default="kl", help="soft-label loss (kl, sce, mse)")
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--protocol", default="quick")
+    ap.add_argument("--sets-dir", default=str(ROOT / "results" / "ranking" / "sets"))
+    ap.add_argument("--out", default=None, help="JSON file (default results/ranking/<dataset>-ipc<IPC>.json)")
+    args = ap.parse_args()
+    out = Path(args.out or ROOT / "results" / "ranking" / f"{args.dataset}-ipc{args.ipc}.json")
+    folder = Path(args.sets_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = lambda m: print(f"[{time.strftime('%H:%M:%S')}] {m}", file=sys.stderr, flush=True)  # noqa: E731
+
+    t0 = time.perf_counter()
+    real = load_dataset(args.dataset, split="train")
+    test = load_dataset(args.dataset, split="test")
+    proto = get_protocol(args.protocol)
+    log(f"full-data networks on {len(real)} images ({args.seeds} seeds; cached)")
+    tf = time.perf_counter()
+    full = full_data(real, test, protocol=proto, seeds=args.seeds, progress=False)
+    full_seconds = time.perf_counter() - tf
+    teacher = full.teacher()
+    probs = torch.softmax(teacher(real_subset(real, 10, seed=1).images), 1).max(1).values
+    memo: dict = {}
+    rows, done, earlier = [], set(), []
+    if out.is_file():  # sets already in the file (same data set, IPC, seeds, labels) are kept, not re-run
+        old = json.loads(out.read_text())
+        if (old.get("dataset"), old.get("ipc"), old.get("seeds"), old.get("soft_labels", {}).get("loss"),
+                old.get("soft_labels", {}).get("temperature")) == (args.dataset, args.ipc, args.seeds, args.labels,
+                                                                   args.temperature):
+            rows = old["rows"]
+            done = {r["set"] for r in rows}
+            earlier = old.get("runs") or [{"sets": sorted(done), "wall_seconds": old.get("wall_seconds")}]
+    for name in args.sets.split(","):
+        if name in done:
+            log(f"{name}: already in {out}, kept")
+            continue
+        ds = _set(name, args.dataset, args.ipc, real, folder, log)
+        row = {"set": name, "name": ds.name, "n_stored": len(ds), "factor": int(ds.meta.get("factor", 1) or 1)}
+        for labels in ("hard", args.labels):
+            ts = time.perf_counter()
+            log(f"{ds.name}: {labels} labels")
+            rep = ranking_scores(ds, real, test, protocol=proto, labels=labels, temperature=args.temperature,
+                                 seeds=args.seeds, teacher=teacher if labels != "hard" else None, progress=False,
+                                 memo=memo)
+            d = rep.to_dict()
+            row[labels] = {"accuracies": {k: {"mean": v["mean"], "std": v["std"], "per_seed": v["per_seed"]}
+                                          for k, v in d["accuracies"].items()},
+                           "scores": d["scores"], "seconds": round(time.perf_counter() - ts, 1)}
+            log(f"  {labels}: " + ", ".join(f"{k} {v['mean']:.2f}" for k, v in d["scores"].items()))
+        row["storage_hard"] = storage_bits(ds)
+        row["storage_soft"] = storage_bits(ds, labels="soft", teacher=teacher)
+        rows.append(row)
+        doc = {"benchmark": "ranking", "dataset": args.dataset, "ipc": args.ipc, "seeds": args.seeds,
+               "protocol": proto.to_dict(), "soft_labels": {"loss": args.labels, "temperature": args.temperature,
+                                                            "teacher": "full-data network of seed 0"},
+               "full_data": {"mean": full.mean, "std": full.std, "accuracies": full.accuracies,
+                             "seconds": round(full_seconds, 1), "cached": full.cached,
+                             "teacher_max_prob_median": float(probs.median())},
+               "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1),
+               "runs": earlier + [{"sets": [r["set"] for r in rows if r["set"] not in done],
+                                   "wall_seconds": round(time.perf_counter() - t0, 1)}],
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+               "evaluations": "sequential, one network per seed (no ensemble)"}
+        atomic_write_json(out, doc)  # after every set: a killed run keeps the rows it finished
+    print(json.dumps(doc, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
