@@ -98,6 +98,20 @@ def main() -> int:
             rows = old["rows"]
             done = {r["set"] for r in rows}
             earlier = old.get("runs") or [{"sets": sorted(done), "wall_seconds": old.get("wall_seconds")}]
+    def document() -> dict:
+        doc = {"benchmark": "ranking", "dataset": args.dataset, "ipc": args.ipc, "seeds": args.seeds,
+               "protocol": proto.to_dict(), "soft_labels": {"loss": args.labels, "temperature": args.temperature,
+                                                            "teacher": "full-data network of seed 0"},
+               "full_data": {"mean": full.mean, "std": full.std, "accuracies": full.accuracies,
+                             "seconds": round(full_seconds, 1), "cached": full.cached,
+                             "teacher_max_prob_median": float(probs.median())},
+               "rows": rows, "runs": earlier + [{"sets": [r["set"] for r in rows if r["set"] not in done],
+                                                 "wall_seconds": round(time.perf_counter() - t0, 1)}],
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+               "evaluations": "sequential, one network per seed (no ensemble)"}
+        doc["wall_seconds"] = round(sum(r["wall_seconds"] or 0 for r in doc["runs"]), 1)  # every run of this file
+        return doc
+
     for name in args.sets.split(","):
         if name in done:
             log(f"{name}: already in {out}, kept")
@@ -118,19 +132,9 @@ def main() -> int:
         row["storage_hard"] = storage_bits(ds)
         row["storage_soft"] = storage_bits(ds, labels="soft", teacher=teacher)
         rows.append(row)
-        doc = {"benchmark": "ranking", "dataset": args.dataset, "ipc": args.ipc, "seeds": args.seeds,
-               "protocol": proto.to_dict(), "soft_labels": {"loss": args.labels, "temperature": args.temperature,
-                                                            "teacher": "full-data network of seed 0"},
-               "full_data": {"mean": full.mean, "std": full.std, "accuracies": full.accuracies,
-                             "seconds": round(full_seconds, 1), "cached": full.cached,
-                             "teacher_max_prob_median": float(probs.median())},
-               "rows": rows, "wall_seconds": round(time.perf_counter() - t0, 1),
-               "runs": earlier + [{"sets": [r["set"] for r in rows if r["set"] not in done],
-                                   "wall_seconds": round(time.perf_counter() - t0, 1)}],
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-               "evaluations": "sequential, one network per seed (no ensemble)"}
+        doc = document()
         atomic_write_json(out, doc)  # after every set: a killed run keeps the rows it finished
-    print(json.dumps(doc, indent=1))
+    print(json.dumps(document(), indent=1))
     return 0
 
 
