@@ -26,6 +26,11 @@ from .seeding import derive_seed
 __all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible", "check_teacher"]
 
 
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and population standard deviation (ddof = 0, as the DC/DSA/IDC papers report; 0 for one value)."""
+    return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
+
+
 @dataclass
 class EvalReport:
     """Accuracies (fractions) of fresh networks, one per seed, and their summary.
@@ -47,11 +52,11 @@ class EvalReport:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.accuracies)
+        return mean_std(self.accuracies)[0]
 
     @property
     def std(self) -> float:
-        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+        return mean_std(self.accuracies)[1]
 
     def summary(self) -> str:
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}"

@@ -18,9 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +31,7 @@ from ..errors import BadInputError
 from ..io import atomic_write_json
 from ..models import create_model
 from .checkpoint import load_classifier, save_classifier
+from .evaluate import _seed_list, check_compatible, mean_std
 from .distributed import local_device
 from .loop import accuracy, train_classifier
 from .protocols import Protocol, get_protocol
@@ -64,21 +64,14 @@ class FullData:
     seconds: float
     teacher_path: Path
     cached: bool = False
-    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.accuracies)
+        return mean_std(self.accuracies)[0]
 
     @property
     def std(self) -> float:
-        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
-
-    def accuracy_for(self, seed: int) -> float:
-        """The full-data accuracy of ``seed``'s network (scores pair seed with seed)."""
-        if seed not in self.seeds:
-            raise BadInputError(f"no full-data network for seed {seed}; this result has seeds {self.seeds}")
-        return self.accuracies[self.seeds.index(seed)]
+        return mean_std(self.accuracies)[1]
 
     def teacher(self, device: str | torch.device = "cpu") -> nn.Module:
         """The first seed's network (eval mode, frozen), read back from the cache."""
@@ -130,8 +123,6 @@ def full_data(
     protocol, seed and device type), so a one-seed teacher and a three-seed score share the first
     network; the first seed's network is the teacher. ``refresh`` retrains even when cached.
     """
-    from .evaluate import _seed_list, check_compatible
-
     p = get_protocol(protocol).with_overrides(labels="hard", temperature=1.0)
     seed_list = _seed_list(seeds)
     check_compatible(real, test)

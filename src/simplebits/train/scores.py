@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -40,6 +39,8 @@ import torch
 
 from ..data import ImageSet, fingerprint
 from ..errors import BadInputError
+from .evaluate import _seed_list, evaluate, evaluate_real_subset, mean_std
+from .fulldata import full_data
 from .protocols import Protocol, get_protocol
 
 __all__ = [
@@ -101,10 +102,6 @@ def augmentation_robust_score(set_aug: float, random_aug: float, set_no_aug: flo
     return normalise_score(beta)
 
 
-def _ms(v: list[float]) -> tuple[float, float]:
-    return statistics.fmean(v), (statistics.pstdev(v) if len(v) > 1 else 0.0)
-
-
 @dataclass
 class RankingReport:
     """Per-seed accuracies of every evaluation the scores need, and the scores per seed.
@@ -139,12 +136,12 @@ class RankingReport:
         out = {}
         for k, v in self.per_seed.items():
             scale = 100.0 if k in ("hlr", "ior") else 1.0
-            m, s = _ms([scale * x for x in v])
+            m, s = mean_std([scale * x for x in v])
             out[k] = {"mean": m, "std": s}
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        acc = {k: {"per_seed": v, "mean": _ms(v)[0], "std": _ms(v)[1]} for k, v in self.accuracies.items()}
+        acc = {k: {"per_seed": v, "mean": mean_std(v)[0], "std": mean_std(v)[1]} for k, v in self.accuracies.items()}
         return {"train": self.train, "protocol": self.protocol, "labels": self.labels,
                 "temperature": self.temperature, "seeds": self.seeds, "accuracies": acc,
                 "scores": self.scores(), "per_seed": self.per_seed,
@@ -189,9 +186,6 @@ def ranking_scores(
     hard-label evaluations too (keyed by the set's fingerprint, the protocol, the seeds and, for soft
     labels, the teacher's identity).
     """
-    from .evaluate import _seed_list, evaluate, evaluate_real_subset
-    from .fulldata import full_data
-
     base = get_protocol(protocol).with_overrides(labels=labels, temperature=float(temperature))
     _weight("the LRS weight", lrs_weight)
     _weight("the ARS weight", ars_weight)
