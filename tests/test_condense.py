@@ -168,6 +168,26 @@ def test_simplification_term_lowers_bpd():
     assert torch.allclose(x, x.round(), atol=1e-3)
 
 
+def test_optimised_bpd_and_reported_bpd_are_one_measure():
+    """The loss term is one seeded draw of the bound that score() reports: for the same images its
+    mean over draws is the reported figure; a run's log and result carry both."""
+    from simplebits.condense.simplification import BpdTerm
+
+    ds = make_blobs(6, 2, (1, 28, 28), seed=4)
+    term = BpdTerm(None, shape=(1, 28, 28), device=torch.device("cpu"))
+    x = torch.round(ds.images[:8] * 255) / 255
+    with torch.no_grad():
+        draws = [float(term(x, generator=torch.Generator().manual_seed(s))) for s in range(48)]
+    assert sum(draws) / len(draws) == pytest.approx(term.score(x), abs=0.01)
+    r = condense(ds, cfg("dm", lambda_sim=100.0, iterations=3, seed=1, checkpoint_every=2), progress=False)
+    assert [("bpd_reported" in e) for e in r.log] == [False, False, True]
+    assert r.log[-1]["bpd_reported"] == pytest.approx(r.bpd, abs=1e-6)
+    assert r.bpd_loss == r.log[-1]["bpd"] and abs(r.bpd_loss - r.bpd) < 0.5
+    assert r.to_dict()["bpd_loss"] == r.bpd_loss
+    plain = condense(ds, cfg("dm", iterations=2), progress=False)
+    assert plain.bpd_loss is None and plain.log[-1]["bpd"] == pytest.approx(plain.bpd, abs=1e-6)
+
+
 def test_density_model_must_fit_the_data():
     rgb = make_blobs(4, 2, (3, 12, 12))
     with pytest.raises(MismatchError, match="density model"):
@@ -267,6 +287,34 @@ def test_engine_default_pieces_give_the_whole_batch_gradient():
     assert len(engine.pieces(45, (28, 28))) == 3 and engine.layout == torch.contiguous_format
     for a, b in zip(whole, engine.real(x, y), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_classes_side_by_side_give_each_class_its_one_thread_gradient():
+    """real_many/embed_many spread the classes over one-thread workers: every class gets exactly the
+    bits of real()/embed_real() on one thread, for any number of workers, in class order."""
+    net = create_model("convnet", channels=1, num_classes=5, image_size=16, seed=0, width=8)
+    params = matched_parameters(net)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand(24, 1, 16, 16, generator=g), torch.full((24,), c)) for c in range(5)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ref = [GradientEngine(net, params).real(x, y) for x, y in batches]
+        ref_emb = [GradientEngine(net, params).embed_real(x) for x, _ in batches]
+    finally:
+        torch.set_num_threads(before)
+    auto = GradientEngine(net, params)
+    assert auto.workers([x for x, _ in batches]) == min(before, 5)  # 24 images of 16x16: not small work
+    assert auto.workers([x[:4] for x, _ in batches]) == 1  # small work: one class at a time
+    for k in (2, 3):
+        engine = GradientEngine(net, params, class_threads=k)
+        assert engine.workers([x for x, _ in batches]) == k
+        for a, b in zip(ref, engine.real_many(batches), strict=True):
+            assert all(torch.equal(s, t) for s, t in zip(a, b, strict=True))
+        for a, b in zip(ref_emb, engine.embed_many([x for x, _ in batches]), strict=True):
+            assert torch.equal(a, b)
+        engine.close()
+    assert torch.get_num_threads() == before  # the workers' one thread does not leak into the caller
 
 
 @pytest.mark.parametrize("method,kw", [("dc", {}), ("idc", {"factor": 2, "outer_loop": 1}), ("dm", {"init": "noise"})])

@@ -108,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
     text = [f"condensed {train.name} with {cfg.method} to ipc {cfg.ipc}"
             + (f" (factor {cfg.factor})" if cfg.factor > 1 else "")
             + (f", lambda {cfg.lambda_sim}" if cfg.lambda_sim is not None else ""),
-            (f"bpd {result.bpd:.3f} (bits per model dimension, dequantisation bound)" if result.bpd is not None
-             else "bpd: no density model for this data"),
+            (f"bpd {result.bpd:.3f} (bits per model dimension, dequantisation bound"
+             + (f"; the loss term's last value {result.bpd_loss:.3f}, one draw before the last update"
+                if result.bpd_loss is not None else "") + ")"
+             if result.bpd is not None else "bpd: no density model for this data"),
             f"{result.seconds:.1f} s ({result.seconds_per_iteration:.2f} s/iteration), peak RSS {result.peak_rss_mb:.0f} MB",
             "wrote " + ", ".join(result.files.values())]
     if result.config.net_options != cfg.net_options:

@@ -124,19 +124,26 @@ class Method:
             return self._unrolled(xs_all, ys_all), None
         total = xs_all.new_zeros(())
         values = torch.zeros(self.num_classes, dtype=xs_all.dtype, device=xs_all.device)
-        for c in self.classes:
-            g = self.class_generator(it, k, c)
-            term = self.class_term(c, xs_all[synth.class_slice(c)], k, g)
+        # 1. each class's real batch and augmentation, from its own random stream
+        pairs = [self.augment_pair(self.class_real_batch(c, k, g), xs_all[synth.class_slice(c)], g)
+                 for c in self.classes for g in [self.class_generator(it, k, c)]]
+        # 2. the real side of every class at once (the costly part; classes side by side on a CPU)
+        reals = self.real_side([(c, xr) for c, (xr, _) in zip(self.classes, pairs)])
+        # 3. the synthetic side and the distance, class by class
+        for c, (_, xs), r in zip(self.classes, pairs, reals):
+            term = self.class_term(c, xs, r)
             values[c] = term.detach()
             total = total + term
         return total, values
 
-    def class_term(self, c: int, xs: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
-        xr = self.class_real_batch(c, k, g)
-        xr, xs = self.augment_pair(xr, xs, g)
-        gr = self.engine.real(xr, self.label(c, len(xr)))
+    def real_side(self, batches: list[tuple[int, torch.Tensor]]) -> list:
+        """The real-data targets of the classes' matching: their network gradients."""
+        return self.engine.real_many([(xr, self.label(c, len(xr))) for c, xr in batches])
+
+    def class_term(self, c: int, xs: torch.Tensor, real: list[torch.Tensor]) -> torch.Tensor:
+        """Class ``c``'s matching term from its (augmented) synthetic images and real target."""
         gs = self.engine.synthetic(xs, self.label(c, len(xs)))
-        return distance(gr, gs, self.cfg.match)
+        return distance(real, gs, self.cfg.match)
 
     def class_real_batch(self, c: int, k: int, g: torch.Generator) -> torch.Tensor:
         return self.real_batch(c, self.cfg.batch_real, g)
@@ -232,12 +239,13 @@ class DMMethod(Method):
         for p in self.net.parameters():
             p.requires_grad_(False)
 
-    def class_term(self, c: int, xs: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
-        xr = self.real_batch(c, self.cfg.batch_real, g)
-        xr, xs = self.augment_pair(xr, xs, g)
-        mr = self.engine.embed_real(xr).mean(0)
+    def real_side(self, batches: list[tuple[int, torch.Tensor]]) -> list:
+        """The classes' mean real embeddings."""
+        return [e.mean(0) for e in self.engine.embed_many([xr for _, xr in batches])]
+
+    def class_term(self, c: int, xs: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
         ms = self.engine.embed_synthetic(xs).mean(0)
-        return ((mr - ms) ** 2).sum()
+        return ((real - ms) ** 2).sum()
 
     def after_update(self, synth: SyntheticSet, it: int, k: int) -> None:
         return
