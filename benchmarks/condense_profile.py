@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
+from condense_speed import real_batches
+
 from simplebits.condense import GradientEngine, distance, matched_parameters
 from simplebits.data import load_dataset
 from simplebits.io import atomic_write_json
@@ -68,11 +70,7 @@ def main() -> None:
     a = ap.parse_args()
     ds = load_dataset("fashion-mnist")
     C = ds.num_classes
-    g = torch.Generator().manual_seed(0)
-    reals = []
-    for c in range(C):
-        idx = torch.nonzero(ds.labels == c).flatten()
-        reals.append(ds.images[idx[torch.randperm(len(idx), generator=g)[: a.batch_real]]])
+    reals = real_batches(ds, a.batch_real)  # the speed benchmark's batches
     syn = torch.stack([r[0] for r in reals]).clone().requires_grad_(True)
     net = create_model("convnet", channels=1, num_classes=C, image_size=28, seed=1)
     engine = GradientEngine(net, matched_parameters(net), chunk=a.chunk, compile=not a.no_compile)

@@ -31,6 +31,16 @@ from simplebits.data import load_dataset
 from simplebits.models import create_model
 
 
+def real_batches(ds, batch_real: int, seed: int = 0) -> list[torch.Tensor]:
+    """One random batch of ``batch_real`` real images per class, fixed by ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for c in range(ds.num_classes):
+        idx = torch.nonzero(ds.labels == c).flatten()
+        out.append(ds.images[idx[torch.randperm(len(idx), generator=g)[:batch_real]]])
+    return out
+
+
 def baseline_loss(net, params, reals, syn, num_classes):
     total = syn.new_zeros(())
     for c in range(num_classes):
@@ -68,11 +78,7 @@ def main() -> None:
     torch.manual_seed(0)
     ds = load_dataset("fashion-mnist")
     C = ds.num_classes
-    g = torch.Generator().manual_seed(0)
-    reals = []
-    for c in range(C):
-        idx = torch.nonzero(ds.labels == c).flatten()
-        reals.append(ds.images[idx[torch.randperm(len(idx), generator=g)[: a.batch_real]]])
+    reals = real_batches(ds, a.batch_real)
     syn0 = torch.stack([r[: a.ipc] for r in reals]).reshape(C * a.ipc, *ds.shape).clone()
 
     def make_net():
