@@ -111,7 +111,7 @@ class GradientEngine:
         self._fast: Callable[[torch.Tensor], torch.Tensor] = self.model
         self._fast_embed: Callable[[torch.Tensor], torch.Tensor] | None = getattr(model, "embed", None)
         self.compiled = False
-        #: worker threads for several classes at once (None: the small-work rule's thread count)
+        #: worker threads for several classes at once (None: see :meth:`workers`)
         self.class_threads = class_threads
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0

@@ -302,6 +302,7 @@ def condense(
         if (it + 1) % cfg.checkpoint_every == 0 and it + 1 < cfg.iterations:
             checkpoint(it + 1)
     bar.close()
+    method.engine.close()
 
     images = synth.final_images(clamp=cfg.clamp).cpu()
     ds = ImageSet.create(images, synth.labels.cpu(), real.classes, where="condensed images", unbounded=not cfg.clamp)
