@@ -6,6 +6,9 @@ Every message says what is wrong and, where it can, how to fix it.
 
 from __future__ import annotations
 
+import os as _os
+from contextlib import contextmanager as _contextmanager
+
 __all__ = [
     "SimplebitsError",
     "BadInputError",
@@ -14,6 +17,10 @@ __all__ = [
     "MismatchError",
     "UnknownNameError",
     "DivergedError",
+    "reading",
+    "check_input_size",
+    "max_input_bytes",
+    "max_image_pixels",
 ]
 
 
@@ -50,3 +57,65 @@ class UnknownNameError(BadInputError):
 class DivergedError(SimplebitsError):
     """An optimisation produced NaN/inf; the message names the iteration and the last good
     checkpoint, which is kept."""
+
+
+# --- The one boundary between readers of user files and the rest of the package -------------
+
+
+#: Decoded bytes one file may make (arrays, text, pixels) before it is refused, 2 GiB by default;
+#: ``SIMPLEBITS_MAX_INPUT_BYTES`` raises it for the rare giant data set. Readers check a file's
+#: declared sizes against this cap and against the file's own length *before* they allocate.
+DEFAULT_MAX_INPUT_BYTES = 2 * 1024**3
+#: Pixels one image may declare (width x height), 64 Mpx by default; ``SIMPLEBITS_MAX_IMAGE_PIXELS``.
+DEFAULT_MAX_IMAGE_PIXELS = 64 * 1024**2
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(float(raw))
+    except ValueError:
+        raise BadInputError(f"{name}={raw!r} is not a number; set it to a byte/pixel count such as 4e9") from None
+    if value <= 0:
+        raise BadInputError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def max_input_bytes() -> int:
+    """The cap on decoded bytes per input file (``SIMPLEBITS_MAX_INPUT_BYTES``, default 2 GiB)."""
+    return _env_int("SIMPLEBITS_MAX_INPUT_BYTES", DEFAULT_MAX_INPUT_BYTES)
+
+
+def max_image_pixels() -> int:
+    """The cap on pixels per image file (``SIMPLEBITS_MAX_IMAGE_PIXELS``, default 64 Mpx)."""
+    return _env_int("SIMPLEBITS_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+
+
+def check_input_size(nbytes: int, where: object, what: str = "data") -> None:
+    """Refuse, before allocating, a file whose header asks for more than the input cap."""
+    cap = max_input_bytes()
+    if nbytes > cap:
+        raise CorruptFileError(
+            f"{where}: its header declares {nbytes:,} bytes of {what}, more than the {cap:,}-byte limit "
+            "(a corrupt header, or a giant data set: set SIMPLEBITS_MAX_INPUT_BYTES to allow it)"
+        )
+
+
+@_contextmanager
+def reading(where: object, what: str = "file"):
+    """Map *every* failure while reading a user's file to one :class:`CorruptFileError` naming it.
+
+    Our own errors pass through unchanged; MemoryError, RecursionError and whatever torch, numpy,
+    zipfile, json, PIL, scipy or tomllib raise on a damaged file become one line
+    ``FILE: cannot read WHAT (Type: first line of the message)``. KeyboardInterrupt passes.
+    """
+    try:
+        yield
+    except SimplebitsError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the point: no reader failure escapes as a traceback
+        msg = (str(e).strip().splitlines() or [""])[0][:200]
+        detail = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        raise CorruptFileError(f"{where}: cannot read {what}, truncated or corrupt ({detail})") from None
