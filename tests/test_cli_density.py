@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,9 +105,11 @@ def test_train_flow_cli_then_score(tmp_path, capsys):
     assert len(log) == 1 and np.isfinite(log[0]["test_bpd"])
     assert main(["bpd", "digits:test", "--model", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["bpd"]["mean"] > 0
-    # resuming a finished run with the same settings changes nothing and still succeeds
+    # the finished run's checkpoint is gone; resuming it says so in one line (exit 2)
+    assert not Path(str(out) + ".ckpt").exists()
     assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--steps", "1",
-                 "--width", "8", "--epochs", "1", "--batch-size", "64", "--resume", "--json"]) == 0
+                 "--width", "8", "--epochs", "1", "--batch-size", "64", "--resume", "--json"]) == 2
+    assert "already finished" in capsys.readouterr().err
 
 
 def test_train_flow_on_user_file_holds_out_a_share_and_writes_a_card(tmp_path, capsys):

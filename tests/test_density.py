@@ -210,11 +210,35 @@ def test_resume_with_more_epochs_extends_exactly(tmp_path):
     ref, _ = train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=2, **kw),
                         out=tmp_path / "a.safetensors", progress=False)
     train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw),
-               out=tmp_path / "b.safetensors", progress=False)
+               out=tmp_path / "b.safetensors", progress=False, keep_checkpoint=True)
     ext, log = train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=2, **kw),
-                          out=tmp_path / "b.safetensors", resume=True, progress=False)
+                          out=tmp_path / "b.safetensors", resume=True, progress=False, keep_checkpoint=True)
     assert len(log) == 2
     assert all(torch.equal(ref.state_dict()[k], ext.state_dict()[k]) for k in ref.state_dict())
     with pytest.raises(BadInputError, match="other settings"):
         train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=3, **{**kw, "lr": 1e-2}),
                    out=tmp_path / "b.safetensors", resume=True, progress=False)
+
+
+def test_finished_run_removes_its_checkpoint_and_an_interrupted_one_is_never_discarded(tmp_path):
+    kw = dict(batch_size=16, lr=3e-3, warmup_steps=2, init_batch=32, test_images=16)
+    out = tmp_path / "f.safetensors"
+    train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw), out=out, progress=False)
+    assert out.exists() and not (tmp_path / "f.safetensors.ckpt").exists()
+    with pytest.raises(BadInputError, match="already finished"):
+        train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw), out=out,
+                   resume=True, progress=False)
+    # an interrupted run (a checkpoint without --resume) is refused, not deleted; restart=True starts over
+    stale = tmp_path / "g.safetensors"
+    train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw), out=stale,
+               progress=False, keep_checkpoint=True)
+    stale.unlink()
+    ckpt = tmp_path / "g.safetensors.ckpt"
+    before = ckpt.read_bytes()
+    with pytest.raises(BadInputError, match="interrupted run.*--resume"):
+        train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw), out=stale,
+                   progress=False)
+    assert ckpt.read_bytes() == before
+    train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw), out=stale,
+               progress=False, restart=True)
+    assert stale.exists() and not ckpt.exists()

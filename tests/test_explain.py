@@ -103,7 +103,9 @@ def test_classifier_files_round_trip_torchscript_and_refusals(tmp_path):
     x = _images(2)
     assert torch.equal(back(x), net(x)) and info.classes == ("a", "b", "c") and info.channels == 1
     torch.jit.save(torch.jit.trace(net, x), str(tmp_path / "c.ts"))
-    ts, info2 = load_classifier(tmp_path / "c.ts")
+    with pytest.raises(BadInputError, match="TorchScript files are programs.*--trust-code"):
+        load_classifier(tmp_path / "c.ts")  # code: refused unless trusted
+    ts, info2 = load_classifier(tmp_path / "c.ts", trust_code=True)
     assert info2.kind == "torchscript" and torch.allclose(ts(x), net(x), atol=1e-6)
     torch.save(net.state_dict(), tmp_path / "state.pt")  # a pickle: refused, never loaded
     with pytest.raises(CorruptFileError, match="does not unpickle"):
@@ -226,7 +228,10 @@ def test_cli_train_classifier_and_explain(tmp_path, capsys):
     model, _ = load_classifier(clf)
     torch.jit.save(torch.jit.trace(model, torch.zeros(1, 1, 16, 16)), str(tmp_path / "clf.ts"))
     assert main(["explain", str(tmp_path / "clf.ts"), str(tmp_path / "d.npz"), "--select", "0,1", "--n", "2",
-                 "--steps", "2", "--no-saliency", "--out", str(tmp_path / "ex-ts"), "--json"]) == 0
+                 "--steps", "2", "--no-saliency", "--out", str(tmp_path / "ex-ts"), "--json"]) == 2  # code: not trusted
+    assert "--trust-code" in capsys.readouterr().err
+    assert main(["explain", str(tmp_path / "clf.ts"), str(tmp_path / "d.npz"), "--select", "0,1", "--n", "2",
+                 "--steps", "2", "--no-saliency", "--out", str(tmp_path / "ex-ts"), "--json", "--trust-code"]) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 2
     # --n larger than the selection, wrong channel count: one line, exit 2
     assert main(["explain", str(clf), str(tmp_path / "d.npz"), "--select", "0,1", "--n", "5", "--out", str(out)]) == 2

@@ -66,8 +66,9 @@ class DivergedError(SimplebitsError):
 #: ``SIMPLEBITS_MAX_INPUT_BYTES`` raises it for the rare giant data set. Readers check a file's
 #: declared sizes against this cap and against the file's own length *before* they allocate.
 DEFAULT_MAX_INPUT_BYTES = 2 * 1024**3
-#: Pixels one image may declare (width x height), 64 Mpx by default; ``SIMPLEBITS_MAX_IMAGE_PIXELS``.
-DEFAULT_MAX_IMAGE_PIXELS = 64 * 1024**2
+#: Pixels one image may declare (width x height), 32 Mpx by default (8K UHD fits; a float32 RGB copy
+#: of the largest image stays under 400 MB); ``SIMPLEBITS_MAX_IMAGE_PIXELS``.
+DEFAULT_MAX_IMAGE_PIXELS = 32 * 1024**2
 
 
 def _env_int(name: str, default: int) -> int:
@@ -89,7 +90,7 @@ def max_input_bytes() -> int:
 
 
 def max_image_pixels() -> int:
-    """The cap on pixels per image file (``SIMPLEBITS_MAX_IMAGE_PIXELS``, default 64 Mpx)."""
+    """The cap on pixels per image file (``SIMPLEBITS_MAX_IMAGE_PIXELS``, default 32 Mpx)."""
     return _env_int("SIMPLEBITS_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
 
 

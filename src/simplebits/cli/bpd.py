@@ -11,7 +11,7 @@ from ..density.compress import codec_bpd
 from ..density.store import card_note
 from ..errors import BadInputError
 from ..io import atomic_write_text
-from .common import add_data_root, add_import_options, add_json, emit, load_input, table
+from .common import add_data_root, add_force, add_import_options, add_json, check_out, emit, load_input, table
 from .evaluate import add_device, resolve_device
 
 
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="score the flow alone, without the raw 8-bit escape (figures can then exceed 8 bpd "
                         "by any amount where the model puts almost no mass)")
     p.add_argument("--per-image", default=None, metavar="CSV", help="write one row per image to this CSV file")
+    add_force(p, "--per-image CSV")
     add_device(p)
     add_data_root(p)
     add_import_options(p)
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--draws must be >= 1, got {args.draws}")
     if args.model == "none" and not args.codec:
         raise BadInputError("--model none leaves nothing to compute; add --codec png or --codec jpeg")
+    if args.per_image:
+        check_out(args.per_image, kind="csv", csv_header="input,index,label", force=args.force, option="--per-image")
     models: dict[str, object] = {}
     results, rows, per_image, notes = [], [], [], []
     for arg in args.inputs:

@@ -6,13 +6,15 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..data import ImageSet
 from ..data.condensed import NORMALIZATIONS
 from ..data.inputs import is_path_like, load_images
 
-__all__ = ["add_json", "add_data_root", "add_import_options", "emit", "int_list", "looks_like_file", "load_input", "table"]
+__all__ = ["add_json", "add_data_root", "add_import_options", "add_force", "check_out", "emit", "int_list",
+           "looks_like_file", "load_input", "table", "OUT_KINDS"]
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -86,3 +88,105 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     out = [line(headers), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
     return "\n".join(out)
+
+
+# --- One rule for every command that writes --out -------------------------------------------
+
+#: what each kind of output file is, to tell a file this kind of command wrote from anything else
+OUT_KINDS = {
+    "condensed": "simplebits.condensed/1",
+    "classifier": "simplebits.classifier/1",
+    "flow": "simplebits.flow/1",
+}
+_NAME_MAX = 255
+
+
+def add_force(p: argparse.ArgumentParser, what: str = "--out") -> None:
+    p.add_argument("--force", action="store_true",
+                   help=f"replace an existing {what} that is not a file this command writes (default: refuse)")
+
+
+def _written_by_us(path: Path, kind: str, csv_header: str | None) -> bool:
+    """True when ``path`` is a file of the kind this command writes (so replacing it is a rerun)."""
+    if kind == "csv":
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                return csv_header is not None and fh.readline().startswith(csv_header)
+        except OSError:
+            return False
+    from ..errors import SimplebitsError
+    from ..io import read_metadata
+
+    try:
+        meta = read_metadata(path)
+    except SimplebitsError:
+        return False
+    return isinstance(meta, dict) and meta.get("format") == OUT_KINDS[kind]
+
+
+def _probe_writable(folder: Path, option: str) -> None:
+    """Create and remove a file in ``folder`` (the only test that /proc, read-only mounts and
+    permissions all answer truthfully)."""
+    import tempfile
+
+    from ..errors import BadInputError
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".simplebits-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise BadInputError(f"{option} {folder}: cannot write in this folder ({e.strerror or e}); "
+                            "choose a writable place") from None
+
+
+def check_out(path: str | os.PathLike, *, kind: str, force: bool = False, option: str = "--out",
+              folder: bool = False, csv_header: str | None = None, resume: bool = False) -> Path:
+    """Check an output path before any work: one line (exit 2) instead of a traceback at the end.
+
+    - the name fits the file system (each part at most 255 bytes) and is not a folder (or, with
+      ``folder=True``, not a file);
+    - its folder exists or can be made, and a file can be written there;
+    - an existing file is replaced only when it is a file of ``kind`` (this kind of command wrote
+      it; ``csv`` files are recognised by the start of their header line) or with ``--force``; an existing
+      ``folder`` output must be empty or hold this command's files (``kind`` names the file in it
+      that marks them). ``resume`` skips the replacement rule (the command continues the file).
+    """
+    from ..errors import BadInputError
+
+    p = Path(path)
+    if str(path).strip() == "":
+        raise BadInputError(f"{option} is empty; give a file name")
+    for part in p.parts:
+        if len(os.fsencode(part)) > _NAME_MAX:
+            raise BadInputError(f"{option}: the name {part[:40]!r}... is {len(os.fsencode(part))} bytes, over the "
+                                f"file system's {_NAME_MAX}; choose a shorter name")
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise BadInputError(f"{option} {p} is a file, but this command writes a folder; choose another path")
+    elif p.is_dir():
+        raise BadInputError(f"{option} {p} is a folder; give a file name (e.g. {p / ('out' + p.suffix)})")
+    parent = p if folder else p.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"{option} {p}: {existing} is a file, not a folder; choose another path")
+    _probe_writable(existing, option)
+    from ..io import remove_stale_temps
+
+    if folder:  # temp files that killed writes left: removed before this run starts
+        remove_stale_temps(p, recursive=True)
+    else:
+        remove_stale_temps(p.parent, stem=p.name)
+    if resume or force:
+        return p
+    if folder:
+        if p.is_dir() and any(p.iterdir()) and not (p / kind).exists():
+            raise BadInputError(f"{option} {p} is a folder holding other files; choose an empty or new folder, "
+                                "or pass --force to write into it")
+    elif p.exists() and not _written_by_us(p, kind, csv_header):
+        what = f"a {kind} file" if kind in OUT_KINDS else "the CSV this command writes"
+        raise BadInputError(f"{option} {p} exists and is not {what}; choose another name or pass --force "
+                            "to replace it")
+    return p

@@ -9,7 +9,7 @@ import sys
 from ..condense import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, condense, make_config, start_warning, starting_set
 from ..condense.config import COMPILE_MIN_ITERATIONS, compiles
 from ..train import get_protocol, list_protocols
-from .common import add_data_root, add_json, emit, load_input
+from .common import add_data_root, add_force, add_json, check_out, emit, load_input
 from ..data import load_dataset
 from ..errors import BadInputError
 from .evaluate import _default_test, add_device, format_reports, resolve_device
@@ -66,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stored unbounded (evaluate/prune use its values, bpd and PNGs its clamped view)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    add_force(p)
     p.add_argument("--evaluate", nargs="?", const="auto", default=None, metavar="PROTOCOL",
                    help=f"after condensing, train fresh networks on the set and test them (protocols: "
                         f"{', '.join(p.name for p in list_protocols())}; no value: the method's own protocol), "
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         net=args.net, net_options=net_options or None, seed=args.seed, clamp=False if args.no_clamp else None,
         compile=False if args.no_compile else (True if args.compile else None),
     )
+    check_out(args.out, kind="condensed", force=args.force, resume=args.resume)
     test_spec = None
     if args.evaluate:
         if args.evaluate != "auto":

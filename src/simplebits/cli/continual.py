@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..continual import DEFAULT_TASKS, make_config, make_settings, plot_curve, run_continual
 from ..continual.config import HEADS, PRESETS
 from ..errors import BadInputError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
-from .common import add_data_root, add_json, emit, int_list
+from .common import add_data_root, add_json, check_out, emit, int_list
 from .evaluate import add_device, resolve_device
 
 
@@ -93,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     config = make_config(args.preset, **overrides)
     if args.width is not None:
         config = config.with_overrides(model_options={**config.model_options, "width": args.width})
-    out = Path(args.out)
+    out = check_out(args.out, kind="continual.json", folder=True, force=True)  # --resume rules: the runner's
     log = None if args.json else (lambda s: print(s, file=sys.stderr, flush=True))
     result = run_continual(tasks, settings, config=config, seeds=seeds, out=out, resume=args.resume,
                            root=args.data_root, device=device, progress=None if not args.json else False, log=log)

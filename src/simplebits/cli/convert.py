@@ -7,7 +7,7 @@ import argparse
 from ..data import is_dataset_spec
 from ..data.condensed import import_condensed, save_condensed
 from ..errors import BadInputError
-from .common import add_import_options, add_json, emit
+from .common import add_force, add_import_options, add_json, check_out, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--out", required=True, metavar="FILE.safetensors", help="output file (written atomically)")
+    add_force(p)
     p.add_argument("--source", default=None, metavar="DATASET",
                    help="real data set the set was condensed from (e.g. fashion-mnist:train), the random-real "
                         "baseline's data (default: inferred from the file, when it can be)")
@@ -62,6 +63,7 @@ def describe_import(meta: dict, *, fix: str = "--source DATASET") -> str:
 def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".safetensors"):
         raise BadInputError(f"--out must end in .safetensors, got {args.out!r}")
+    check_out(args.out, kind="condensed", force=args.force)
     if args.source is not None and not is_dataset_spec(args.source):
         raise BadInputError(f"--source takes a data set spec (e.g. fashion-mnist:train; `simplebits data list`), "
                             f"got {args.source!r}")

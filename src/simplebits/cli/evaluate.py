@@ -19,12 +19,27 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str) -> str:
+    """``auto`` -> cuda when available, else cpu; ``cpu``, ``cuda``, ``cuda:N``, ``mps`` checked here, before
+    any work, with one line when the name is unknown or the device is not on this machine."""
     import torch
 
+    name = str(name).strip().lower()
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(f"--device {name}: no CUDA device is available here; use --device cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise BadInputError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(f"--device {name}: no CUDA device is available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise BadInputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                f"numbered 0-{torch.cuda.device_count() - 1}")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise BadInputError(f"--device {name}: Apple MPS is not available here; use --device cpu")
     return name
 
 
@@ -56,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--teacher", default=None, metavar="FILE",
                    help="teacher classifier file (simplebits train-classifier); default: a network trained on "
                         "the whole real training set under the protocol, cached ($SIMPLEBITS_CACHE)")
+    g.add_argument("--trust-code", action="store_true",
+                   help="allow a TorchScript --teacher: TorchScript files are programs that run when loaded and "
+                        "called, so they are refused unless you trust the file (loaded first in a separate process, "
+                        "stopped after $SIMPLEBITS_TORCHSCRIPT_TIMEOUT s, default 60)")
     g.add_argument("--scores", action="store_true",
                    help="DD-Ranking's scores of the set: HLR (full data minus set, hard labels), IOR (set minus "
                         "random real, same evaluation), LRS and ARS; trains the set and random real subsets with "
@@ -207,7 +226,7 @@ def _teacher(args: argparse.Namespace, proto, real, test, device: str):
     if args.teacher:
         from ..train.checkpoint import load_classifier
 
-        model, _ = load_classifier(args.teacher, device=device)
+        model, _ = load_classifier(args.teacher, device=device, trust_code=args.trust_code)
         return model
     from ..train import full_data
 
@@ -242,7 +261,7 @@ def _run_scores(args, train, real, test, proto, device: str, is_file: bool) -> i
     if proto.soft and args.teacher:
         from ..train.checkpoint import load_classifier
 
-        teacher, _ = load_classifier(args.teacher, device=device)
+        teacher, _ = load_classifier(args.teacher, device=device, trust_code=args.trust_code)
     _full_data_note(real, proto, args.seeds, args.cache)
     rep = ranking_scores(train, real, test, protocol=proto.with_overrides(labels="hard", temperature=1.0),
                          labels=proto.labels, temperature=proto.temperature, seeds=args.seeds, teacher=teacher,

@@ -12,7 +12,7 @@ from ..explain import SPACES, explain, make_explain_config
 from ..models import create_model, list_models
 from ..train import accuracy, get_protocol, train_classifier
 from ..train.checkpoint import load_classifier, save_classifier
-from .common import add_data_root, add_json, emit, load_input, looks_like_file
+from .common import add_data_root, add_force, add_json, check_out, emit, load_input, looks_like_file
 from .evaluate import _default_test, add_device, resolve_device
 
 
@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "difference, as paper Fig. 8).",
     )
     p.add_argument("classifier", metavar="CLASSIFIER",
-                   help="a classifier saved by simplebits (train-classifier) or a TorchScript file (torch.jit.save)")
+                   help="a classifier saved by simplebits (train-classifier), or a TorchScript file (torch.jit.save) "
+                        "with --trust-code")
     p.add_argument("data", metavar="DATASET", help="images to explain: a data set spec (default split test), .npz or folder")
     p.add_argument("--select", default="misclassified",
                    help="misclassified (default), correct, or indices like 3,17,42")
@@ -47,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-saliency", action="store_true", help="skip expected gradients and prediction difference")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="DIR")
+    add_force(p, "--out DIR holding other files")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow a TorchScript CLASSIFIER: TorchScript files are programs that run when loaded and "
+                        "called, so they are refused unless you trust the file; it is then loaded and run on two "
+                        "images in a separate process first, stopped after $SIMPLEBITS_TORCHSCRIPT_TIMEOUT s (default 60)")
     add_device(p)
     add_data_root(p)
     add_json(p)
@@ -60,6 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("data", metavar="DATASET", help="data set spec (e.g. fashion-mnist, mnist-5k)")
     t.add_argument("--out", required=True, metavar="FILE.safetensors")
+    add_force(t)
     t.add_argument("--model", default="convnet", choices=[m.name for m in list_models("classifier")])
     t.add_argument("--width", type=int, default=32, help="network width (default 32)")
     t.add_argument("--epochs", type=int, default=3, help="passes over the training set (default 3)")
@@ -74,6 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if args.epochs < 1:
         raise BadInputError(f"--epochs must be >= 1; got {args.epochs}")
+    check_out(args.out, kind="classifier", force=args.force)
     name = args.data.split(":", 1)[0]
     train = load_dataset(f"{name}:train" if ":" not in args.data else args.data, root=args.data_root)
     test_spec = _default_test(args.data)
@@ -108,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     cfg = make_explain_config(args.preset, space=args.space, steps=args.steps, lr=args.lr, lambda_sim=args.lambda_sim,
                               batch_size=args.batch_size, density=args.density, seed=args.seed)
-    model, info = load_classifier(args.classifier, device=device)
+    check_out(args.out, kind="explain.json", folder=True, force=args.force)
+    model, info = load_classifier(args.classifier, device=device, trust_code=args.trust_code)
     data = load_input(args.data, args, split="test")
     refs = None
     if not args.no_saliency:

@@ -61,11 +61,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simplebits {args.command}{who}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("simplebits: interrupted", file=sys.stderr)
+        print(f"simplebits {args.command}: {interrupted_message(args, sys.argv[1:] if argv is None else argv)}",
+              file=sys.stderr)
         return 130
     finally:
         if ranks > 1:
             _leave_process_group()
+
+
+def interrupted_message(args: argparse.Namespace, argv: list[str]) -> str:
+    """What Ctrl-C left behind and, for commands that resume, the command that continues."""
+    import shlex
+    from pathlib import Path
+
+    out = getattr(args, "out", None) or getattr(args, "per_image", None)
+    again = " ".join(shlex.quote(a) for a in ["simplebits", *argv] + ([] if "--resume" in argv else ["--resume"]))
+    if hasattr(args, "resume") and out:
+        ckpt = Path(f"{out}.ckpt")
+        if ckpt.exists():
+            return f"interrupted; progress up to the last checkpoint is saved in {ckpt}; continue with: {again}"
+        if Path(out).is_dir() and any(Path(out).iterdir()):
+            return f"interrupted; the finished parts in {out} are kept; continue with: {again}"
+        return ("interrupted before the first checkpoint, so there is nothing to resume; files are written "
+                "atomically: no partial output was left")
+    return "interrupted; files are written atomically: no partial output was left"
 
 
 def _leave_process_group() -> None:

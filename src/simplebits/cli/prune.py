@@ -11,7 +11,7 @@ from ..errors import BadInputError
 from ..prune import DynamicsConfig, get_rule, list_rules, prune_set
 from ..prune.table import DEFAULT_RULES, parse_rule, prune_table
 from ..train import list_protocols
-from .common import add_data_root, add_import_options, add_json, emit, int_list, load_input
+from .common import add_data_root, add_force, add_import_options, add_json, check_out, emit, int_list, load_input
 from .evaluate import _default_test, add_device, format_reports, recorded_source, resolve_device
 
 _RULES_HELP = "; ".join(f"{r.name}: {r.description}" for r in list_rules())
@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                   "DC/DSA res_*.pt, MTT images_best.pt, KIP .npz with --format kip)")
     p.add_argument("--ipc", type=int, required=True, help="target images per class IPC_T (< the set's IPC_F)")
     p.add_argument("--out", required=True, metavar="FILE.safetensors")
+    add_force(p)
     p.add_argument("--rule", default="yoco", help="yoco (default), random, el2n, aum, forgetting, entropy, ssp, ccs")
     bal = p.add_mutually_exclusive_group()
     bal.add_argument("--balanced", dest="balanced", action="store_true", default=None,
@@ -76,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train fresh networks on the pruned set and test them (default protocol quick)")
     p.add_argument("--eval-seeds", type=int, default=3, help="networks for --evaluate (default 3)")
     p.add_argument("--test", default=None, metavar="DATASET", help="test set (default: the source data set's test split)")
+    p.add_argument("--real", default=None, metavar="DATASET",
+                   help="real training set for --evaluate's random-real baseline at IPC_T (default: the source "
+                        "data set's train split, when the file records it)")
     _add_dynamics_options(p)
     add_import_options(p)
     add_device(p)
@@ -122,12 +126,22 @@ def _test_set(args: argparse.Namespace, ds) -> object:
     return load_dataset(spec, split="test", root=args.data_root)
 
 
+def _real_train(args: argparse.Namespace, ds) -> object | None:
+    """The real training set behind ``ds`` (for the random-real baseline), or None when unknown."""
+    spec = args.real or recorded_source(ds)
+    if spec is None:
+        return None
+    return load_dataset(spec, split="train", root=args.data_root)
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     get_rule(args.rule)  # unknown rule: fail before loading anything
+    check_out(args.out, kind="condensed", force=args.force, resume=args.resume)
     ds = load_input(args.file, args)
     dyn_path = args.dynamics or f"{args.out}.dynamics.safetensors"
     test = _test_set(args, ds) if args.evaluate else None
+    real = _real_train(args, ds) if args.evaluate else None
     res = prune_set(ds, ipc=args.ipc, rule=args.rule, balanced=args.balanced, keep=args.keep, runs=args.runs,
                     config=_config(args), dynamics=dyn_path, run=args.run, logits=args.logits, beta=args.beta,
                     seed=args.seed, out=args.out, resume=args.resume, device=device,
@@ -153,9 +167,13 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluate:
         from ..train import evaluate
 
-        rep = evaluate(res.images, test, protocol=args.evaluate, seeds=args.eval_seeds, device=device,
-                       progress=None if not args.json else False)
+        pruned = res.images.with_meta(name=f"{Path(args.out).name} ({res.rule}, ipc {res.ipc_from}->{res.ipc_to})")
+        rep = evaluate(pruned, test, protocol=args.evaluate, seeds=args.eval_seeds, baseline_from=real,
+                       device=device, progress=None if not args.json else False)
         out["evaluation"] = rep.to_dict()
+        if real is None:
+            text.append("no random-real baseline: the set records no real data set it came from "
+                        "(pass --real DATASET, e.g. fashion-mnist:train)")
         text.append(format_reports([rep], str(ds.meta.get("source_dataset") or "")))
     emit(args, out, "\n".join(text))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_json, emit
+from .common import add_json, check_out, emit
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -62,6 +62,8 @@ def execute(config, args: argparse.Namespace):
     from ..pipeline.config import apply_overrides, load_config
 
     cfg = apply_overrides(load_config(config), args.set) if args.set else load_config(config)
+    # the folder's own rules (--resume, --force) are the pipeline's; here: a writable place, no stale temps
+    check_out(args.out or cfg.out, kind="run.json", folder=True, force=True)
     result = run_pipeline(cfg, out=args.out, resume=args.resume, force=args.force, report=not args.no_report,
                           progress=None if not args.json else False,
                           log=lambda s: print(s, file=sys.stderr, flush=True))

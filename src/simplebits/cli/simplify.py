@@ -9,7 +9,7 @@ from ..data import real_subset
 from ..errors import BadInputError
 from ..simplify import PRESETS, make_simplify_config, simplify, simplify_baselines, tradeoff
 from ..simplify.config import INNER
-from .common import add_data_root, add_json, emit, int_list, load_input, table
+from .common import add_data_root, add_json, check_out, emit, int_list, load_input, table
 from .evaluate import _default_test, add_device, resolve_device
 
 
@@ -170,6 +170,7 @@ def run_simplify(args: argparse.Namespace) -> int:
     lambdas = float_list(args.lambda_sim or ["1"], "--lambda-sim")
     seeds = int_list(args.seeds, "--seeds", minimum=0, example="0,1,2")
     cfg = _config(args)
+    check_out(args.out, kind="simplify.json", folder=True, force=True)  # DIR's own rules are simplify's
     train, test = _data(args)
     res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=args.out, resume=args.resume,
                    force=args.force, device=device, progress=None if not args.json else False)

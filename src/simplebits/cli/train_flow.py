@@ -13,7 +13,7 @@ from ..density import FlowTrainConfig, GlowConfig, score_bpd, train_flow
 from ..density.train import card_path
 from ..errors import BadInputError, SimplebitsError
 from ..io import atomic_write_json
-from .common import add_data_root, add_json, emit, load_input, table
+from .common import add_data_root, add_json, check_out, emit, load_input, table
 from .evaluate import add_device, resolve_device
 
 
@@ -52,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"stop after N epochs without a better held-out bpd; 0 never stops (default {d.patience})")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep OUT.ckpt when training finishes, so that --resume --epochs MORE can extend the run "
+                        "later (default: removed when the run finishes)")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing OUT that is not a density model, or delete an interrupted run's "
+                        "OUT.ckpt and start over (default: refuse both)")
     add_device(p)
     add_data_root(p)
     add_json(p)
@@ -98,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--holdout must be a fraction in (0, 1), got {args.holdout}")
     if args.patience < 0:
         raise BadInputError(f"--patience must be >= 0, got {args.patience}")
+    check_out(args.out, kind="flow", force=args.force, resume=args.resume)
     specs = [s for s in args.datasets.split(",") if s]
     train = mix(specs, args, split="train", channels=args.channels, size=args.size, limit=args.max_train)
     test_specs = [s for s in args.test.split(",") if s] if args.test else default_test_specs(specs)
@@ -123,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
                            seed=args.seed, patience=args.patience)
     card = {"trained_on": specs, "test_sets": list(per_set), "held_out": held, "command": command_line(args)}
     model, log = train_flow(train, test, model_config=mcfg, config=tcfg, out=args.out, resume=args.resume,
-                            device=device, progress=None if not args.json else False, card=card)
+                            keep_checkpoint=args.keep_checkpoint, restart=args.force, device=device, progress=None if not args.json else False, card=card)
     # the card's test bpd per set, scored with the kept weights
     card_file = card_path(args.out)
     doc = json.loads(card_file.read_text())

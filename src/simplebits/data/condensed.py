@@ -43,7 +43,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..errors import BadInputError, CorruptFileError
+from ..errors import BadInputError, CorruptFileError, check_input_size, reading
 from ..io import load_tensors, save_tensors, torch_load_safe
 from .imageset import ImageSet
 from .registry import is_dataset_spec
@@ -196,17 +196,128 @@ def save_condensed(
     return meta
 
 
-def load_condensed(path: str | os.PathLike) -> ImageSet:
-    """Read a condensed-set file written by :func:`save_condensed` (validated)."""
-    tensors, meta = load_tensors(path)
+MAX_CLASSES = 100_000
+MAX_FACTOR = 64
+MAX_SIDE = 4096
+RANGES = ("[0, 1]", "unbounded")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_condensed(p: Path | str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Check a condensed-set file's metadata field by field and against its tensors.
+
+    ``images`` float32 (N, C, H, W) with C 1 or 3, H and W 1..4096, finite, in [0, 1] unless
+    ``range`` is ``"unbounded"`` (then ``value_range`` is the recorded [min, max]); ``labels``
+    int64 (N,), non-decreasing (the writer stores classes contiguously), in [0, len(classes));
+    ``classes`` 1..100000 names; ``counts`` the per-class counts of the labels; ``ipc`` their
+    common value (null when they differ); ``shape`` [C, H, W]; ``factor`` 1..min(64, H, W);
+    every class non-empty unless ``allow_empty_class``. Fields absent in older files are not
+    required; a field present with a wrong type, range or value is refused."""
+    def bad(msg: str) -> CorruptFileError:
+        return CorruptFileError(f"{p}: {msg}; re-create the file")
+
     if meta.get("format") != FORMAT:
-        raise CorruptFileError(f"{path} is a simplebits file but not a condensed set (format={meta.get('format')!r})")
-    if "images" not in tensors or "labels" not in tensors:
-        raise CorruptFileError(f"{path} lacks 'images' or 'labels'; re-create it")
-    # a pruned set chosen without class balance may legitimately leave a class empty
-    ds = ImageSet.create(tensors["images"], tensors["labels"], meta.get("classes"), where=str(path),
-                         allow_empty_class=bool(meta.get("allow_empty_class")),
-                         unbounded=meta.get("range") == "unbounded")
+        raise CorruptFileError(f"{p} is a simplebits file but not a condensed set (format={str(meta.get('format'))[:60]!r})")
+    if set(tensors) != {"images", "labels"}:
+        raise bad(f"holds tensors {sorted(tensors)[:6]}, expected exactly 'images' and 'labels'")
+    images, labels = tensors["images"], tensors["labels"]
+    # -- metadata fields on their own ---------------------------------------------------------
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES:
+        raise bad(f"'classes' must be a list of 1..{MAX_CLASSES} class names")
+    if not all(isinstance(c, str) and len(c) <= 1000 for c in classes):
+        raise bad("'classes' holds something other than class names")
+    k = len(classes)
+    factor = meta.get("factor", 1)
+    if not _is_int(factor) or not 1 <= factor <= MAX_FACTOR:
+        raise bad(f"'factor' is {str(factor)[:30]!r}, not an integer in 1..{MAX_FACTOR}")
+    rng = meta.get("range", "[0, 1]")
+    if rng is not None and rng not in RANGES:
+        raise bad(f"'range' is {str(rng)[:30]!r}, not one of {', '.join(RANGES)}")
+    unbounded = rng == "unbounded"
+    allow_empty = meta.get("allow_empty_class", False)
+    if not isinstance(allow_empty, bool):
+        raise bad(f"'allow_empty_class' is {str(allow_empty)[:30]!r}, not true or false")
+    for key in ("source", "method", "normalization", "version"):
+        v = meta.get(key)
+        if v is not None and (not isinstance(v, str) or len(v) > 10_000):
+            raise bad(f"{key!r} is a {type(v).__name__}, not a string")
+    for key in ("seed",):
+        v = meta.get(key)
+        if v is not None and not _is_int(v):
+            raise bad(f"{key!r} is {str(v)[:30]!r}, not an integer")
+    for key in ("bpd", "out_of_range_fraction"):
+        v = meta.get(key)
+        if v is not None and not _is_num(v):
+            raise bad(f"{key!r} is {str(v)[:30]!r}, not a finite number")
+    if "settings" in meta and meta["settings"] is not None and not isinstance(meta["settings"], dict):
+        raise bad("'settings' is not an object")
+    # -- the tensors ----------------------------------------------------------------------------
+    if images.dtype != torch.float32 or images.ndim != 4:
+        raise bad(f"'images' is {images.dtype} of shape {tuple(images.shape)}, expected float32 (N, C, H, W)")
+    n, c, h, w = images.shape
+    if n < 1 or c not in (1, 3) or not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
+        raise bad(f"'images' has shape {tuple(images.shape)}: expected N >= 1 images of 1 or 3 channels, sides 1..{MAX_SIDE}")
+    if labels.dtype != torch.int64 or labels.ndim != 1 or labels.numel() != n:
+        raise bad(f"'labels' is {labels.dtype} of shape {tuple(labels.shape)}, expected int64 ({n},), one per image")
+    if not bool(torch.isfinite(images).all()):
+        raise bad(f"'images' holds {int((~torch.isfinite(images)).sum())} NaN or infinite value(s)")
+    lo, hi = float(images.min()), float(images.max())
+    if not unbounded and (lo < 0.0 or hi > 1.0):
+        raise bad(f"pixel values must lie in [0, 1] (the file does not say it is unbounded) but span "
+                  f"[{lo:.4g}, {hi:.4g}]")
+    if unbounded:
+        vr = meta.get("value_range")
+        if not (isinstance(vr, list) and len(vr) == 2 and all(_is_num(v) for v in vr)):
+            raise bad(f"'value_range' is {str(vr)[:40]!r}, not the [min, max] an unbounded set records")
+        if abs(vr[0] - lo) > 1e-4 * max(1.0, abs(lo)) or abs(vr[1] - hi) > 1e-4 * max(1.0, abs(hi)):
+            raise bad(f"'value_range' says [{vr[0]:.6g}, {vr[1]:.6g}] but the pixels span [{lo:.6g}, {hi:.6g}]")
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise bad(f"labels span {int(labels.min())}..{int(labels.max())}, outside 0..{k - 1} for {k} classes")
+    if n > 1 and bool((labels[1:] < labels[:-1]).any()):
+        raise bad("labels are not in class order (the writer stores each class contiguously)")
+    counts = torch.bincount(labels, minlength=k).tolist()
+    if not allow_empty and min(counts) == 0:
+        raise bad(f"class {classes[counts.index(0)]!r} has no image (and 'allow_empty_class' is not set)")
+    # -- metadata against the tensors --------------------------------------------------------------
+    if "counts" in meta and meta["counts"] != counts:
+        mc = meta["counts"]
+        raise bad(f"'counts' {str(mc)[:60]} disagree with the labels ({str(counts)[:60]})")
+    if "ipc" in meta:
+        ipc = meta["ipc"]
+        want = counts[0] if len(set(counts)) == 1 else None
+        if ipc is not None and (not _is_int(ipc) or ipc < 1):
+            raise bad(f"'ipc' is {str(ipc)[:30]!r}, not a positive integer")
+        if ipc != want:
+            raise bad(f"'ipc' is {ipc} but the file holds {n} images in {k} classes (counts {str(counts)[:60]})")
+    if "shape" in meta and meta["shape"] != [c, h, w]:
+        raise bad(f"'shape' {str(meta['shape'])[:40]} disagrees with the images ({c}x{h}x{w})")
+    if factor > min(h, w):
+        raise bad(f"'factor' {factor} is too large for {h}x{w} images")
+    if "out_of_range_fraction" in meta and meta["out_of_range_fraction"] is not None \
+            and not 0.0 <= meta["out_of_range_fraction"] <= 1.0:
+        raise bad("'out_of_range_fraction' is outside [0, 1]")
+
+
+def load_condensed(path: str | os.PathLike) -> ImageSet:
+    """Read a condensed-set file written by :func:`save_condensed` (every field checked by
+    :func:`check_condensed`, against the tensors, before the set is built)."""
+    tensors, meta = load_tensors(path)
+    check_condensed(path, tensors, meta)
+    with reading(path, "the condensed set"):
+        # a pruned set chosen without class balance may legitimately leave a class empty
+        ds = ImageSet.create(tensors["images"], tensors["labels"], [str(c) for c in meta["classes"]], where=str(path),
+                             allow_empty_class=bool(meta.get("allow_empty_class")),
+                             unbounded=meta.get("range") == "unbounded")
     return ds.with_meta(
         name=str(path), condensed=meta, factor=int(meta.get("factor", 1)), source_dataset=meta.get("source")
     )
@@ -384,19 +495,52 @@ def import_condensed(
         ds = load_condensed(p)
         return ds.clamped() if clamp else ds
     if format == "kip" or (format == "auto" and p.suffix.lower() == ".npz"):
-        images, labels = _read_kip(p)
-        return _finish_import(p, "kip", images, labels, normalization=normalization, factor=factor,
-                              classes=classes, source=source, clamp=clamp)
+        with reading(p, "the condensed set"):
+            images, labels = _read_kip(p)
+            return _finish_import(p, "kip", images, labels, normalization=normalization, factor=factor,
+                                  classes=classes, source=source, clamp=clamp)
     obj = torch_load_safe(p)
-    fmt = detect_format(p, obj) if format == "auto" else format
-    where = str(p)
+    with reading(p, "the condensed set"):
+        fmt = detect_format(p, obj) if format == "auto" else format
+        images, labels = _unpack_pt(p, obj, fmt, experiment=experiment, labels_path=labels_path)
+        return _finish_import(p, fmt, images, labels, normalization=normalization, factor=factor, classes=classes,
+                              source=source, clamp=clamp)
+
+
+_IMAGE_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8)
+_LABEL_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.float16, torch.bfloat16,
+                 torch.float32, torch.float64)
+
+
+def _check_loaded_tensor(p: Path, t: Any, what: str, dtypes: tuple, ndims: tuple[int, ...]) -> torch.Tensor:
+    """A tensor from a foreign ``.pt`` file: a dense tensor of an expected dtype and rank whose
+    size fits the input cap (checked before anything is converted or allocated)."""
+    if isinstance(t, (list, tuple)) and what == "labels" and all(isinstance(v, int) and not isinstance(v, bool) for v in t):
+        t = torch.tensor(t, dtype=torch.int64) if len(t) <= 10_000_000 else t
+    if not isinstance(t, torch.Tensor):
+        raise CorruptFileError(f"{p}: {what} are a {type(t).__name__}, not a tensor")
+    if t.layout != torch.strided or t.is_quantized or t.device.type != "cpu":
+        raise CorruptFileError(f"{p}: {what} are a {t.layout} tensor; expected a plain (dense) tensor")
+    if t.dtype not in dtypes:
+        raise CorruptFileError(f"{p}: {what} are {t.dtype}; expected one of {', '.join(str(d) for d in dtypes)}")
+    if t.ndim not in ndims:
+        raise CorruptFileError(f"{p}: {what} have shape {tuple(t.shape)}; expected {' or '.join(map(str, ndims))} dimensions")
+    check_input_size(t.numel() * 4, p, what)
+    if t.numel() == 0:
+        raise CorruptFileError(f"{p}: {what} are empty (shape {tuple(t.shape)})")
+    return t
+
+
+def _unpack_pt(p: Path, obj: Any, fmt: str, *, experiment: int, labels_path: str | os.PathLike | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of a DC/DSA/DM, MTT or IDC ``.pt`` object, its structure checked."""
     if fmt == "dc":
         if not isinstance(obj, dict) or "data" not in obj:
             raise CorruptFileError(f"{p}: expected a DC/DSA/DM result dict with key 'data'")
         exps = obj["data"]
         if not isinstance(exps, (list, tuple)) or not exps:
             raise CorruptFileError(f"{p}: 'data' holds no experiments")
-        if not 0 <= experiment < len(exps):
+        if isinstance(experiment, bool) or not isinstance(experiment, int) or not 0 <= experiment < len(exps):
             raise BadInputError(f"{p}: experiment {experiment} out of range (file holds {len(exps)})")
         pair = exps[experiment]
         if not isinstance(pair, (list, tuple)) or len(pair) < 2:
@@ -414,10 +558,13 @@ def import_condensed(
         images, labels = obj[0], obj[1]
     else:
         raise BadInputError(f"unknown format {fmt!r}; valid: auto, simplebits, dc, mtt, idc, kip")
-    if not isinstance(images, torch.Tensor):
-        raise CorruptFileError(f"{p}: images are not a tensor")
-    return _finish_import(p, fmt, images, labels, normalization=normalization, factor=factor, classes=classes,
-                          source=source, clamp=clamp)
+    images = _check_loaded_tensor(p, images, "images", _IMAGE_DTYPES, (4,))
+    labels = _check_loaded_tensor(p, labels, "labels", _LABEL_DTYPES, (1, 2))
+    if labels.shape[0] != images.shape[0]:
+        raise CorruptFileError(f"{p}: {labels.shape[0]} labels for {images.shape[0]} images")
+    if labels.is_floating_point() and not bool(torch.isfinite(labels).all()):
+        raise CorruptFileError(f"{p}: labels contain NaN or infinite values")
+    return images, labels
 
 
 def _finish_import(p: Path, fmt: str, images: Any, labels: Any, *, normalization: str | None, factor: int,

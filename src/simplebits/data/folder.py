@@ -11,14 +11,17 @@ file that is not a readable image is an error naming it.
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import BadInputError, CorruptFileError, NotFoundError
+from ..errors import BadInputError, CorruptFileError, NotFoundError, check_input_size, max_image_pixels, reading
 from .imageset import ImageSet
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "load_image_files", "list_image_folder"]
@@ -26,6 +29,7 @@ __all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "load_image_files", "list_im
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _JUNK = {"thumbs.db", "desktop.ini"}
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+_BAND = 256  # rows converted to float at a time
 
 
 def _visible(p: Path) -> bool:
@@ -46,32 +50,93 @@ def _norm_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     return h, w
 
 
-def _open(path: Path):
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _pixel_limit(path: Path, size: tuple[int, int] | None, cap: int) -> CorruptFileError:
+    said = f"declares {size[0]}x{size[1]} = {size[0] * size[1]:,} pixels" if size else "is a decompression bomb"
+    return CorruptFileError(
+        f"{path}: image {said}, more than the {cap:,}-pixel limit (a corrupt header, or a huge image: "
+        "shrink it, or set SIMPLEBITS_MAX_IMAGE_PIXELS to allow it)"
+    )
+
+
+@contextmanager
+def checked_image(path: Path):
+    """Open ``path`` lazily with Pillow (header only) and refuse it, before any pixel is decoded,
+    when its declared size is above :func:`max_image_pixels`; yields the open image. Every failure
+    while the image is in use becomes one error naming the file."""
+    from PIL import Image, UnidentifiedImageError
 
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise BadInputError(
             f"{path} is not an image file (supported: {', '.join(e[1:] for e in IMAGE_EXTENSIONS)}); "
             "remove it or move it out of the data folder"
         )
-    try:
-        with Image.open(path) as src:
-            src.load()
-            im = ImageOps.exif_transpose(src) or src.copy()
-        if im.mode in ("P", "PA"):  # palette: gray if the used colours are all gray
-            im = im.convert("RGB")
-            a = np.asarray(im)
-            if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
-                im = im.convert("L")
-        return im
-    except UnidentifiedImageError:
-        raise BadInputError(f"{path} is not an image Pillow can read; remove it from the data folder") from None
-    except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt image data
-        raise CorruptFileError(f"{path}: image is truncated or corrupt ({e})") from None
+    cap = max_image_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < cap:
+        Image.MAX_IMAGE_PIXELS = cap  # SIMPLEBITS_MAX_IMAGE_PIXELS was raised: let Pillow follow
+    with reading(path, "image"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides
+                # from memory: a chunk length a damaged header declares (a 2.5 GB PNG IDAT in a 1 KB
+                # file) then reads what the file holds instead of allocating what it claims
+                check_input_size(path.stat().st_size, path, "image file")
+                src = Image.open(io.BytesIO(path.read_bytes()))
+        except UnidentifiedImageError:
+            raise BadInputError(f"{path} is not an image Pillow can read; remove it from the data folder") from None
+        except Image.DecompressionBombError:
+            raise _pixel_limit(path, None, cap) from None
+        with src:
+            w, h = src.size
+            if w * h > cap:
+                raise _pixel_limit(path, (w, h), cap)
+            if w < 1 or h < 1:
+                raise CorruptFileError(f"{path}: image declares size {w}x{h}; the file is corrupt")
+            yield src
 
 
-def _to_array(im, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """PIL image -> float32 (C, H, W) in [0, 1] (values outside stay for validation to report)."""
+def _orientation(src) -> int:
+    """EXIF orientation (1 = upright) from the header; a PNG is not decoded to find it."""
+    from PIL import Image
+
+    if src.format == "PNG":  # Pillow's PNG getexif() decodes the image; an eXIf chunk before IDAT is in info
+        raw = src.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112, 1)
+    return src.getexif().get(0x0112, 1)
+
+
+def _decoded(src):
+    """The decoded image, EXIF-rotated (``src`` itself when upright: use it inside the ``with``);
+    a palette image as RGB, or L when its colours are all gray."""
+    from PIL import ImageOps
+
+    src.load()
+    im = ImageOps.exif_transpose(src) if _orientation(src) != 1 else src
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGB")
+        a = np.asarray(im)
+        if np.array_equal(a[..., 0], a[..., 1]) and np.array_equal(a[..., 0], a[..., 2]):
+            im = im.convert("L")
+    return im
+
+
+def _probe(path: Path) -> tuple[tuple[int, int], bool]:
+    """((width, height) after EXIF rotation, is gray) from the header; palette images are decoded."""
+    with checked_image(path) as src:
+        if src.mode in ("P", "PA"):
+            im = _decoded(src)
+            return im.size, im.mode in _GRAY_MODES
+        w, h = src.size
+        turned = _orientation(src) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
+        return ((h, w) if turned else (w, h)), src.mode in _GRAY_MODES
+
+
+def _fill(out: np.ndarray, im, channels: int, size: tuple[int, int] | None) -> None:
+    """Write PIL image ``im`` into ``out`` float32 (C, H, W) in [0, 1] (values outside stay for
+    validation to report), one image's temporaries at a time."""
     from PIL import Image
 
     mode = im.mode
@@ -82,33 +147,55 @@ def _to_array(im, channels: int, size: tuple[int, int] | None) -> np.ndarray:
         gray = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))  # mode "F"
         if size is not None:
             gray = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        g = np.asarray(gray, dtype=np.float32)
-        return (g[None] if channels == 1 else np.repeat(g[None], 3, axis=0)).copy()
-    im = im.convert("L" if channels == 1 else "RGB")
+        out[:] = np.asarray(gray, dtype=np.float32)[None]
+        return
+    want = "L" if channels == 1 else "RGB"
+    if im.mode != want:
+        im = im.convert(want)
     if size is not None:
         im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    a = np.asarray(im, dtype=np.float32) / 255.0
-    return a[None] if a.ndim == 2 else np.ascontiguousarray(a.transpose(2, 0, 1))
+    w, h = im.size
+    for y in range(0, h, _BAND):  # a band of rows at a time: no full-size uint8 copy beside ``out``
+        a = np.asarray(im.crop((0, y, w, min(h, y + _BAND))))
+        band = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
+        np.divide(band, np.float32(255.0), out=out[:, y : y + band.shape[1]], dtype=np.float32)
 
 
-def _stack(paths: Sequence[Path], images: list, channels: int | None, size) -> torch.Tensor:
-    if channels is None:
-        channels = 1 if all(im.mode in _GRAY_MODES for im in images) else 3
-    if channels not in (1, 3):
+def _differ(first: Path, size0: tuple[int, int], other: Path, size1: tuple[int, int]) -> BadInputError:
+    (w0, h0), (w1, h1) = size0, size1
+    return BadInputError(
+        f"images differ in size: {first} is {h0}x{w0} (HxW) but {other} is {h1}x{w1}; "
+        "pass a size to resize them all (CLI: --resize H[xW])"
+    )
+
+
+def _read_images(paths: Sequence[Path], channels: int | None, size) -> torch.Tensor:
+    """Headers first (size limit, equal sizes, channels), then one array for all, filled one
+    decoded image at a time: float32 (N, C, H, W) in [0, 1]."""
+    if channels is not None and channels not in (1, 3):
         raise BadInputError(f"channels must be 1 or 3 (or None for auto), got {channels!r}")
     tsize = _norm_size(size)
+    probes = [_probe(p) for p in paths]
+    if channels is None:
+        channels = 1 if all(gray for _, gray in probes) else 3
     if tsize is None:
-        first = images[0].size
-        for p, im in zip(paths, images):
-            if im.size != first:
-                w0, h0 = first
-                w1, h1 = im.size
-                raise BadInputError(
-                    f"images differ in size: {paths[0]} is {h0}x{w0} (HxW) but {p} is {h1}x{w1}; "
-                    "pass a size to resize them all (CLI: --resize H[xW])"
-                )
-    arrs = [_to_array(im, channels, tsize) for im in images]
-    return torch.from_numpy(np.stack(arrs))
+        first = probes[0][0]
+        for p, (wh, _) in zip(paths, probes):
+            if wh != first:
+                raise _differ(paths[0], first, p, wh)
+        tsize = (first[1], first[0])
+        resize = None
+    else:
+        resize = tsize
+    out = np.empty((len(paths), channels, *tsize), dtype=np.float32)
+    for i, p in enumerate(paths):
+        with checked_image(p) as src:
+            im = _decoded(src)
+            if resize is None and im.size != (tsize[1], tsize[0]):
+                raise _differ(paths[0], (tsize[1], tsize[0]), p, im.size)
+            _fill(out[i], im, channels, resize)
+            del im
+    return torch.from_numpy(out)
 
 
 def load_image_files(
@@ -127,7 +214,7 @@ def load_image_files(
             raise NotFoundError(f"image file not found: {p}")
         if not p.is_file():
             raise BadInputError(f"{p} is not a file")
-    return _stack(ps, [_open(p) for p in ps], channels, size)
+    return _read_images(ps, channels, size)
 
 
 def _pick_root(root: Path, split: str | None) -> tuple[Path, str]:
@@ -183,6 +270,6 @@ def load_image_folder(
 ) -> ImageSet:
     """Load a folder of class subfolders as an :class:`ImageSet` (see module docstring)."""
     files, labels, classes, base = list_image_folder(path, split=split)
-    images = _stack(files, [_open(f) for f in files], channels, size)
+    images = _read_images(files, channels, size)
     _, use = _pick_root(Path(path), split)
     return ImageSet.create(images, labels, classes, meta={"found_at": str(base), "split": use}, where=str(base))

@@ -8,14 +8,14 @@ N,H,W), labels ``0x00000801`` (uint8, 1 dim N).
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import re
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError
+from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, check_input_size, reading
 
 __all__ = ["read_idx", "write_idx", "load_idx_pair", "find_idx_pair", "IMAGES_MAGIC", "LABELS_MAGIC"]
 
@@ -27,6 +27,13 @@ _TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2
           0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16): 0x0B,
           np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
+
+
+#: gzip (deflate) cannot expand more than ~1032:1; a header asking for more than this many data
+#: bytes per compressed byte (plus a small constant) cannot be honest.
+GZIP_MAX_RATIO = 1100
+_GZIP_SLACK = 1 << 16
+_CHUNK = 16 << 20  # bytes read at a time from a gzip stream: never preallocate from its header
 
 
 def _is_gzip(path: Path) -> bool:
@@ -44,55 +51,86 @@ def _read_exact(fh, n: int) -> bytes:
     return bytes(buf)
 
 
+def _read_header(fh, p: Path, expect_magic: int | None) -> tuple[tuple[int, ...], np.dtype]:
+    """Magic number and dimensions: (dims, big-endian dtype); errors name the file."""
+    head = _read_exact(fh, 4)
+    if len(head) < 4:
+        raise CorruptFileError(f"{p}: too short to be an IDX file ({len(head)} bytes); re-download it")
+    magic = int.from_bytes(head, "big")
+    if head[0] != 0 or head[1] != 0 or head[2] not in _TYPES or head[3] == 0:
+        raise CorruptFileError(f"{p}: not an IDX file (magic number 0x{magic:08X})")
+    if expect_magic is not None and magic != expect_magic:
+        raise CorruptFileError(
+            f"{p}: wrong IDX magic number 0x{magic:08X}, expected 0x{expect_magic:08X} "
+            f"({'images' if expect_magic == IMAGES_MAGIC else 'labels'}); is it the right file?"
+        )
+    ndim = head[3]
+    dims_raw = _read_exact(fh, 4 * ndim)
+    if len(dims_raw) < 4 * ndim:
+        raise CorruptFileError(f"{p}: IDX header is truncated; re-download the file")
+    dims = tuple(int.from_bytes(dims_raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
+    return dims, _TYPES[head[2]]
+
+
+def _check_declared(p: Path, dims: tuple[int, ...], nbytes: int, gz: bool) -> None:
+    """Refuse, before reading, a header whose size the file cannot hold (plain: exactly; gzip: ratio)."""
+    check_input_size(nbytes, p, "IDX data")
+    size = p.stat().st_size
+    if not gz:
+        body = size - (4 + 4 * len(dims))
+        if body < nbytes:
+            raise CorruptFileError(
+                f"{p}: IDX file is truncated: header {dims} needs {nbytes:,} data bytes, found {body:,}; re-download it"
+            )
+        if body > nbytes:
+            raise CorruptFileError(f"{p}: IDX file has data beyond the size its header {dims} gives; corrupt file")
+    elif nbytes > GZIP_MAX_RATIO * size + _GZIP_SLACK:
+        raise CorruptFileError(
+            f"{p}: IDX header {dims} declares {nbytes:,} data bytes, more than a {size:,}-byte gzip file can "
+            "hold; the header is corrupt, re-download the file"
+        )
+
+
+def _read_body(fh, p: Path, dims: tuple[int, ...], nbytes: int) -> bytearray:
+    """Exactly ``nbytes`` data bytes, read in chunks; short or long data is an error."""
+    buf = bytearray()
+    try:
+        while len(buf) < nbytes:
+            chunk = fh.read(min(_CHUNK, nbytes - len(buf)))
+            if not chunk:
+                break
+            buf += chunk
+        extra = len(fh.read(1)) if len(buf) == nbytes else 0
+    except EOFError:  # gzip: the compressed stream was cut
+        extra = -1
+    if len(buf) < nbytes or extra < 0:
+        raise CorruptFileError(
+            f"{p}: IDX file is truncated: header {dims} needs {nbytes:,} data bytes, found {len(buf):,}; re-download it"
+        )
+    if extra:
+        raise CorruptFileError(f"{p}: IDX file has data beyond the size its header {dims} gives; corrupt file")
+    return buf
+
+
 def read_idx(path: str | os.PathLike, *, expect_magic: int | None = None) -> np.ndarray:
     """Read one IDX file (gzip detected from the content) into a native-endian numpy array.
 
     Raises :class:`NotFoundError` if absent and :class:`CorruptFileError` (naming the file) for a
-    wrong magic number, a truncated/oversized body or a broken gzip stream.
+    wrong magic number, a truncated/oversized body, a broken gzip stream or a header declaring more
+    data than the file can hold (checked before anything is allocated).
     """
     p = Path(path)
     if not p.is_file():
         raise NotFoundError(f"IDX file not found: {p}")
-    try:
-        opener = gzip.open if _is_gzip(p) else open
-        with opener(p, "rb") as fh:
-            head = _read_exact(fh, 4)
-            if len(head) < 4:
-                raise CorruptFileError(f"{p}: too short to be an IDX file ({len(head)} bytes); re-download it")
-            magic = int.from_bytes(head, "big")
-            if head[0] != 0 or head[1] != 0 or head[2] not in _TYPES or head[3] == 0:
-                raise CorruptFileError(f"{p}: not an IDX file (magic number 0x{magic:08X})")
-            if expect_magic is not None and magic != expect_magic:
-                raise CorruptFileError(
-                    f"{p}: wrong IDX magic number 0x{magic:08X}, expected 0x{expect_magic:08X} "
-                    f"({'images' if expect_magic == IMAGES_MAGIC else 'labels'}); is it the right file?"
-                )
-            ndim = head[3]
-            dims_raw = _read_exact(fh, 4 * ndim)
-            if len(dims_raw) < 4 * ndim:
-                raise CorruptFileError(f"{p}: IDX header is truncated; re-download the file")
-            dims = tuple(int.from_bytes(dims_raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
-            dtype = _TYPES[head[2]]
-            nbytes = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-            out = np.empty(nbytes, dtype=np.uint8)
-            view, got = memoryview(out), 0
-            while got < nbytes:
-                k = fh.readinto(view[got:])
-                if not k:
-                    break
-                got += k
-            if got < nbytes:
-                raise CorruptFileError(
-                    f"{p}: IDX file is truncated: header {dims} needs {nbytes} data bytes, found {got}; re-download it"
-                )
-            extra = len(fh.read(1))
-            if extra:
-                raise CorruptFileError(f"{p}: IDX file has data beyond the size its header {dims} gives; corrupt file")
-    except (EOFError, OSError, zlib.error) as e:
-        # gzip raises EOFError for a cut stream and BadGzipFile (an OSError) for garbage
-        raise CorruptFileError(f"{p}: cannot decompress/read IDX file, truncated or corrupt ({e}); re-download it") from None
-    arr = out.view(dtype).reshape(dims)
-    return arr if dtype.itemsize == 1 else arr.astype(dtype.newbyteorder("="))
+    with reading(p, "IDX file"):
+        gz = _is_gzip(p)
+        with (gzip.open if gz else open)(p, "rb") as fh:
+            dims, dtype = _read_header(fh, p, expect_magic)
+            nbytes = math.prod(dims) * dtype.itemsize
+            _check_declared(p, dims, nbytes, gz)
+            buf = _read_body(fh, p, dims, nbytes)
+        arr = np.frombuffer(buf, dtype=dtype).reshape(dims)
+        return arr if dtype.itemsize == 1 else arr.astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: str | os.PathLike, array) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -18,18 +20,31 @@ __all__ = ["combine", "fingerprint", "flip_allowed", "pad_to", "ImageSet", "vali
 UNBOUNDED = "unbounded"
 
 
+#: Most classes a set may have: a label of 10**12 must not make 10**12 class names.
+MAX_CLASSES = 1_000_000
+
+
+def _as_tensor(x: Any, where: str, want: str) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    if isinstance(x, np.ndarray) and x.dtype.kind not in "biufc":
+        raise BadInputError(f"{where}: dtype {x.dtype} is not numeric; {want}")
+    try:
+        return torch.as_tensor(x)
+    except Exception as e:  # noqa: BLE001 - report any conversion problem as bad input
+        msg = (str(e).strip().splitlines() or [""])[0][:160]
+        raise BadInputError(f"{where}: cannot convert to a numeric array ({type(e).__name__}: {msg}); {want}") from None
+
+
 def validate_images(images: Any, *, where: str = "images", unbounded: bool = False) -> torch.Tensor:
     """Check an image array and return float32 (N, C, H, W), in [0, 1] unless ``unbounded``.
 
     Accepts uint8 in [0, 255] (scaled), or float in [0, 1]. Anything else is refused with a
-    message naming what is wrong: NaN, values out of range, wrong rank. ``unbounded=True``
-    accepts finite float values outside [0, 1] (condensed sets from tools that do not clamp).
+    message naming what is wrong: NaN, values out of range, wrong rank, no images or zero-size
+    images. ``unbounded=True`` accepts finite float values outside [0, 1] (condensed sets from
+    tools that do not clamp).
     """
-    if not isinstance(images, torch.Tensor):
-        try:
-            images = torch.as_tensor(images)
-        except Exception as e:  # noqa: BLE001 - report any conversion problem as bad input
-            raise BadInputError(f"{where}: cannot convert to a tensor ({e})") from None
+    images = _as_tensor(images, where, "use uint8 (0-255) or float (0-1) pixels")
     if images.ndim == 3:  # (N, H, W) grayscale
         images = images.unsqueeze(1)
     if images.ndim != 4:
@@ -38,15 +53,17 @@ def validate_images(images: Any, *, where: str = "images", unbounded: bool = Fal
         raise BadInputError(f"{where}: expected 1 or 3 channels in dimension 1, got shape {tuple(images.shape)}")
     if images.shape[0] == 0:
         raise BadInputError(f"{where}: no images (N = 0)")
+    if images.numel() == 0:
+        raise BadInputError(f"{where}: images of zero size, shape {tuple(images.shape)}; each image needs H, W >= 1")
     if images.dtype == torch.uint8:
         return images.float().div_(255.0)
     if images.dtype == torch.bool or not (images.is_floating_point() or images.dtype in (torch.int16, torch.int32, torch.int64)):
         raise BadInputError(f"{where}: unsupported dtype {images.dtype}; use uint8 (0-255) or float (0-1)")
     images = images.float()
-    if not torch.isfinite(images).all():
+    lo, hi = float(images.min()), float(images.max())  # NaN propagates: no full-size temporaries
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         n_bad = int((~torch.isfinite(images)).sum())
         raise BadInputError(f"{where}: {n_bad} pixel values are NaN or infinite; clean the data first")
-    lo, hi = float(images.min()), float(images.max())
     if (lo < 0.0 or hi > 1.0) and not unbounded:
         raise BadInputError(
             f"{where}: float pixel values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
@@ -55,23 +72,28 @@ def validate_images(images: Any, *, where: str = "images", unbounded: bool = Fal
     return images.contiguous()
 
 
-def validate_labels(labels: Any, n: int, num_classes: int | None = None, *, where: str = "labels") -> torch.Tensor:
-    """Check labels: integer, one per image, in [0, num_classes). Returns int64 (N,)."""
-    if not isinstance(labels, torch.Tensor):
-        try:
-            labels = torch.as_tensor(labels)
-        except Exception as e:  # noqa: BLE001
-            raise BadInputError(f"{where}: cannot convert to a tensor ({e})") from None
-    labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
-    if labels.ndim != 1:
-        raise BadInputError(f"{where}: expected a 1-D label vector, got shape {tuple(labels.shape)}")
+def _integral_labels(labels: torch.Tensor, where: str) -> torch.Tensor:
+    """Labels of any numeric dtype -> int64; bool, complex and non-integral floats are refused."""
+    if labels.dtype == torch.bool:
+        raise BadInputError(f"{where}: labels must be integers, got bool")
+    if labels.is_complex():
+        raise BadInputError(f"{where}: labels must be integers, got {labels.dtype}")
     if labels.is_floating_point():
         if not torch.isfinite(labels).all() or not torch.equal(labels, labels.round()):
             raise BadInputError(f"{where}: labels must be integers, found non-integer values")
-        labels = labels.long()
-    elif labels.dtype == torch.bool:
-        raise BadInputError(f"{where}: labels must be integers, got bool")
-    labels = labels.long()
+        if labels.numel() and float(labels.abs().max()) > 2.0**53:
+            raise BadInputError(f"{where}: label {float(labels.abs().max()):.4g} is too large; labels must be 0..C-1")
+    return labels.to(torch.int64)
+
+
+def validate_labels(labels: Any, n: int, num_classes: int | None = None, *, where: str = "labels") -> torch.Tensor:
+    """Check labels: integer (or integral floats), 1-D, one per image, in [0, num_classes).
+    Returns int64 (N,)."""
+    labels = _as_tensor(labels, where, "labels must be integers 0..C-1")
+    labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
+    if labels.ndim != 1:
+        raise BadInputError(f"{where}: expected a 1-D label vector, got shape {tuple(labels.shape)}")
+    labels = _integral_labels(labels, where)
     if labels.numel() != n:
         raise BadInputError(f"{where}: {labels.numel()} labels for {n} images")
     if n and int(labels.min()) < 0:
@@ -81,6 +103,40 @@ def validate_labels(labels: Any, n: int, num_classes: int | None = None, *, wher
             f"{where}: label {int(labels.max())} out of range for {num_classes} classes (valid 0..{num_classes - 1})"
         )
     return labels
+
+
+def _classes_given(classes: Any, where: str) -> tuple[Any, int | None]:
+    """(classes as a list, a count or None; how many that names) with a bad type or count refused."""
+    if classes is None:
+        return None, None
+    if isinstance(classes, (int, np.integer)) and not isinstance(classes, bool):
+        if not 1 <= int(classes) <= MAX_CLASSES:
+            raise BadInputError(f"{where}: {int(classes)} classes; a set has 1..{MAX_CLASSES:,} classes")
+        return int(classes), int(classes)
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise BadInputError(f"{where}: classes must be a list of names or a count, got {type(classes).__name__}")
+    names = list(classes)
+    if not 1 <= len(names) <= MAX_CLASSES:
+        raise BadInputError(f"{where}: {len(names)} class names; a set has 1..{MAX_CLASSES:,} classes")
+    return names, len(names)
+
+
+def _class_names(classes: Sequence[str] | int | None, labs: torch.Tensor, allow_empty_class: bool,
+                 where: str) -> tuple[str, ...]:
+    """Class names from ``classes`` (names, a count, or None: 0..max label), bounded before building."""
+    if classes is None:
+        k = int(labs.max()) + 1
+        if k > labs.numel() and not allow_empty_class:
+            raise BadInputError(
+                f"{where}: labels go up to {k - 1} but there are only {labs.numel()} images, so some of the "
+                f"{k} classes have zero images; labels must be 0..C-1 with every class present"
+            )
+        if k > MAX_CLASSES:
+            raise BadInputError(f"{where}: label {k - 1} implies {k:,} classes; a set has at most {MAX_CLASSES:,}")
+        classes = k
+    if isinstance(classes, int):
+        return tuple(str(i) for i in range(classes))
+    return tuple(str(c) for c in classes)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,14 +171,9 @@ class ImageSet:
         where: str = "data",
     ) -> "ImageSet":
         imgs = validate_images(images, where=f"{where} images", unbounded=unbounded)
-        if isinstance(classes, int):
-            classes = [str(i) for i in range(classes)]
-        labs = validate_labels(labels, imgs.shape[0], None if classes is None else len(classes), where=f"{where} labels")
-        if classes is None:
-            classes = [str(i) for i in range(int(labs.max()) + 1)]
-        classes = tuple(str(c) for c in classes)
-        if len(classes) < 1:
-            raise BadInputError(f"{where}: no classes")
+        classes, n_named = _classes_given(classes, where)
+        labs = validate_labels(labels, imgs.shape[0], n_named, where=f"{where} labels")
+        classes = _class_names(classes, labs, allow_empty_class, where)
         if not allow_empty_class:
             counts = torch.bincount(labs, minlength=len(classes))
             empty = [classes[i] for i in range(len(classes)) if counts[i] == 0]

@@ -45,6 +45,7 @@ import torch
 from PIL import Image
 
 from ..errors import BadInputError, NotFoundError
+from .folder import checked_image
 from .imageset import ImageSet
 
 __all__ = ["photo_patches", "photo_files", "PHOTOS", "TEST_PHOTOS", "CROP_SIDES", "MIN_PHOTOS",
@@ -119,7 +120,7 @@ def _load_photos(split: str, mode: str) -> tuple[tuple[str, ...], tuple[Image.Im
         raise NotFoundError(f"photo-patches: none of the {split} photos is installed; reinstall scikit-image / scikit-learn")
     imgs = []
     for n in names:
-        with Image.open(files[n]) as im:
+        with checked_image(files[n]) as im:  # size-checked before decoding; failures name the file
             im.load()
             imgs.append(im.convert(mode))  # L -> RGB repeats the gray; RGB -> L is ITU-R 601 luma
     return tuple(names), tuple(imgs), tuple(str(files[n]) for n in names)
@@ -289,10 +290,10 @@ class PatchStream:
             if sel.size == 0:
                 continue
             try:
-                with Image.open(self.paths[nm]) as im:
-                    im = im.convert(mode)
-            except OSError as err:
-                raise BadInputError(f"photo {nm}: {self.paths[nm]} cannot be read ({err})") from None
+                with checked_image(self.paths[nm]) as src:  # size-checked before decoding
+                    im = src.convert(mode)
+            except BadInputError as err:
+                raise BadInputError(f"photo {nm} cannot be read: {err}") from None
             w, h = im.size
             fit = _stream_sides(w, h, size)
             sides = fit[rng.integers(0, len(fit), size=sel.size)]

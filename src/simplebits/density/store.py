@@ -12,7 +12,7 @@ import torch
 
 from ..data.imageset import pad_to
 from ..errors import CorruptFileError, MismatchError, NotFoundError
-from ..io import load_tensors, read_metadata, save_tensors
+from ..io import check_state_dict, load_tensors, read_metadata, save_tensors
 from .glow import Glow, GlowConfig
 
 __all__ = ["FLOW_FORMAT", "SHIPPED", "save_flow", "load_flow", "list_flows", "default_flow", "fit_images", "card_path",
@@ -33,8 +33,10 @@ def read_card(path: str | os.PathLike) -> dict[str, Any] | None:
     """The model card of a flow file, or None when it has none (or it is unreadable)."""
     c = card_path(path)
     try:
-        doc = json.loads(c.read_text())
-    except (OSError, ValueError):
+        if c.stat().st_size > 10_000_000:  # a card is a few KB; a giant one is not read
+            return None
+        doc = json.loads(c.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError, MemoryError):  # unreadable: no card (card_note says so)
         return None
     return doc if isinstance(doc, dict) else None
 
@@ -61,22 +63,135 @@ def _resolve(spec: str | os.PathLike) -> Path:
     return p
 
 
+# bounds on a flow file's config: a model within them builds in well under a second
+FLOW_BOUNDS = {"channels": (1, 3), "image_size": (8, 256), "levels": (1, 6), "steps": (1, 32), "width": (1, 512)}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_flow_config(p: Path, config: Any) -> GlowConfig:
+    """A flow file's ``config``: exactly GlowConfig's fields, integers within :data:`FLOW_BOUNDS`,
+    ``image_size`` a power of two divisible by ``2**levels``."""
+    fields = list(GlowConfig.__dataclass_fields__)
+    if not isinstance(config, dict):
+        raise CorruptFileError(f"{p}: 'config' is a {type(config).__name__}, not an object; re-create the file")
+    if sorted(config) != sorted(fields):
+        raise CorruptFileError(f"{p}: 'config' has fields {', '.join(sorted(map(str, config)))[:120]}, expected exactly "
+                               f"{', '.join(fields)}; re-create the file")
+    for k in fields:
+        v = config[k]
+        if k == "channels":
+            ok = _is_int(v) and v in FLOW_BOUNDS["channels"]
+            rng = "1 or 3"
+        else:
+            lo, hi = FLOW_BOUNDS[k]
+            ok = _is_int(v) and lo <= v <= hi
+            rng = f"an integer in {lo}..{hi}"
+        if not ok:
+            raise CorruptFileError(f"{p}: config {k!r} is {str(v)[:40]!r}, not {rng}; re-create the file")
+    s, lv = config["image_size"], config["levels"]
+    if s & (s - 1):
+        raise CorruptFileError(f"{p}: config 'image_size' is {s}, not a power of two; re-create the file")
+    if s % (2**lv):
+        raise CorruptFileError(f"{p}: config 'image_size' {s} is not divisible by 2**levels = {2**lv}; re-create the file")
+    return GlowConfig(**config)
+
+
+def _flow_tensor_count(cfg: GlowConfig) -> int:
+    """Entries of a Glow state dict: 16 per flow step (actnorm 3, invconv 7, coupling 6),
+    2 per split prior, 1 top prior."""
+    return 16 * cfg.levels * cfg.steps + 2 * (cfg.levels - 1) + 1
+
+
+def flow_shapes(cfg: GlowConfig) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in the state dict of ``Glow(cfg)``, computed without
+    building it (tested against a build on the ``meta`` device)."""
+    out: dict[str, tuple[int, ...]] = {}
+    c, w = cfg.channels, cfg.width
+    for lvl in range(cfg.levels):
+        c *= 4
+        ca = c // 2
+        cb = c - ca
+        for k in range(cfg.steps):
+            s = f"levels.{lvl}.{k}."
+            out.update({s + "actnorm.loc": (1, c, 1, 1), s + "actnorm.logs": (1, c, 1, 1), s + "actnorm.initialized": ()})
+            for name in ("p", "l_mask", "eye", "lower", "upper"):
+                out[s + "invconv." + name] = (c, c)
+            out[s + "invconv.sign_s"] = (c,)
+            out[s + "invconv.log_s"] = (c,)
+            out.update({s + "coupling.net.0.weight": (w, ca, 3, 3), s + "coupling.net.0.bias": (w,),
+                        s + "coupling.net.2.weight": (w, w, 1, 1), s + "coupling.net.2.bias": (w,),
+                        s + "coupling.net.4.weight": (2 * cb, w, 3, 3), s + "coupling.net.4.bias": (2 * cb,)})
+        if lvl < cfg.levels - 1:
+            keep, z = c - c // 2, c // 2
+            out[f"split_priors.{lvl}.weight"] = (2 * z, keep, 3, 3)
+            out[f"split_priors.{lvl}.bias"] = (2 * z,)
+            c = keep
+    out["top_prior"] = (1, 2 * c, 1, 1)
+    return out
+
+
+def _check_flow_buffers(p: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """The fixed buffers of each invertible 1x1 conv and actnorm must be what Glow makes
+    (a permutation, signs +-1, the masks), else the flow is not invertible as recorded."""
+    for k, t in tensors.items():
+        name = k.rsplit(".", 1)[-1]
+        if ".invconv." in k:
+            if name == "p":
+                ok = bool(((t == 0) | (t == 1)).all()) and bool((t.sum(0) == 1).all()) and bool((t.sum(1) == 1).all())
+            elif name == "sign_s":
+                ok = bool(((t == 1) | (t == -1)).all())
+            elif name == "l_mask":
+                ok = torch.equal(t, torch.tril(torch.ones_like(t), -1))
+            elif name == "eye":
+                ok = torch.equal(t, torch.eye(t.shape[0], dtype=t.dtype))
+            else:
+                continue
+        elif ".actnorm." in k and name == "initialized":
+            ok = bool(((t == 0) | (t == 1)).all())
+        else:
+            continue
+        if not ok:
+            raise CorruptFileError(f"{p}: tensor {k!r} is not what a Glow holds there (a fixed {name} buffer); "
+                                   "the file is damaged: re-create it")
+
+
 def load_flow(spec: str | os.PathLike = "gray32", *, device: str | torch.device = "cpu") -> Glow:
-    """Load a shipped model by name (``gray32``, ``rgb32``) or a file written by :func:`save_flow`."""
+    """Load a shipped model by name (``gray32``, ``rgb32``) or a file written by :func:`save_flow`.
+
+    Checked before anything is built: the format, the config (:func:`check_flow_config`), the
+    tensors (names, shapes against the config, on the ``meta`` device; float; every value
+    finite; the fixed permutation and mask buffers). A missing or unreadable card is a note."""
+    from ..errors import reading
+
     p = _resolve(spec)
     tensors, meta = load_tensors(p)
     if meta.get("format") != FLOW_FORMAT:
-        raise CorruptFileError(f"{p} is a simplebits file but not a density model (format={meta.get('format')!r})")
-    try:
-        model = Glow(GlowConfig(**meta["config"]))
-        model.load_state_dict(tensors, strict=True)
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise CorruptFileError(f"{p}: weights do not match the recorded config ({str(e).splitlines()[0]})") from None
-    if not all(torch.isfinite(t).all() for t in tensors.values()):
-        raise CorruptFileError(f"{p}: weights contain NaN or infinite values")
+        raise CorruptFileError(f"{p} is a simplebits file but not a density model (format={str(meta.get('format'))[:60]!r})")
+    if meta.get("model", "glow") != "glow":
+        raise CorruptFileError(f"{p}: 'model' is {str(meta.get('model'))[:40]!r}; simplebits reads Glow flows only")
+    cfg = check_flow_config(p, meta.get("config"))
+    if len(tensors) != _flow_tensor_count(cfg):
+        raise CorruptFileError(f"{p}: holds {len(tensors)} tensors but its config (levels {cfg.levels}, steps "
+                               f"{cfg.steps}) needs {_flow_tensor_count(cfg)}; re-create the file")
+    for k, t in tensors.items():
+        if not t.is_floating_point():
+            raise CorruptFileError(f"{p}: tensor {k!r} is {t.dtype}, not floating point; re-create the file")
+    with reading(p, "the density model"):
+        # shapes only: nothing allocated before the file is known to fit
+        expected = {k: torch.empty(shape, device="meta") for k, shape in flow_shapes(cfg).items()}
+        check_state_dict(p, tensors, expected, "the recorded config", dtypes=False)  # save_flow writes all float32
+        _check_flow_buffers(p, tensors)
+        model = Glow(cfg)
+        try:
+            model.load_state_dict(tensors, strict=True)
+        except (KeyError, TypeError, RuntimeError) as e:
+            raise CorruptFileError(f"{p}: weights do not match the recorded config ({str(e).splitlines()[0]})") from None
     model.meta = {k: v for k, v in meta.items() if k != "config"}  # type: ignore[attr-defined]
     model.source = str(spec)  # type: ignore[attr-defined]
-    model.card = read_card(p)  # type: ignore[attr-defined]  # None: trained before cards (still usable)
+    model.card = read_card(p)  # type: ignore[attr-defined]  # None: trained before cards, or unreadable (a note)
     # channels-last convolutions: about 2x faster scoring on CPU (same values to float rounding)
     return model.to(device).to(memory_format=torch.channels_last).eval()
 
@@ -89,6 +204,8 @@ def list_flows() -> list[dict[str, Any]]:
         info: dict[str, Any] = {"name": name, "path": str(p), "present": p.is_file()}
         if p.is_file():
             meta = read_metadata(p)
+            if not isinstance(meta.get("config"), dict):
+                raise CorruptFileError(f"{p}: 'config' is not an object; reinstall simplebits")
             info.update({k: meta.get(k) for k in ("config", "trained_on", "test_bpd", "train_seconds", "epochs")})
             info["card"] = read_card(p)
         out.append(info)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 
 from ..data import ImageSet
-from ..errors import BadInputError, DivergedError
+from ..errors import BadInputError, DivergedError, NotFoundError
 from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
 from .bpd import bpd, preprocess, score_bpd
@@ -86,16 +86,20 @@ def train_flow(
     on_epoch: Callable[[dict[str, Any], Glow], None] | None = None,
     card: dict[str, Any] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
+    keep_checkpoint: bool = False,
+    restart: bool = False,
 ) -> tuple[Glow, list[dict[str, Any]]]:
     """Train a Glow on ``train`` (images already fitted to ``model_config``'s shape).
 
     Every epoch writes a checkpoint ``OUT.ckpt`` (model, optimiser, generator states, log)
     atomically and appends to ``OUT.log.json``; ``resume=True`` continues from the checkpoint
-    and reaches the same weights as an uninterrupted run; resuming with a larger ``epochs``
-    extends a finished run exactly as if it had been asked for from the start (warm-up, then a
-    constant learning rate: nothing depends on the total). At the end the model is written to
-    ``OUT`` (safetensors + JSON config). A non-finite loss stops training with
-    :class:`TrainingDiverged`; the last good checkpoint stays.
+    and reaches the same weights as an uninterrupted run. Without ``resume`` an existing checkpoint
+    (an interrupted run) is an error, never silently discarded; ``restart=True`` (CLI ``--force``)
+    deletes it and starts over. When the run finishes its checkpoint is removed, unless
+    ``keep_checkpoint=True``: then resuming with a larger ``epochs`` extends the finished run exactly
+    as if it had been asked for from the start (warm-up, then a constant learning rate: nothing
+    depends on the total). At the end the model is written to ``OUT`` (safetensors + JSON config).
+    A non-finite loss stops training with :class:`TrainingDiverged`; the last good checkpoint stays.
 
     With a ``test`` set, each epoch scores it with the dequantisation bound (``test_bpd``, bits per
     model dimension). ``config.patience > 0`` stops after that many epochs without a lower test bpd;
@@ -149,7 +153,15 @@ def train_flow(
         if "best_state" in st:
             best = {"bpd": st["best_bpd"], "epoch": st["best_epoch"], "state": st["best_state"]}
     elif not resume and ckpt.exists():
+        if not restart:
+            raise BadInputError(f"{ckpt} holds an interrupted run; pass --resume to continue it, or --force to "
+                                "delete it and start over")
         ckpt.unlink()  # a fresh run must not be mistaken for the old one
+    elif resume and out.exists():
+        raise BadInputError(f"{out} is already finished (its checkpoint was removed when it finished); run without "
+                            "--resume to train again, or pass --keep-checkpoint to be able to extend a run later")
+    elif resume:
+        raise NotFoundError(f"nothing to resume: no checkpoint {ckpt} and no finished {out}")
     def epoch_images(e: int) -> torch.Tensor:
         if not streamed:
             return train.images
@@ -250,5 +262,7 @@ def train_flow(
                  "unit": "bits per model dimension", "dequantize": "uniform-dequantisation bound",
                  "settings": settings["train"], "log": log}
     atomic_write_json(card_path(out), full_card)
+    if not keep_checkpoint:
+        ckpt.unlink(missing_ok=True)
     model.eval()
     return model, log

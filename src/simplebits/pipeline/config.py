@@ -265,12 +265,18 @@ def load_config(path: str | Path | dict[str, Any] | PipelineConfig) -> PipelineC
 
 def read_toml(p: Path, what: str, doc: str) -> dict[str, Any]:
     """The parsed TOML of file ``p``; one clear error for a binary or malformed file."""
+    if p.is_file() and p.stat().st_size > 16 * 1024**2:
+        raise BadInputError(f"{p} is {p.stat().st_size:,} bytes, too large for {what} (TOML, a few KB); is it the "
+                            "right file?")
     try:
         return tomllib.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise BadInputError(f"{p} is not a text file; {what} is TOML") from None
     except tomllib.TOMLDecodeError as e:
-        raise BadInputError(f"{p} is not valid TOML ({e}); see {doc} for an example") from None
+        raise BadInputError(f"{p} is not valid TOML ({str(e).splitlines()[0]}); see {doc} for an example") from None
+    except (RecursionError, MemoryError, ValueError, OSError) as e:
+        raise BadInputError(f"{p}: cannot read {what} ({type(e).__name__}: {(str(e).splitlines() or [''])[0]}); "
+                            f"see {doc} for an example") from None
 
 
 def apply_overrides(cfg: PipelineConfig, sets: list[str]) -> PipelineConfig:

@@ -167,6 +167,7 @@ def parse_sweep(raw: dict[str, Any]) -> SweepConfig:
     if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
         raise BadInputError(f"sweep.gpus_per_task must be a number >= 0, got {gpus!r}")
     cfg = SweepConfig(base=base, grid=grid, out=out, cpus_per_task=cpus, gpus_per_task=float(gpus))
+    count_cells(cfg)  # counted before it is expanded: a 3000 x 2999 grid is one line, not minutes of work
     expand(cfg)  # every cell's config is checked before anything runs
     return cfg
 
@@ -186,6 +187,22 @@ def load_sweep(path: str | os.PathLike | dict[str, Any] | SweepConfig) -> SweepC
 def _slug(v: Any) -> str:
     text = ",".join(map(str, v)) if isinstance(v, list) else (f"{v:g}" if isinstance(v, float) else str(v))
     return re.sub(r"[^A-Za-z0-9.,+-]", "_", text) or "_"
+
+
+#: cells one sweep may hold; a grid asking for more is refused before it is expanded
+MAX_CELLS = 10_000
+
+
+def count_cells(cfg: SweepConfig) -> int:
+    """The number of cells of the grid (the product of the list lengths), refused above MAX_CELLS."""
+    n = 1
+    for k, v in cfg.grid.items():
+        n *= len(v)
+        if n > MAX_CELLS:
+            sizes = " x ".join(str(len(x)) for x in cfg.grid.values())
+            raise BadInputError(f"[sweep.grid] asks for {sizes} cells, more than {MAX_CELLS:,}; split the sweep "
+                                "into several configs or list fewer values")
+    return n
 
 
 def expand(cfg: SweepConfig) -> list[Cell]:

@@ -169,18 +169,82 @@ class Dynamics:
 
 
 def load_dynamics(path: str | os.PathLike) -> Dynamics:
+    """Read a dynamics file, checked against its schema before use: ``logits`` float16
+    (R, E, N, C), ``correct`` uint8 (R, E, N) of 0/1, ``final_probs`` float16 (R, N, C) in [0, 1],
+    ``embeddings`` float16 (R, N, D), ``labels`` int64 (N,) in [0, C); all finite; metadata
+    ``config.schedule_epochs`` an integer >= E (and <= 100000), and where present ``runs`` == R,
+    ``num_samples`` == N, ``classes`` C names, ``factor`` >= 1, ``seconds`` >= 0, ``fingerprint``
+    a string, ``identity`` an object."""
+    import math
+
+    from ..errors import reading
+
     p = Path(path)
     if not p.exists():
         raise NotFoundError(f"dynamics file not found: {p}")
     tensors, meta = load_tensors(p)
     if meta.get("format") != FORMAT:
-        raise CorruptFileError(f"{p} is not a training-dynamics file (format={meta.get('format')!r})")
+        raise CorruptFileError(f"{p} is not a training-dynamics file (format={str(meta.get('format'))[:60]!r})")
     need = ("logits", "correct", "final_probs", "embeddings", "labels")
     missing = [k for k in need if k not in tensors]
     if missing:
         raise CorruptFileError(f"{p} lacks {', '.join(missing)}; record the dynamics again")
-    return Dynamics(tensors["logits"], tensors["correct"], tensors["final_probs"], tensors["embeddings"],
-                    tensors["labels"], meta)
+
+    def bad(msg: str) -> CorruptFileError:
+        return CorruptFileError(f"{p}: {msg}; record the dynamics again")
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    extra = sorted(set(tensors) - set(need))
+    if extra:
+        raise bad(f"unexpected tensors {extra[:4]}")
+    lg, co, fp, em, lb = (tensors[k] for k in need)
+    if lg.ndim != 4 or not lg.is_floating_point():
+        raise bad(f"'logits' is {lg.dtype} of shape {tuple(lg.shape)}, expected float (runs, epochs, samples, classes)")
+    r, e, n, c = lg.shape
+    if min(r, e, n, c) < 1:
+        raise bad(f"'logits' has shape {tuple(lg.shape)}, with an empty dimension")
+    shapes = {"correct": (co, (r, e, n)), "final_probs": (fp, (r, n, c)), "labels": (lb, (n,))}
+    for k, (t, want) in shapes.items():
+        if tuple(t.shape) != want:
+            raise bad(f"{k!r} has shape {tuple(t.shape)} but the logits say {want}")
+    if em.ndim != 3 or tuple(em.shape[:2]) != (r, n) or em.shape[2] < 1:
+        raise bad(f"'embeddings' has shape {tuple(em.shape)}, expected ({r}, {n}, D)")
+    if co.dtype != torch.uint8 or lb.dtype != torch.int64 or not fp.is_floating_point() or not em.is_floating_point():
+        raise bad(f"unexpected dtypes (correct {co.dtype}, labels {lb.dtype}, final_probs {fp.dtype}, "
+                  f"embeddings {em.dtype})")
+    for k, t in (("logits", lg), ("final_probs", fp), ("embeddings", em)):
+        if not bool(torch.isfinite(t).all()):
+            raise bad(f"{k!r} holds NaN or infinite values")
+    if bool((co > 1).any()):
+        raise bad("'correct' holds values other than 0 and 1")
+    if bool((fp < 0).any()) or bool((fp > 1).any()):
+        raise bad("'final_probs' holds values outside [0, 1]")
+    if int(lb.min()) < 0 or int(lb.max()) >= c:
+        raise bad(f"labels span {int(lb.min())}..{int(lb.max())}, outside 0..{c - 1}")
+    cfg = meta.get("config")
+    if not isinstance(cfg, dict):
+        raise bad("'config' is missing or not an object")
+    sched = cfg.get("schedule_epochs")
+    if not is_int(sched) or not e <= sched <= 100_000:
+        raise bad(f"config 'schedule_epochs' is {str(sched)[:30]!r}, not an integer in {e}..100000 "
+                  f"(the file holds {e} epochs)")
+    checks = {
+        "runs": lambda v: is_int(v) and v == r,
+        "num_samples": lambda v: is_int(v) and v == n,
+        "classes": lambda v: isinstance(v, list) and len(v) == c and all(isinstance(x, str) for x in v),
+        "factor": lambda v: is_int(v) and 1 <= v <= 64,
+        "seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
+        "fingerprint": lambda v: isinstance(v, str),
+        "source": lambda v: v is None or isinstance(v, str),
+        "identity": lambda v: isinstance(v, dict),
+    }
+    for k, ok in checks.items():
+        if k in meta and not ok(meta[k]):
+            raise bad(f"{k!r} is {str(meta[k])[:40]!r}, which does not fit the tensors or is of the wrong type")
+    with reading(p, "the dynamics"):
+        return Dynamics(lg, co, fp, em, lb, meta)
 
 
 def check_compatible(dyn: Dynamics, ds: ImageSet, config: DynamicsConfig, *, where: str = "dynamics") -> None:
