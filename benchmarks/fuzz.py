@@ -5,7 +5,9 @@
 
 Each reader gets a small valid file written by the package's own writers (a condensed set, a
 classifier, a flow, training dynamics, IDX plain and gzip, npz, an image folder's PNG, a DC
-``res_*.pt``, a CIFAR batch, an SVHN ``.mat``, USPS bz2, pipeline and sweep TOML). Input ``i`` of a
+``res_*.pt``, an IDC ``data.pt``, an MTT ``images_best.pt``, a TorchScript classifier (read without
+``--trust-code``: it must be refused whatever the damage), a CIFAR batch, an SVHN ``.mat``, USPS
+bz2, pipeline and sweep TOML). Input ``i`` of a
 reader is that file mutated by a seeded recipe (bit flips, 1/2/4/8-byte fields set to extremes,
 truncation, insertions, deletions, duplicated chunks; for compressed and checksummed formats the
 payload is mutated and re-packed too, and for our safetensors files the JSON metadata is mutated
@@ -118,6 +120,14 @@ def make_seeds(d: Path) -> dict[str, dict]:
     torch.save({"data": [[torch.randn(4, 1, 8, 8), torch.arange(4)]], "accs_all_exps": {"ConvNet": [0.5]}},
                d / "res_DC_toy.pt")
     add("dc-pt", d / "res_DC_toy.pt", "raw")
+    torch.save([torch.randn(4, 1, 8, 8), torch.arange(4)], d / "data.pt")
+    add("idc-pt", d / "data.pt", "raw")
+    torch.save(torch.randn(4, 1, 8, 8), d / "images_best.pt")
+    add("mtt-pt", d / "images_best.pt", "raw")
+    torch.save(torch.arange(4), d / "labels_best.pt")  # beside every mutated images_best.pt, unchanged
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 4)))
+    torch.jit.save(scripted, str(d / "clf.ts"))
+    add("torchscript", d / "clf.ts", "zip")
     write_cifar_batch(d / "data_batch_1", rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8), [0, 1, 2])
     add("cifar", d / "data_batch_1", "raw")
     write_svhn_mat(d / "train_32x32.mat", rng.integers(0, 256, (3, 3, 8, 8), dtype=np.uint8), [1, 2, 0])
@@ -422,6 +432,19 @@ def read_input(reader: str, path: Path) -> str | None:
         from simplebits.data.condensed import import_condensed
 
         return _check_set(import_condensed(path, format="dc", normalization="none"))
+    if reader == "idc-pt":
+        from simplebits.data.condensed import import_condensed
+
+        return _check_set(import_condensed(path, format="idc", normalization="none"))
+    if reader == "mtt-pt":
+        from simplebits.data.condensed import import_condensed
+
+        return _check_set(import_condensed(path, format="mtt", normalization="none"))
+    if reader == "torchscript":  # without --trust-code: refused before any of its code runs, whatever the damage
+        from simplebits.train.checkpoint import load_classifier
+
+        load_classifier(path)
+        return "a TorchScript file was loaded without trust_code"
     if reader == "cifar":
         from simplebits.data.cifar import read_cifar_batch
 
@@ -460,6 +483,8 @@ def _path_for(work: Path, reader: str, name: str) -> Path:
 
 
 def _prepare(work: Path, seeds: dict) -> None:
+    if "mtt-pt" in seeds and "labels_best.pt" in seeds:
+        (work / "labels_best.pt").write_bytes(seeds["labels_best.pt"]["bytes"])
     if "png-folder" in seeds:
         for cls in ("a", "b"):
             (work / "folder" / cls).mkdir(parents=True, exist_ok=True)
@@ -484,7 +509,9 @@ def _worker(conn, seeds_dir: str, memory_mb: int) -> None:
 
     seeds = json.loads(Path(seeds_dir, "seeds.json").read_text())
     work = Path(tempfile.mkdtemp(prefix="fuzzw."))
-    _prepare(work, {k: {"bytes": Path(seeds_dir, v["file"]).read_bytes()} for k, v in seeds.items()})
+    files = {k: {"bytes": Path(seeds_dir, v["file"]).read_bytes()} for k, v in seeds.items()}
+    files["labels_best.pt"] = {"bytes": Path(seeds_dir, "labels_best.pt").read_bytes()}
+    _prepare(work, files)
     with open("/proc/self/status") as fh:
         vm = next(int(line.split()[1]) for line in fh if line.startswith("VmSize:")) * 1024
     limit = vm + memory_mb * 1024**2
@@ -668,7 +695,7 @@ def summary(state: dict, readers: list[str]) -> dict:
 
 
 ALL = ["condensed", "classifier", "flow", "dynamics", "idx", "idx-gz", "npz", "png-folder", "dc-pt", "cifar", "svhn",
-       "usps", "pipeline-toml", "sweep-toml"]
+       "usps", "pipeline-toml", "sweep-toml", "idc-pt", "mtt-pt", "torchscript"]
 
 
 def main(argv=None) -> int:

@@ -165,3 +165,20 @@ def test_explain_and_train_classifier_follow_the_same_out_rule(tmp_path, capsys)
     rc = main(["train-classifier", "digits", "--out", str(notes), "--epochs", "1"])
     _one_line_exit_2(rc, capsys, "not a classifier file", "--force")
     assert notes.read_text() == "mine" and (mine / "thesis.tex").read_text() == "do not touch"
+
+
+def test_results_files_and_reports_follow_the_same_out_rule(tmp_path, capsys, cset_file):
+    mine = tmp_path / "mine.json"
+    mine.write_text('{"budget": 12}')
+    rc = main(["prune-table", str(cset_file), "--ipc", "1", "--out", str(mine)])
+    _one_line_exit_2(rc, capsys, "not a results file", "--force")
+    page = tmp_path / "page.html"
+    page.write_text("<p>my page</p>")
+    rc = main(["report", str(tmp_path), "--out", str(page)])
+    _one_line_exit_2(rc, capsys, "not an HTML report", "--force")
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / "draft.txt").write_text("x")
+    rc = main(["tradeoff", str(tmp_path), "--out", str(plots)])
+    _one_line_exit_2(rc, capsys, "holding other files")
+    assert mine.read_text() == '{"budget": 12}' and page.read_text() == "<p>my page</p>"

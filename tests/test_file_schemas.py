@@ -857,3 +857,25 @@ def test_mutated_pt_objects_never_escape(tmp_path):
 
 def test_bad_input_error_is_the_base_of_the_refusals():
     assert issubclass(UntrustedCodeError, BadInputError) and issubclass(CorruptFileError, BadInputError)
+
+
+def test_a_zip_whose_end_record_claims_several_disks_is_one_line(tmp_path):
+    """zipfile.is_zipfile itself raises BadZipFile ("span multiple disks") for such a file: found
+    by the fuzz campaign on TorchScript classifiers."""
+    import zipfile as _zip
+
+    from simplebits.train.checkpoint import load_classifier
+
+    p = tmp_path / "clf.ts"
+    with _zip.ZipFile(p, "w") as z:
+        z.writestr("clf/code/__torch__.py", "x")
+    import struct
+
+    raw = p.read_bytes()
+    end = raw.rfind(b"PK\x05\x06")
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 1, 0, 2)  # a zip64 locator on disk 1 of 2
+    p.write_bytes(raw[:end] + locator + raw[end:])
+    with pytest.raises(_zip.BadZipFile, match="multiple disks"):
+        _zip.is_zipfile(p) and _zip.ZipFile(p)
+    with pytest.raises(SimplebitsError):
+        load_classifier(p)

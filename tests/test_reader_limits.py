@@ -69,7 +69,7 @@ def test_idx_header_asking_for_56_gib_is_refused_before_allocating(tmp_path, mon
     f = tmp_path / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
     f.write_bytes(gzip.compress(huge) if gz else huge)
     e = _refused(lambda: read_idx(f))
-    assert f.name in str(e) and ("limit" in str(e) or "truncated" in str(e) or "can hold" in str(e))
+    assert f.name in str(e) and any(w in str(e) for w in ("limit", "truncated", "MAX_EXPANSION"))
 
 
 @pytest.mark.parametrize("gz", [False, True])
@@ -375,7 +375,7 @@ def test_svhn_huge_dims_or_inflated_size_are_refused_before_allocating(tmp_path)
     struct.pack_into("<I", inner, 4, 0x7FFFFFF0)  # the matrix claims 2 GB
     packed = zlib.compress(bytes(inner))
     g.write_bytes(raw[:pos] + struct.pack("<II", 15, len(packed)) + packed + raw[pos + 8 + n :])
-    _refused(lambda: read_svhn_mat(g), match="deflate|limit")
+    _refused(lambda: read_svhn_mat(g), match="MAX_EXPANSION|limit")
 
 
 def test_svhn_compressed_and_plain_files_read_the_same(tmp_path):
@@ -556,3 +556,22 @@ def test_seeded_mutations_give_a_valid_result_or_one_error(tmp_path, fmt):
             outcomes["refused"] += 1
         assert time.perf_counter() - t0 < 2.0
     assert outcomes["refused"] > 0
+
+
+def test_a_valid_gzip_that_unpacks_more_than_100x_is_refused_before_inflating(tmp_path, monkeypatch):
+    """A 1 MB gzip of zeros would be 1 GB of pixels (4 GB as float32): a compression bomb, even
+    though its header is honest. Refused by the expansion cap; the env var lets such data in."""
+    import gzip as _gzip
+
+    from simplebits.data.idx import read_idx
+
+    n = 80 * 1024 * 1024 // (32 * 32)  # 80 MiB of zero pixels, ~80 KB compressed
+    header = bytes([0, 0, 8, 3]) + n.to_bytes(4, "big") + (32).to_bytes(4, "big") * 2
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    comp = _gzip.compress(header + bytes(n * 32 * 32), compresslevel=9)
+    path.write_bytes(comp)
+    assert len(comp) < 1024 * 1024
+    with pytest.raises(CorruptFileError, match="SIMPLEBITS_MAX_EXPANSION"):
+        read_idx(path)
+    monkeypatch.setenv("SIMPLEBITS_MAX_EXPANSION", "2000")
+    assert read_idx(path).shape == (n, 32, 32)

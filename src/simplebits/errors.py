@@ -21,6 +21,8 @@ __all__ = [
     "check_input_size",
     "max_input_bytes",
     "max_image_pixels",
+    "check_expansion",
+    "max_expansion",
 ]
 
 
@@ -92,6 +94,31 @@ def max_input_bytes() -> int:
 def max_image_pixels() -> int:
     """The cap on pixels per image file (``SIMPLEBITS_MAX_IMAGE_PIXELS``, default 32 Mpx)."""
     return _env_int("SIMPLEBITS_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+
+
+#: Decoded bytes per compressed byte a file may unpack to (beyond a 64 MiB allowance), 100 by default;
+#: ``SIMPLEBITS_MAX_EXPANSION``. Real image data compresses 1.5-10x; a file that asks for more is a
+#: lying header or a compression bomb (a 1 MB gzip of zeros unpacks to 1 GB, 4 GB as float32 images).
+DEFAULT_MAX_EXPANSION = 100
+_EXPANSION_ALLOWANCE = 64 * 1024**2
+
+
+def max_expansion() -> int:
+    """The cap on decoded bytes per compressed byte (``SIMPLEBITS_MAX_EXPANSION``, default 100)."""
+    return _env_int("SIMPLEBITS_MAX_EXPANSION", DEFAULT_MAX_EXPANSION)
+
+
+def check_expansion(declared: int, packed: int, where: object, what: str = "data") -> None:
+    """Refuse, before decompressing, a compressed part that declares more than ``max_expansion()`` x
+    its packed size (+ 64 MiB): a lying header or a compression bomb; then the input cap."""
+    ratio = max_expansion()
+    if declared > ratio * max(int(packed), 0) + _EXPANSION_ALLOWANCE:
+        raise CorruptFileError(
+            f"{where}: {what} declares {declared:,} bytes packed into {packed:,}, more than {ratio}x its compressed "
+            "size (a corrupt header or a compression bomb; for genuinely so compressible data set "
+            "SIMPLEBITS_MAX_EXPANSION higher)"
+        )
+    check_input_size(declared, where, what)
 
 
 def check_input_size(nbytes: int, where: object, what: str = "data") -> None:

@@ -509,6 +509,17 @@ def _torch_detail(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
 
 
+def _sized_file(path: str | os.PathLike, what: str) -> Path:
+    """An existing file whose size is within the input cap (checked before it is read)."""
+    p = _require_file(path, "file")
+    try:
+        size = p.stat().st_size
+    except OSError as e:
+        raise CorruptFileError(f"{p}: cannot read the file ({_first_line(e)})") from None
+    check_input_size(size, p, what)
+    return p
+
+
 def torch_load_safe(path: str | os.PathLike) -> Any:
     """``torch.load(path, weights_only=True)`` with clear errors. Never executes pickled code.
 
@@ -516,12 +527,7 @@ def torch_load_safe(path: str | os.PathLike) -> Any:
     exception types on damaged files, some with an empty message)."""
     import pickle
 
-    p = _require_file(path, "file")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise CorruptFileError(f"{p}: cannot read the file ({_first_line(e)})") from None
-    check_input_size(size, p, "torch data")
+    p = _sized_file(path, "torch data")
     try:
         # a zip (torch.save since 1.6) is read by torch's zip reader, which checks record sizes; the
         # legacy format is one pickle stream read from memory, so a length a damaged opcode declares
@@ -551,7 +557,7 @@ def is_zip_file(path: str | os.PathLike) -> bool:
         with open(p, "rb") as fh:
             head = fh.read(2)
         return head == b"PK" and zipfile.is_zipfile(p)
-    except OSError:
+    except (OSError, zipfile.BadZipFile, ValueError):  # is_zipfile raises for e.g. a multi-disk end record
         return False
 
 
@@ -718,12 +724,7 @@ def load_torchscript(path: str | os.PathLike, *, trust_code: bool = False, devic
     through it) in a separate process stopped after ``timeout`` seconds (default 60,
     ``SIMPLEBITS_TORCHSCRIPT_TIMEOUT``), then loaded here. A plain ``torch.save`` zip is refused
     (it would need unpickling); damaged zips are a :class:`CorruptFileError`."""
-    p = _require_file(path, "file")
-    try:
-        size = p.stat().st_size
-    except OSError as e:
-        raise CorruptFileError(f"{p}: cannot read the file ({_first_line(e)})") from None
-    check_input_size(size, p, "TorchScript data")
+    p = _sized_file(path, "TorchScript data")
     names = _torchscript_names(p)
     if not any("/code/" in n for n in names):
         raise CorruptFileError(f"{p} is a torch.save file, not TorchScript; simplebits does not unpickle model objects: "

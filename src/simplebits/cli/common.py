@@ -108,12 +108,20 @@ def add_force(p: argparse.ArgumentParser, what: str = "--out") -> None:
 
 def _written_by_us(path: Path, kind: str, csv_header: str | None) -> bool:
     """True when ``path`` is a file of the kind this command writes (so replacing it is a rerun)."""
-    if kind == "csv":
+    if kind in ("csv", "html"):  # recognised by how the file starts
+        start = csv_header if kind == "csv" else "<!DOCTYPE html>"
         try:
             with open(path, encoding="utf-8", errors="replace") as fh:
-                return csv_header is not None and fh.readline().startswith(csv_header)
+                return start is not None and fh.read(len(start)) == start
         except OSError:
             return False
+    if kind.startswith("json:"):  # a JSON object holding the given keys (our results files)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                doc = json.loads(fh.read(64 * 1024**2))
+        except (OSError, ValueError, RecursionError):
+            return False
+        return isinstance(doc, dict) and all(k in doc for k in kind[5:].split(","))
     from ..errors import SimplebitsError
     from ..io import read_metadata
 
@@ -148,7 +156,8 @@ def check_out(path: str | os.PathLike, *, kind: str, force: bool = False, option
       ``folder=True``, not a file);
     - its folder exists or can be made, and a file can be written there;
     - an existing file is replaced only when it is a file of ``kind`` (this kind of command wrote
-      it; ``csv`` files are recognised by the start of their header line) or with ``--force``; an existing
+      it; ``csv`` files are recognised by the start of their header line, ``html`` by
+      ``<!DOCTYPE html>``, ``json:KEY,KEY`` by a JSON object holding those keys) or with ``--force``; an existing
       ``folder`` output must be empty or hold this command's files (``kind`` names the file in it
       that marks them). ``resume`` skips the replacement rule (the command continues the file).
     """
@@ -186,7 +195,8 @@ def check_out(path: str | os.PathLike, *, kind: str, force: bool = False, option
             raise BadInputError(f"{option} {p} is a folder holding other files; choose an empty or new folder, "
                                 "or pass --force to write into it")
     elif p.exists() and not _written_by_us(p, kind, csv_header):
-        what = f"a {kind} file" if kind in OUT_KINDS else "the CSV this command writes"
+        what = (f"a {kind} file" if kind in OUT_KINDS else "the CSV this command writes" if kind == "csv"
+                else "an HTML report" if kind == "html" else "a results file this command writes")
         raise BadInputError(f"{option} {p} exists and is not {what}; choose another name or pass --force "
                             "to replace it")
     return p

@@ -109,6 +109,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, metavar="RESULTS.json", help="results file (every finished cell)")
     t.add_argument("--resume", action="store_true", help="skip the cells already in --out")
+    add_force(t)
     t.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     _add_dynamics_options(t)
     add_import_options(t)
@@ -194,6 +195,8 @@ def run_table(args: argparse.Namespace) -> int:
     if not args.file:
         raise BadInputError("give the condensed set FILE to prune, or --from-sweep DIR")
     device = resolve_device(args.device)
+    if args.out:
+        check_out(args.out, kind="json:cells,rules,ipcs", force=args.force, resume=args.resume)
     rules = [r for r in args.rules.split(",") if r.strip()]
     for r in rules:
         parse_rule(r)  # unknown rule: fail before loading anything

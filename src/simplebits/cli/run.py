@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_json, check_out, emit
+from .common import add_force, add_json, check_out, emit
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("dir", metavar="DIR", help="output directory of `simplebits run` or `simplebits sweep`")
     r.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/report.html)")
+    add_force(r)
     r.add_argument("--check", action="store_true",
                    help="open the page in headless Chromium and check that every image loads and nothing overflows")
     r.add_argument("--screenshot", default=None, metavar="PNG", help="with --check: save a full-page screenshot")
@@ -94,6 +95,8 @@ def run_report(args: argparse.Namespace) -> int:
         raise BadInputError("--screenshot needs --check (the screenshot is taken by the browser check)")
     from pathlib import Path
 
+    if args.out:
+        check_out(args.out, kind="html", force=args.force)
     if (Path(args.dir) / "sweep.json").is_file():  # a `simplebits sweep` folder
         from ..pipeline.report import write_sweep_report
 

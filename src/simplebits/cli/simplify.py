@@ -9,7 +9,7 @@ from ..data import real_subset
 from ..errors import BadInputError
 from ..simplify import PRESETS, make_simplify_config, simplify, simplify_baselines, tradeoff
 from ..simplify.config import INNER
-from .common import add_data_root, add_json, check_out, emit, int_list, load_input, table
+from .common import add_data_root, add_force, add_json, check_out, emit, int_list, load_input, table
 from .evaluate import _default_test, add_device, resolve_device
 
 
@@ -155,6 +155,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("dirs", nargs="+", metavar="DIR")
     t.add_argument("--out", required=True, metavar="DIR")
+    add_force(t, "--out DIR holding other files")
     add_json(t)
     t.set_defaults(func=run_tradeoff)
 
@@ -212,6 +213,7 @@ def run_baselines(args: argparse.Namespace) -> int:
 
 
 def run_tradeoff(args: argparse.Namespace) -> int:
+    check_out(args.out, kind="tradeoff.json", folder=True, force=args.force)
     doc = tradeoff(args.dirs, out=args.out)
     text = doc["table"] + "\nwrote " + ", ".join(doc["files"].values())
     emit(args, {k: v for k, v in doc.items() if k != "table"}, text)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, check_input_size, reading
+from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, check_expansion, check_input_size, reading
 
 __all__ = ["read_idx", "write_idx", "load_idx_pair", "find_idx_pair", "IMAGES_MAGIC", "LABELS_MAGIC"]
 
@@ -29,10 +29,6 @@ _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(np.int16):
           np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D, np.dtype(np.float64): 0x0E}
 
 
-#: gzip (deflate) cannot expand more than ~1032:1; a header asking for more than this many data
-#: bytes per compressed byte (plus a small constant) cannot be honest.
-GZIP_MAX_RATIO = 1100
-_GZIP_SLACK = 1 << 16
 _CHUNK = 16 << 20  # bytes read at a time from a gzip stream: never preallocate from its header
 
 
@@ -84,11 +80,8 @@ def _check_declared(p: Path, dims: tuple[int, ...], nbytes: int, gz: bool) -> No
             )
         if body > nbytes:
             raise CorruptFileError(f"{p}: IDX file has data beyond the size its header {dims} gives; corrupt file")
-    elif nbytes > GZIP_MAX_RATIO * size + _GZIP_SLACK:
-        raise CorruptFileError(
-            f"{p}: IDX header {dims} declares {nbytes:,} data bytes, more than a {size:,}-byte gzip file can "
-            "hold; the header is corrupt, re-download the file"
-        )
+    else:
+        check_expansion(nbytes, size, p, f"the IDX header {dims}")
 
 
 def _read_body(fh, p: Path, dims: tuple[int, ...], nbytes: int) -> bytearray:

@@ -7,8 +7,8 @@ reader looks up an element's data type code in a fixed table without checking it
 damaged byte (a truncated or corrupted download) crashes the process with a segmentation
 fault. Here every tag is checked against the bytes present before it is used: the 128-byte
 header, each element's declared size within the file, ``miCOMPRESSED`` elements inflated with
-a cap (deflate expands at most ~1032:1, so a declared size above :data:`ZLIB_MAX_RATIO` x the
-compressed size is refused before inflating), and ``dims x itemsize`` equal to the data bytes.
+a cap (a declared size above ``SIMPLEBITS_MAX_EXPANSION`` x the compressed size, 100 by default,
+is refused before inflating), and ``dims x itemsize`` equal to the data bytes.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundError, check_input_size, reading
+from ..errors import (BadInputError, CorruptFileError, MismatchError, NotFoundError, check_expansion, check_input_size,
+                      reading)
 
-__all__ = ["read_svhn_mat", "write_svhn_mat", "read_mat_arrays", "ZLIB_MAX_RATIO"]
+__all__ = ["read_svhn_mat", "write_svhn_mat", "read_mat_arrays"]
 
-ZLIB_MAX_RATIO = 1100
-_ZLIB_SLACK = 1 << 16
 _HEAD = 4096  # inflated bytes enough to hold a matrix's flags, dims and name
 # MATLAB v5 data type codes -> numpy dtype (miINT8 ... miUINT64)
 _MI = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4", 9: "f8", 12: "i8", 13: "u8"}
@@ -102,9 +101,7 @@ def _compressed(data: bytes, start: int, n: int, order: str, p: Path, want: froz
     mclass, flags, dims, name, pos = _header(inner, 8, len(inner), order, p)
     if name not in want:
         return name, None
-    if size > ZLIB_MAX_RATIO * n + _ZLIB_SLACK:
-        raise _bad(p, f"{name} declares {size:,} bytes packed into {n:,}, more than deflate can expand")
-    check_input_size(size, p, name)
+    check_expansion(size, n, p, f"the compressed variable {name}")
     rest = d.decompress(d.unconsumed_tail, 8 + size - len(inner)) if len(inner) < 8 + size else b""
     inner = inner + rest
     if len(inner) < 8 + size:
