@@ -182,3 +182,27 @@ def test_results_files_and_reports_follow_the_same_out_rule(tmp_path, capsys, cs
     rc = main(["tradeoff", str(tmp_path), "--out", str(plots)])
     _one_line_exit_2(rc, capsys, "holding other files")
     assert mine.read_text() == '{"budget": 12}' and page.read_text() == "<p>my page</p>"
+
+
+def test_a_real_ctrl_c_keeps_the_checkpoint_and_prints_the_resume_command(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "set.safetensors"
+    argv = [sys.executable, "-m", "simplebits.cli.main", "condense", "digits", "--ipc", "1", "--iterations", "400",
+            "--width", "8", "--batch-real", "32", "--no-compile", "--device", "cpu", "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    ckpt = tmp_path / "set.safetensors.ckpt"
+    t0 = time.perf_counter()
+    while not ckpt.exists() and proc.poll() is None and time.perf_counter() - t0 < 120:
+        time.sleep(0.05)
+    assert ckpt.exists(), proc.stderr.read() if proc.poll() is not None else "no checkpoint within 120 s"
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    last = err.strip().splitlines()[-1]
+    assert "interrupted" in last and str(ckpt) in last and last.endswith("--resume") and "Traceback" not in err
+    assert ckpt.exists() and not out.exists()
