@@ -610,7 +610,7 @@ def fail(e):
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     res["error"] = type(e).__name__ + (": " + lines[0][:200] if lines else "")
     done()
-    sys.exit(3)
+    raise SystemExit(3)
 try:
     warnings.simplefilter("ignore")
     import torch
