@@ -206,3 +206,14 @@ def test_a_real_ctrl_c_keeps_the_checkpoint_and_prints_the_resume_command(tmp_pa
     last = err.strip().splitlines()[-1]
     assert "interrupted" in last and str(ckpt) in last and last.endswith("--resume") and "Traceback" not in err
     assert ckpt.exists() and not out.exists()
+
+
+def test_json_into_a_pipe_that_closes_early_is_no_traceback():
+    """`simplebits data list --json | head -c 20`: the reader leaves, simplebits ends quietly."""
+    import subprocess
+    import sys
+
+    cmd = f"{sys.executable} -m simplebits.cli.main data list --json | head -c 20 >/dev/null"
+    res = subprocess.run(["bash", "-c", f"set -o pipefail; {cmd}; echo rc=$?"], capture_output=True, text=True,
+                         timeout=120)
+    assert "Traceback" not in res.stderr and "BrokenPipeError" not in res.stderr, res.stderr

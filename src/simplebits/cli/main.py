@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"simplebits {args.command}{who}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # `simplebits ... --json | head`: the reader left; no traceback, as `cat` does
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        except OSError:
+            pass
+        return 141  # 128 + SIGPIPE, what the shell reports for a program stopped by a closed pipe
     except KeyboardInterrupt:
         print(f"simplebits {args.command}: {interrupted_message(args, sys.argv[1:] if argv is None else argv)}",
               file=sys.stderr)
