@@ -24,6 +24,7 @@ import torch
 
 import simplebits as sb
 from simplebits.condense import condense, fit_network, make_config, starting_set
+from simplebits.data import resize
 
 SIZES = [("digits", None), ("mnist-5k", 16), ("mnist-5k", None)]
 ITERATIONS = {"dc": 10, "dsa": 10, "dm": 50, "idc": 3}
@@ -32,7 +33,7 @@ ITERATIONS = {"dc": 10, "dsa": 10, "dm": 50, "idc": 3}
 def load(name: str, size: int | None) -> tuple[sb.ImageSet, sb.ImageSet, str]:
     train, test = sb.load_dataset(name, split="train"), sb.load_dataset(name, split="test")
     if size:
-        train, test = sb.resize(train, size, mode="bilinear"), sb.resize(test, size, mode="bilinear")
+        train, test = resize(train, size, mode="bilinear"), resize(test, size, mode="bilinear")
     _, h, w = train.shape
     return train, test, f"{name} {h}x{w}"
 

@@ -29,10 +29,10 @@ from pathlib import Path
 CASES = {
     "condense": (["condense", "digits", "--ipc", "1", "--iterations", "120", "--width", "8", "--batch-real", "32",
                   "--no-compile", "--device", "cpu", "--out", "{out}/set.safetensors"], "{out}/set.safetensors"),
-    "train-flow": (["train-flow", "digits", "--size", "8", "--levels", "2", "--steps", "1", "--width", "8",
+    "train-flow": (["train-flow", "digits", "--size", "8", "--levels", "2", "--depth", "1", "--width", "8",
                     "--epochs", "16", "--batch-size", "64", "--device", "cpu", "--out", "{out}/flow.safetensors"],
                    "{out}/flow.safetensors"),
-    "simplify": (["simplify", "digits", "--lambda-sim", "0.5", "--epochs", "3", "--train-size", "400",
+    "simplify": (["simplify", "digits", "--lambda-sim", "0.5", "--epochs", "3", "--max-train", "400",
                   "--device", "cpu", "--out", "{out}/simp"], "{out}/simp"),
     "run": (["run", "small", "--no-report", "--out", "{out}/run"], "{out}/run"),
 }

@@ -13,7 +13,8 @@ import json
 import resource
 import time
 
-from simplebits import evaluate, evaluate_real_subset, get_protocol, load_dataset
+from simplebits import evaluate, get_protocol, load_dataset
+from simplebits.train import evaluate_real_subset
 from simplebits.train.published import published_random
 
 

@@ -32,7 +32,7 @@ def _pngs(folder, n=3, size=8, mode="L", seed=0):
 def test_bpd_on_folder_with_csv_and_json(tmp_path, tiny_model, capsys):
     folder = _pngs(tmp_path / "imgs")
     csv_path = tmp_path / "per.csv"
-    assert main(["bpd", str(folder), "--model", str(tiny_model), "--per-image", str(csv_path),
+    assert main(["bpd", str(folder), "--density", str(tiny_model), "--per-image", str(csv_path),
                  "--codec", "png", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)[0]
     assert res["n"] == 3 and res["bpd"]["count"] == 3 and res["codec_bpd"]["mean"] > 0
@@ -44,10 +44,10 @@ def test_bpd_on_folder_with_csv_and_json(tmp_path, tiny_model, capsys):
 
 
 def test_bpd_on_dataset_spec_and_codec_only(tmp_path, tiny_model, capsys):
-    assert main(["bpd", "digits:test", "--model", str(tiny_model), "--limit", "20"]) == 0
+    assert main(["bpd", "digits:test", "--density", str(tiny_model), "--max-images", "20"]) == 0
     out = capsys.readouterr().out
     assert "digits:test" in out and "20" in out
-    assert main(["bpd", "digits", "--model", "none", "--codec", "jpeg", "--quality", "50", "--json"]) == 0
+    assert main(["bpd", "digits", "--density", "none", "--codec", "jpeg", "--quality", "50", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["codec"] == "jpeg"
 
 
@@ -85,7 +85,7 @@ def test_bpd_bad_input_exits_2(tmp_path, tiny_model, capsys, setup, extra, match
         from safetensors.numpy import save_file
 
         save_file({"x": np.zeros(3, np.float32)}, model)
-    assert main(["bpd", str(folder), "--model", model, *extra]) == 2
+    assert main(["bpd", str(folder), "--density", model, *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and re.search(match, err), err
 
@@ -93,21 +93,21 @@ def test_bpd_bad_input_exits_2(tmp_path, tiny_model, capsys, setup, extra, match
 def test_mixed_sizes_work_with_resize(tmp_path, tiny_model, capsys):
     folder = _pngs(tmp_path / "in")
     Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(folder / "odd.png")
-    assert main(["bpd", str(folder), "--model", str(tiny_model), "--resize", "8", "--json"]) == 0
+    assert main(["bpd", str(folder), "--density", str(tiny_model), "--resize", "8", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] == 4
 
 
 def test_train_flow_cli_then_score(tmp_path, capsys):
     out = tmp_path / "m.safetensors"
-    assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--steps", "1",
+    assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--depth", "1",
                  "--width", "8", "--epochs", "1", "--batch-size", "64", "--json"]) == 0
     log = json.loads(capsys.readouterr().out)["log"]
     assert len(log) == 1 and np.isfinite(log[0]["test_bpd"])
-    assert main(["bpd", "digits:test", "--model", str(out), "--json"]) == 0
+    assert main(["bpd", "digits:test", "--density", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["bpd"]["mean"] > 0
     # the finished run's checkpoint is gone; resuming it says so in one line (exit 2)
     assert not Path(str(out) + ".ckpt").exists()
-    assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--steps", "1",
+    assert main(["train-flow", "digits", "--out", str(out), "--size", "8", "--levels", "2", "--depth", "1",
                  "--width", "8", "--epochs", "1", "--batch-size", "64", "--resume", "--json"]) == 2
     assert "already finished" in capsys.readouterr().err
 
@@ -121,7 +121,7 @@ def test_train_flow_on_user_file_holds_out_a_share_and_writes_a_card(tmp_path, c
     np.savez(tmp_path / "d.npz", images=x, labels=np.zeros(40, np.int64))
     out = tmp_path / "m.safetensors"
     assert main(["train-flow", f"npz:{tmp_path / 'd.npz'}", "--out", str(out), "--size", "8", "--levels", "2",
-                 "--steps", "1", "--width", "8", "--epochs", "1", "--batch-size", "16", "--json"]) == 0
+                 "--depth", "1", "--width", "8", "--epochs", "1", "--batch-size", "16", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     # the training file is never scored as its own test: 10% of it is held out and scored instead
     assert np.isfinite(res["log"][0]["test_bpd"]) and out.exists()
@@ -142,17 +142,17 @@ def test_bpd_names_its_units_and_padding(tmp_path, capsys):
     torch.manual_seed(0)
     model = tmp_path / "m32.safetensors"
     save_flow(model, Glow(GlowConfig(channels=1, image_size=32, levels=2, steps=1, width=8)))
-    assert main(["bpd", "digits:test", "--model", str(model), "--limit", "5", "--json"]) == 0
+    assert main(["bpd", "digits:test", "--density", str(model), "--max-images", "5", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)[0]
     assert res["model_dims"] == 1024 and res["native_dims"] == 64
     assert abs(res["bpd_native"]["mean"] - res["bpd"]["mean"] * 1024 / 64) < 1e-3
-    assert main(["bpd", "digits:test", "--model", str(model), "--limit", "5"]) == 0
+    assert main(["bpd", "digits:test", "--density", str(model), "--max-images", "5"]) == 0
     out = capsys.readouterr().out
     # the text says what was padded, how much, and that the file has no card
     assert "zero-padded 8x8 -> 32x32" in out and "94% of the model's input is padding" in out
     assert "no model card" in out and "native bpd" in out
-    assert main(["bpd", "digits:test", "--model", str(model), "--limit", "5", "--dequantize", "midpoint",
+    assert main(["bpd", "digits:test", "--density", str(model), "--max-images", "5", "--dequantize", "midpoint",
                  "--json"]) == 0
     res = json.loads(capsys.readouterr().out)[0]
     assert res["dequantize"] == "midpoint" and "draws" not in res
-    assert main(["bpd", "digits:test", "--model", str(model), "--draws", "0"]) == 2
+    assert main(["bpd", "digits:test", "--density", str(model), "--draws", "0"]) == 2

@@ -61,11 +61,11 @@ def test_bpd_per_image_csv_is_replaced_only_when_it_is_ours(tmp_path, capsys):
     data = _npz(tmp_path / "d.npz", make_blobs(2, 2, (1, 8, 8)))
     csv = tmp_path / "rows.csv"
     csv.write_text("name,salary\nalice,1\n")
-    rc = main(["bpd", str(data), "--model", "none", "--codec", "png", "--per-image", str(csv)])
+    rc = main(["bpd", str(data), "--density", "none", "--codec", "png", "--per-image", str(csv)])
     _one_line_exit_2(rc, capsys, "--per-image", "--force")
     assert csv.read_text().startswith("name,salary")
-    assert main(["bpd", str(data), "--model", "none", "--codec", "png", "--per-image", str(csv), "--force"]) == 0
-    assert main(["bpd", str(data), "--model", "none", "--codec", "png", "--per-image", str(csv)]) == 0
+    assert main(["bpd", str(data), "--density", "none", "--codec", "png", "--per-image", str(csv), "--force"]) == 0
+    assert main(["bpd", str(data), "--density", "none", "--codec", "png", "--per-image", str(csv)]) == 0
     assert csv.read_text().startswith("input,index,label")
 
 
@@ -109,7 +109,7 @@ def test_prune_evaluate_names_the_pruned_set_and_carries_the_random_real_baselin
     save_condensed(src, make_blobs(2, 3, (1, 8, 8)), method="dm", source=f"npz:{train}")
     out = tmp_path / "pruned.safetensors"
     assert main(["prune", str(src), "--ipc", "1", "--rule", "random", "--out", str(out), "--evaluate", "quick",
-                 "--eval-seeds", "1", "--test", f"npz:{test}", "--json"]) == 0
+                 "--seeds", "1", "--test", f"npz:{test}", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out)["evaluation"]
     assert ev["train"].startswith("pruned.safetensors") and "random" in ev["train"]
     assert ev["baseline"] is not None and ev["baseline"]["ipc"] == 1
@@ -193,8 +193,11 @@ def test_a_real_ctrl_c_keeps_the_checkpoint_and_prints_the_resume_command(tmp_pa
     out = tmp_path / "set.safetensors"
     argv = [sys.executable, "-m", "simplebits.cli.main", "condense", "digits", "--ipc", "1", "--iterations", "400",
             "--width", "8", "--batch-real", "32", "--no-compile", "--device", "cpu", "--out", str(out)]
+    # SIG_DFL in the child: a suite started in the background (`cmd &`) passes SIGINT on as ignored, and a
+    # Python that starts with SIGINT ignored never raises KeyboardInterrupt; a user's terminal does not
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     ckpt = tmp_path / "set.safetensors.ckpt"
     t0 = time.perf_counter()
     while not ckpt.exists() and proc.poll() is None and time.perf_counter() - t0 < 120:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import simplebits as sb
-from simplebits.condense import condense, fit_network, make_config, starting_set
+from simplebits.condense import condense, fit_network, list_methods, make_config, starting_set
+from simplebits.data import resize
 from simplebits.models.convnet import fit_depth
 
 from conftest import make_blobs
@@ -55,11 +56,14 @@ def sizes() -> dict[str, tuple[sb.ImageSet, sb.ImageSet]]:
     digits = (sb.load_dataset("digits", split="train"), sb.load_dataset("digits", split="test"))
     mtrain = _subset(sb.load_dataset("mnist-5k", split="train"), 60)
     mtest = _subset(sb.load_dataset("mnist-5k", split="test"), 40)
-    small = (sb.resize(mtrain, 16, mode="bilinear"), sb.resize(mtest, 16, mode="bilinear"))
+    small = (resize(mtrain, 16, mode="bilinear"), resize(mtest, 16, mode="bilinear"))
     return {"8x8": digits, "16x16": small, "28x28": (mtrain, mtest)}
 
 
-ITERATIONS = {"dc": 5, "dsa": 5, "dm": 20, "idc": 1}
+ITERATIONS = {"dc": 5, "dsa": 5, "dm": 20, "idc": 1}  # a method not named here: 5
+# dream re-clusters its real batches with k-means at every update, the slowest method on a CPU; its
+# matching is idc's, checked here
+NOT_CHECKED = {"dream"}
 PROTOCOL = sb.get_protocol("quick").with_overrides(name="quick-80", max_steps=80)
 SEEDS = 3
 _STARTS: dict[tuple, tuple[float, float]] = {}  # dc, dsa and dm start from the same real images
@@ -85,10 +89,11 @@ def _below_start(result: tuple[float, float], start: tuple[float, float]) -> flo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["8x8", "16x16", "28x28"])
-@pytest.mark.parametrize("method", ["dc", "dsa", "dm", "idc"])
+@pytest.mark.parametrize("method", [m for m in list_methods() if m not in NOT_CHECKED])
 def test_condensation_never_ends_below_its_start(sizes, size, method):
     train, test = sizes[size]
-    cfg = make_config(method, ipc=1, iterations=ITERATIONS[method], compile=False, outer_loop=3 if method == "idc" else None)
+    cfg = make_config(method, ipc=1, iterations=ITERATIONS.get(method, 5), compile=False,
+                      outer_loop=3 if method == "idc" else None)
     start = _start(size, train, test, cfg)
     res = condense(train, cfg, progress=False)
     result = _acc(res.images, test)

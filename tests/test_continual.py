@@ -13,7 +13,7 @@ from simplebits.continual import (
     build_tasks, kd_loss, make_config, make_settings, masked_ce, run_continual,
 )
 from simplebits.continual import runner as runner_mod
-from simplebits.data import ImageSet, load_dataset, real_subset
+from simplebits.data import load_dataset, real_subset
 from simplebits.data.condensed import save_condensed
 from simplebits.data.idx import write_idx
 from simplebits.data.npz import save_npz
@@ -156,6 +156,31 @@ def test_run_is_deterministic_shares_stage1_and_resumes(tmp_path, monkeypatch):
     with pytest.raises(MismatchError, match="other config"):
         run_continual([a, b], settings, config=cfg.with_overrides(lr=0.05), seeds=[0], out=tmp_path / "out",
                       resume=True)
+
+
+def test_a_stage_trains_through_the_one_loop_with_a_cosine_restarting_every_cycle(tmp_path, monkeypatch):
+    from simplebits.models import create_model
+
+    a = _digit_npz(tmp_path / "a.npz", n=60)
+    b = _digit_npz(tmp_path / "b.npz", n=60, seed=1)
+    cfg = make_config("quick", **{**TINY, "epochs": 2, "first_cycles": 2})
+    seq = build_tasks([a, b], cfg)
+    calls, real = [], runner_mod.train_loop
+
+    def spy(model, **kw):
+        calls.append(kw)
+        return real(model, **kw)
+
+    monkeypatch.setattr(runner_mod, "train_loop", spy)
+    net = create_model("convnet", channels=seq.channels, num_classes=seq.num_outputs, image_size=seq.image_size,
+                       seed=0, width=8)
+    runner_mod.train_stage(net, seq, 0, cfg, seed=0, progress=False)
+    kw = calls[0]
+    cycle = cfg.epochs * -(-len(seq.tasks[0].train) // cfg.batch_size)
+    lrs = [kw["lr"](s) for s in range(kw["steps"])]
+    assert kw["steps"] == 2 * cycle and kw.get("image_hw") is None  # torch's threads and whole steps, as before
+    assert lrs[0] == lrs[cycle] == cfg.lr and lrs[:cycle] == lrs[cycle:]  # the second cycle restarts at lr
+    assert all(x > y for x, y in zip(lrs[: cycle - 1], lrs[1:cycle]))  # annealed within a cycle
 
 
 def test_replay_slows_forgetting_on_conflicting_tasks(tmp_path):

@@ -242,3 +242,38 @@ def test_finished_run_removes_its_checkpoint_and_an_interrupted_one_is_never_dis
     train_flow(_tiny_data(), None, model_config=TINY, config=FlowTrainConfig(epochs=1, **kw), out=stale,
                progress=False, restart=True)
     assert stale.exists() and not ckpt.exists()
+
+
+# ----------------------------------------------------------------------------- the bpd term of a loss
+def test_one_bpd_term_serves_condense_simplify_and_explain():
+    """simplebits.density.BpdTerm: per-example, differentiable, seeded; score is the reported bpd;
+    condense's mean form and simplify's old name are the same class."""
+    from simplebits.condense.simplification import BpdTerm as CondenseTerm
+    from simplebits.density import BpdTerm
+    from simplebits.simplify.joint import DensityTerm
+
+    assert DensityTerm is BpdTerm and issubclass(CondenseTerm, BpdTerm)
+    term = BpdTerm(None, shape=(1, 28, 28), device="cpu")
+    assert term.spec == "gray32" and not any(p.requires_grad for p in term.model.parameters())
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    each = term(x, generator=torch.Generator().manual_seed(1))
+    again = term(x, generator=torch.Generator().manual_seed(1))
+    assert each.shape == (3,) and torch.equal(each, again)
+    (gx,) = torch.autograd.grad(each.sum(), x)
+    assert gx.abs().sum() > 0  # straight-through rounding passes the gradient
+    mean = CondenseTerm(None, shape=(1, 28, 28), device="cpu")(x, generator=torch.Generator().manual_seed(1),
+                                                                  straight_through=True)
+    assert torch.equal(mean, each.mean())
+    torch.testing.assert_close(term.score(x.detach()), score_bpd(term.model, fit_images(x.detach(), term.model)))
+    assert term.score(x[:0]).shape == (0,)
+
+
+def test_bpd_term_takes_a_given_model_and_names_a_mismatch():
+    from simplebits.density import BpdTerm
+
+    model = perturbed_glow(TINY).train()
+    term = BpdTerm(shape=(1, 6, 6), model=model)
+    assert term.model is model and not model.training and term.spec == "Glow"
+    assert not any(p.requires_grad for p in model.parameters())
+    with pytest.raises(MismatchError, match=r"density model 'gray32' does not fit images of shape \(3, 28, 28\)"):
+        BpdTerm("gray32", shape=(3, 28, 28))

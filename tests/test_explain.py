@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from simplebits.cli.main import main
-from simplebits.data import ImageSet
 from simplebits.data.npz import save_npz
 from simplebits.errors import BadInputError, CorruptFileError, MismatchError
 from simplebits.explain import (

@@ -80,3 +80,40 @@ def test_flip_is_off_for_digit_sources(blobs):
     assert not flip_allowed(blobs.with_meta(source="mnist-5k"))
     assert not flip_allowed(blobs.with_meta(source_dataset="svhn:train"))
     assert flip_allowed(blobs.with_meta(source="mnist", flip_ok=True))
+
+
+def test_repr_is_one_short_line(blobs):
+    r = repr(blobs)
+    lo, hi = blobs.value_range()
+    assert r == f"ImageSet('blobs': 60x1x12x12, 3 classes (c0, c1, c2), values [{lo:.3g}, {hi:.3g}])"
+    assert str(blobs) == r
+    big = ImageSet.create(torch.zeros(6, 3, 4, 4), [0, 1, 2, 3, 4, 5], [f"class {k}\nname" for k in range(6)])
+    assert "\n" not in repr(big) and "6 classes (class 0 name, class 1 name, class 2 name, class 3 name, ...)" in repr(big)
+    wide = ImageSet.create(torch.full((2, 1, 2, 2), -0.5), [0, 1], unbounded=True)
+    assert repr(wide).endswith("values [-0.5, -0.5])")
+    assert repr(blobs.subset([])).endswith("no values)")
+
+
+def test_items_are_image_and_int_label_like_a_list(blobs):
+    x, y = blobs[0]
+    assert torch.equal(x, blobs.images[0]) and x.shape == (1, 12, 12)
+    assert type(y) is int and y == 0
+    assert blobs[-1][1] == 2 and torch.equal(blobs[-1][0], blobs.images[59])
+    assert torch.equal(blobs[-60][0], blobs.images[0]) and blobs[np.int64(25)][1] == 1
+    for bad in (60, -61, 10**12):
+        with pytest.raises(IndexError, match="out of range"):
+            blobs[bad]
+    with pytest.raises(TypeError, match="subset"):
+        blobs[1:3]
+    assert len(list(blobs)) == 60  # iteration stops at the IndexError, as for a list
+
+
+def test_a_dataloader_takes_the_set_as_it_is(blobs):
+    from torch.utils.data import DataLoader
+
+    batches = list(DataLoader(blobs, batch_size=16))
+    assert [len(b[1]) for b in batches] == [16, 16, 16, 12]
+    x, y = batches[0]
+    assert x.shape == (16, 1, 12, 12) and x.dtype == torch.float32 and y.dtype == torch.int64
+    assert torch.equal(torch.cat([b[0] for b in batches]), blobs.images)
+    assert torch.equal(torch.cat([b[1] for b in batches]), blobs.labels)

@@ -94,3 +94,32 @@ def test_torch_load_safe_refuses_code(tmp_path, monkeypatch):
     q.write_bytes(q.read_bytes()[:300])
     with pytest.raises(CorruptFileError):
         torch_load_safe(q)
+
+
+def test_probe_torchscript_refusals_name_the_stage(tmp_path):
+    from simplebits.errors import MismatchError
+    from simplebits.io import probe_torchscript
+
+    p = tmp_path / "lin.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(4, 2)), str(p))
+    assert probe_torchscript(p, torch.zeros(3, 4), timeout=60) == {"out": [3, 2]}
+    with pytest.raises(MismatchError, match=r"fails on a probe batch of shape 3x5 \(RuntimeError"):
+        probe_torchscript(p, torch.zeros(3, 5), timeout=60)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a zip at all" * 8)
+    with pytest.raises(CorruptFileError, match="cannot read the TorchScript file"):
+        probe_torchscript(junk, timeout=60)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kills the probe process with SIGKILL")
+def test_probe_torchscript_crash_is_one_line_with_the_last_stderr_line(tmp_path, monkeypatch):
+    import simplebits.io as sbio
+
+    # a probe process that dies from a signal after saying it is loading (as a segfaulting model would)
+    crash = ("import json, os, sys\njson.dump({'stage': 'load'}, open(sys.argv[3], 'w'))\n"
+             "sys.stderr.write('boom: bad opcode\\n'); sys.stderr.flush()\nos.kill(os.getpid(), 9)\n")
+    monkeypatch.setattr(sbio, "_PROBE_SCRIPT", crash)
+    p = tmp_path / "m.pt"
+    p.write_bytes(b"x")
+    with pytest.raises(CorruptFileError, match=r"crashed while loading \(killed by signal 9: boom: bad opcode\); refused"):
+        sbio.probe_torchscript(p, timeout=60)

@@ -19,12 +19,13 @@ from simplebits.prune import (
     Dynamics,
     DynamicsConfig,
     ccs,
+    epochs_needed,
     load_dynamics,
     prune,
     prune_set,
     record_dynamics,
+    rule_names,
     score,
-    select,
     ssp,
 )
 from simplebits.prune.table import parse_rule, prune_table
@@ -35,6 +36,11 @@ from conftest import make_blobs
 # a tiny schedule: 8 epochs (lr steps at 2/3 and 5/6 as idc), LBPE window 4, top 2
 CFG = DynamicsConfig(runs=2, epochs=8, stop_epoch=4, top_k=2)
 FAST_EVAL = get_protocol("quick").with_overrides(epochs=15, max_steps=15)
+
+
+def rules_under_test() -> list[str]:
+    """The per-rule tests' parameters: every registered rule (a new rule is tested without an edit here)."""
+    return rule_names()
 
 
 def _dyn(logits: torch.Tensor, labels: torch.Tensor, schedule: int | None = None) -> Dynamics:
@@ -273,7 +279,7 @@ def test_dynamics_with_other_settings_or_set_are_refused(cset, full_dyn, tmp_pat
 # the API on our files and on IDC data.pt, every rule
 
 
-@pytest.mark.parametrize("rule", ["yoco", "random", "el2n", "aum", "forgetting", "entropy", "ssp", "ccs"])
+@pytest.mark.parametrize("rule", rules_under_test())
 def test_every_rule_on_our_file_and_on_idc_data_pt(rule, cset, full_dyn, tmp_path):
     # our format
     path = tmp_path / "set.safetensors"
@@ -314,7 +320,7 @@ def test_yoco_keeps_the_easy_samples_and_random_does_not_need_dynamics(cset, ful
 def test_unknown_rule_lists_the_rules(cset):
     with pytest.raises(UnknownNameError) as e:
         prune_set(cset, ipc=1, rule="lowest-loss", progress=False)
-    for name in ("yoco", "random", "el2n", "aum", "forgetting", "entropy", "ssp", "ccs"):
+    for name in rules_under_test():
         assert name in str(e.value)
     with pytest.raises(BadInputError, match="unknown rule modifier"):
         parse_rule("yoco:sideways")
@@ -377,6 +383,24 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, cset, full_dyn, extr
                "--stop-epoch", "4", "--top-k", "2", "--dynamics", str(dyn), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_flags_are_the_settings_with_their_defaults_and_old_spellings_still_work(capsys):
+    from simplebits.cli.main import build_parser
+    from simplebits.cli.prune import PruneOptions, TableOptions, _config
+    from simplebits.settings import overrides
+
+    args = build_parser().parse_args(["prune", "set.safetensors", "--ipc", "1", "--out", "o.safetensors"])
+    assert _config(args) == DynamicsConfig() and PruneOptions(**overrides(args, PruneOptions)) == PruneOptions()
+    args = build_parser().parse_args(["prune-table", "set.safetensors", "--seed", "2", "--stop-epoch", "4",
+                                      "--top-k", "2", "--epochs", "8", "--dynamics-protocol", "quick", "--protocol", "dc",
+                                      "--ipc", "1,2"])
+    assert _config(args) == DynamicsConfig(protocol="quick", epochs=8, stop_epoch=4, top_k=2, seed=2)
+    opts = TableOptions(**overrides(args, TableOptions))
+    assert opts.ipc == [1, 2] and opts.eval_protocol == "dc" and args.net == "convnet"  # two protocols, two dests
+    assert capsys.readouterr().err == ""
+    args = build_parser().parse_args(["prune-table", "set.safetensors", "--nets", "convnet,resnet10-ap"])
+    assert args.net == "convnet,resnet10-ap" and "--nets is deprecated, use --net" in capsys.readouterr().err
 
 
 def test_cli_class_too_small_for_balanced_target(tmp_path, capsys):
@@ -465,7 +489,10 @@ def test_shuffled_unequal_idc_file_is_pruned_per_class(tmp_path, cset):
 def test_cli_every_rule_on_an_idc_data_pt(tmp_path, capsys, cset):
     torch.save([cset.images[::2].clone(), cset.labels[::2].clone()], tmp_path / "data.pt")  # 3 per class, f=2
     dyn = str(tmp_path / "dyn.safetensors")
-    for rule in ["aum", "yoco", "random", "el2n", "forgetting", "entropy", "ssp", "ccs"]:
+    cfg = DynamicsConfig(runs=1, epochs=8, stop_epoch=4, top_k=2)
+    longest_first = sorted(rules_under_test(), key=lambda r: -epochs_needed([r], cfg))
+    assert epochs_needed(longest_first[:1], cfg) == 8
+    for rule in longest_first:
         out = tmp_path / f"{rule}.safetensors"
         rc = main(["prune", str(tmp_path / "data.pt"), "--factor", "2", "--ipc", "1", "--rule", rule, "--runs", "1",
                    "--epochs", "8", "--stop-epoch", "4", "--top-k", "2", "--dynamics", dyn, "--out", str(out), "--json"])
@@ -473,7 +500,7 @@ def test_cli_every_rule_on_an_idc_data_pt(tmp_path, capsys, cset):
         assert rc == 0 and got["factor"] == 2 and got["kept"] == 12 and sum(got["counts"]) == 12
         meta = read_metadata(out)
         assert meta["rule"] == rule and meta["ipc_from"] == 3 and meta["parent_factor"] == 2 and meta["factor"] == 1
-    assert load_dynamics(dyn).epochs == 8  # recorded once (by aum, the whole schedule), reused by the rest
+    assert load_dynamics(dyn).epochs == 8  # recorded once (by the first rule, the whole schedule), reused by the rest
 
 
 def test_prune_table_cross_architecture(cset):

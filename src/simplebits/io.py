@@ -669,49 +669,67 @@ def probe_torchscript(path: str | os.PathLike, probe: torch.Tensor | None = None
 
             inp = str(tdp / "probe.safetensors")
             save_file({"x": probe.detach().to("cpu", torch.float32).contiguous()}, inp)
-        with open(errf, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-c", _PROBE_SCRIPT, str(p.resolve()), inp, str(result)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=td,
-                                    start_new_session=True)
-            try:
-                rc = proc.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                proc.wait()
-                rc = None
-            except BaseException:
-                _kill_group(proc)
-                proc.wait()
-                raise
-        try:
-            res = json.loads(result.read_text()) if result.is_file() else {}
-        except (OSError, ValueError):
-            res = {}
-        if not isinstance(res, dict):
-            res = {}
-        stage = str(res.get("stage", "load"))
-        doing = f"its first forward on a probe batch of shape {shape}" if stage in ("forward", "done") and shape \
-            else "loading"
-        if rc is None:
-            raise CorruptFileError(
-                f"{p}: the TorchScript model did not finish {doing} within {limit:g} s (it may loop forever) and was "
-                "stopped; refused (for a slow but sound model raise SIMPLEBITS_TORCHSCRIPT_TIMEOUT, in seconds)")
+        rc = _run_probe_process(p, inp, result, errf, limit)
+        res = _read_probe_result(result)
         if rc == 0 and res.get("ok"):
             return {"out": res.get("out")}
-        if res.get("error"):
-            if stage == "forward":
-                raise MismatchError(f"{p}: the TorchScript model fails on a probe batch of shape {shape} "
-                                    f"({res['error']})")
-            if stage == "import":
-                raise BadInputError(f"cannot start the TorchScript probe process ({res['error']})")
-            raise CorruptFileError(f"{p}: cannot read the TorchScript file ({res['error']})")
+        raise _probe_refusal(p, rc, res, errf, limit, shape)
+
+
+def _run_probe_process(p: Path, inp: str, result: Path, errf: Path, limit: float) -> int | None:
+    """Run :data:`_PROBE_SCRIPT` on ``p`` in its own process group (stderr to ``errf``); its exit
+    status, or ``None`` when it was killed for running past ``limit`` seconds. An interrupt here
+    (Ctrl-C) kills the group too: a C++ loop left running would outlive us."""
+    with open(errf, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", _PROBE_SCRIPT, str(p.resolve()), inp, str(result)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd=result.parent,
+                                start_new_session=True)
         try:
-            tail = [ln for ln in errf.read_bytes()[-2000:].decode("utf-8", "replace").splitlines() if ln.strip()]
-        except OSError:
-            tail = []
-        why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
-        raise CorruptFileError(f"{p}: the TorchScript model crashed while {doing} ({why}"
-                               + (f": {tail[-1].strip()[:200]}" if tail else "") + "); refused")
+            return proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            return None
+        except BaseException:
+            _kill_group(proc)
+            proc.wait()
+            raise
+
+
+def _read_probe_result(result: Path) -> dict[str, Any]:
+    """What the probe process wrote last (its stage, error or output); ``{}`` when nothing usable."""
+    try:
+        res = json.loads(result.read_text()) if result.is_file() else {}
+    except (OSError, ValueError):
+        res = {}
+    return res if isinstance(res, dict) else {}
+
+
+def _probe_refusal(p: Path, rc: int | None, res: dict[str, Any], errf: Path, limit: float,
+                   shape: str | None) -> SimplebitsError:
+    """The one-line error for a probe that did not succeed, by how it ended: timed out, raised
+    (at which stage) or crashed (with the last line of its stderr)."""
+    stage = str(res.get("stage", "load"))
+    doing = f"its first forward on a probe batch of shape {shape}" if stage in ("forward", "done") and shape \
+        else "loading"
+    if rc is None:
+        return CorruptFileError(
+            f"{p}: the TorchScript model did not finish {doing} within {limit:g} s (it may loop forever) and was "
+            "stopped; refused (for a slow but sound model raise SIMPLEBITS_TORCHSCRIPT_TIMEOUT, in seconds)")
+    if res.get("error"):
+        if stage == "forward":
+            return MismatchError(f"{p}: the TorchScript model fails on a probe batch of shape {shape} "
+                                 f"({res['error']})")
+        if stage == "import":
+            return BadInputError(f"cannot start the TorchScript probe process ({res['error']})")
+        return CorruptFileError(f"{p}: cannot read the TorchScript file ({res['error']})")
+    try:
+        tail = [ln for ln in errf.read_bytes()[-2000:].decode("utf-8", "replace").splitlines() if ln.strip()]
+    except OSError:
+        tail = []
+    why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+    return CorruptFileError(f"{p}: the TorchScript model crashed while {doing} ({why}"
+                            + (f": {tail[-1].strip()[:200]}" if tail else "") + "); refused")
 
 
 def load_torchscript(path: str | os.PathLike, *, trust_code: bool = False, device: str | torch.device = "cpu",

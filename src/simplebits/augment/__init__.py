@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from simplebits.augment.cutmix import cutmix, cutmix_loss, maybe_cutmix
-from simplebits.augment.dsa import DSA, DSA_OPS, DSAParams, parse_strategy
+from simplebits.augment.dsa import DSA, DSAParams, parse_strategy
 
 #: DSA's default strategy (Zhao & Bilen 2021)
 DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
@@ -13,7 +13,6 @@ DSA_IDC = "color_crop_flip_scale_rotate"
 __all__ = [
     "DSA",
     "DSAParams",
-    "DSA_OPS",
     "DSA_DEFAULT",
     "DSA_IDC",
     "parse_strategy",

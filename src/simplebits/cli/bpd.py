@@ -5,14 +5,41 @@ from __future__ import annotations
 import argparse
 import csv
 import io as _io
+from dataclasses import dataclass
 
 from ..density import DEFAULT_DRAWS, ESCAPE, SHIPPED, bits_summary, default_flow, load_flow, measure_bits
 from ..density.compress import codec_bpd
 from ..density.store import card_note
 from ..errors import BadInputError
 from ..io import atomic_write_text
-from .common import add_data_root, add_force, add_import_options, add_json, check_out, emit, load_input, table
-from .evaluate import add_device, resolve_device
+from ..settings import setting
+from .common import (add_data_root, add_deprecated, add_device, add_force, add_import_options, add_json, add_options,
+                     check_out, emit, load_input, table)
+from .evaluate import resolve_device
+
+
+@dataclass(frozen=True)
+class BpdOptions:
+    """How `simplebits bpd` scores its inputs."""
+
+    density: str = setting("auto", "density model: gray32, rgb32, a file from train-flow, 'auto' (by channel count) "
+                                   "or 'none'", metavar="MODEL")
+    codec: str | None = setting(None, "also report compressed-size bpd", choices=("png", "jpeg"))
+    quality: int = setting(75, "JPEG quality for --codec jpeg")
+    subtract_overhead: bool = setting(False, "subtract the codec's container bytes")
+    split: str = setting("test", "split for data set specs that name none")
+    max_images: int | None = setting(None, "score only the first N images of each input", metavar="N")
+    resize: int | None = setting(None, "resize image files/folders to NxN", metavar="N")
+    gray_to_rgb: bool = setting(False, "repeat gray images to 3 channels (for rgb32)")
+    dequantize: str = setting("bound", "bound: the dequantisation bound, a code length; midpoint: the bin-centre "
+                                       "point estimate, one pass, not a code length (can be negative)",
+                              choices=("bound", "midpoint"))
+    draws: int = setting(DEFAULT_DRAWS, f"noise draws for the bound ({DEFAULT_DRAWS}: per-image std < 0.01 bpd on "
+                                        "95% of Fashion-MNIST images)")
+    seed: int = setting(0, "seed of the bound's noise draws", metavar="S")
+    flow_only: bool = setting(False, "score the flow alone, without the raw 8-bit escape (figures can then exceed "
+                                     "8 bpd by any amount where the model puts almost no mass)")
+    per_image: str | None = setting(None, "write one row per image to this CSV file", metavar="CSV")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,25 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "scores the flow alone).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT")
-    p.add_argument("--model", default="auto",
-                   help="density model: gray32, rgb32, a file from train-flow, 'auto' (by channel count) or 'none'")
-    p.add_argument("--codec", choices=["png", "jpeg"], default=None, help="also report compressed-size bpd")
-    p.add_argument("--quality", type=int, default=75, help="JPEG quality for --codec jpeg (default 75)")
-    p.add_argument("--subtract-overhead", action="store_true", help="subtract the codec's container bytes")
-    p.add_argument("--split", default="test", help="split for data set specs that name none (default test)")
-    p.add_argument("--limit", type=int, default=None, help="score only the first N images of each input")
-    p.add_argument("--resize", type=int, default=None, metavar="N", help="resize image files/folders to NxN")
-    p.add_argument("--gray-to-rgb", action="store_true", help="repeat gray images to 3 channels (for rgb32)")
-    p.add_argument("--dequantize", choices=["bound", "midpoint"], default="bound",
-                   help="bound: the dequantisation bound, a code length (default); midpoint: the bin-centre "
-                        "point estimate, one pass, not a code length (can be negative)")
-    p.add_argument("--draws", type=int, default=DEFAULT_DRAWS,
-                   help=f"noise draws for the bound (default {DEFAULT_DRAWS}: per-image std < 0.01 bpd on 95%% of Fashion-MNIST images)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bound's noise draws (default 0)")
-    p.add_argument("--flow-only", action="store_true",
-                   help="score the flow alone, without the raw 8-bit escape (figures can then exceed 8 bpd "
-                        "by any amount where the model puts almost no mass)")
-    p.add_argument("--per-image", default=None, metavar="CSV", help="write one row per image to this CSV file")
+    add_options(p, BpdOptions)
+    add_deprecated(p, "--model", "--density", dest="density")
+    add_deprecated(p, "--limit", "--max-images", dest="max_images", type=int)
     add_force(p, "--per-image CSV")
     add_device(p)
     add_data_root(p)
@@ -59,12 +70,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    if args.limit is not None and args.limit < 1:
-        raise BadInputError(f"--limit must be >= 1, got {args.limit}")
+    if args.max_images is not None and args.max_images < 1:
+        raise BadInputError(f"--max-images must be >= 1, got {args.max_images}")
     if args.draws < 1:
         raise BadInputError(f"--draws must be >= 1, got {args.draws}")
-    if args.model == "none" and not args.codec:
-        raise BadInputError("--model none leaves nothing to compute; add --codec png or --codec jpeg")
+    if args.density == "none" and not args.codec:
+        raise BadInputError("--density none leaves nothing to compute; add --codec png or --codec jpeg")
     if args.per_image:
         check_out(args.per_image, kind="csv", csv_header="input,index,label", force=args.force, option="--per-image")
     models: dict[str, object] = {}
@@ -77,14 +88,14 @@ def run(args: argparse.Namespace) -> int:
             clamped = ds.meta["clamped_fraction"]
             notes.append(f"note: {arg} holds values outside [0, 1] (an unbounded set); its clamped view was scored "
                          f"({100 * clamped:.2f}% of values clamped)")
-        x = ds.images[: args.limit] if args.limit else ds.images
+        x = ds.images[: args.max_images] if args.max_images else ds.images
         res: dict[str, object] = {"input": arg, "n": int(x.shape[0]), "shape": list(x.shape[1:])}
         if clamped is not None:
             res["clamped_fraction"] = clamped
         vals = {}
-        if args.model != "none":
+        if args.density != "none":
             channels = 3 if args.gray_to_rgb else x.shape[1]
-            name = args.model if args.model != "auto" else default_flow(channels)
+            name = args.density if args.density != "auto" else default_flow(channels)
             if name not in models:
                 models[name] = load_flow(name, device=device)
                 missing = card_note(models[name])
@@ -122,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.per_image:
         buf = _io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["input", "index", "label"] + (["bpd", "bpd_native"] if args.model != "none" else [])
+        w.writerow(["input", "index", "label"] + (["bpd", "bpd_native"] if args.density != "none" else [])
                    + (["codec_bpd"] if args.codec else []))
         w.writerows(per_image)
         atomic_write_text(args.per_image, buf.getvalue())

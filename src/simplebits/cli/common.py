@@ -1,20 +1,98 @@
-"""Helpers shared by the subcommands: output, input resolution. No logic of its own."""
+"""Helpers shared by the subcommands: output, input resolution, and the flags every command spells
+the same way (:data:`VOCABULARY`). No logic of its own."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..data import ImageSet
 from ..data.condensed import NORMALIZATIONS
 from ..data.inputs import is_path_like, load_images
+from .. import settings
+from ..settings import setting
 
-__all__ = ["add_json", "add_data_root", "add_import_options", "add_force", "check_out", "emit", "int_list",
-           "looks_like_file", "load_input", "table", "OUT_KINDS"]
+__all__ = ["add_json", "add_data_root", "add_import_options", "add_force", "add_deprecated", "add_device",
+           "add_max_train", "add_net", "add_options", "add_out", "add_seeds", "check_out", "emit", "int_list",
+           "looks_like_file", "load_input", "seed_list", "table", "OUT_KINDS", "REMOVED_IN", "VOCABULARY"]
+
+#: the release that drops the old spellings kept by :func:`add_deprecated`
+REMOVED_IN = "0.4"
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of a flag: stores into the new flag's destination and says so on stderr."""
+
+    def __init__(self, option_strings, dest, new: str = "", inner: type[argparse.Action] | None = None, **kw):
+        self.new = new
+        self._inner = inner
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: note: {option_string} is deprecated, use {self.new} (the old spelling goes in "
+              f"simplebits {REMOVED_IN})", file=sys.stderr)
+        if self.nargs == 0:
+            setattr(namespace, self.dest, self.const)
+        else:
+            setattr(namespace, self.dest, values)
+
+
+def add_deprecated(p: argparse.ArgumentParser, old: str, new: str, *, dest: str, **kw: Any) -> None:
+    """Keep ``old`` working for one release as a spelling of ``new`` (same ``dest``), with a
+    deprecation line on stderr when used; hidden from ``--help``. ``kw``: ``type``, ``nargs``,
+    ``const``, ``choices`` as the new flag has them (``nargs=0, const=True`` for a switch)."""
+    p.add_argument(old, action=_Deprecated, new=new, dest=dest, default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS, **kw)
+
+
+# --- One vocabulary: the flags every subcommand spells the same way --------------------------
+
+#: (flag, what it means) of the concepts shared by the subcommands; docs/cli.md's vocabulary
+#: section lists them with the subcommands that take each and the old spellings still accepted
+VOCABULARY: list[tuple[str, str]] = [
+    ("--net NAME", "the network being trained (a classifier from the model registry: convnet, nf-wrn-16-2, ...); "
+                   "where a command trains several kinds, a comma list"),
+    ("--density MODEL", "the density model that bits per dimension are measured under: gray32, rgb32, a file "
+                        "from train-flow (default: gray32 or rgb32 by channel count)"),
+    ("--seed S", "the base seed; a command that makes one result uses S itself"),
+    ("--seeds N", "the number of seeds, S..S+N-1 (N networks, runs or repeats). A single integer is always a "
+                  "count; simplify, simplify-baselines and continual took seed numbers before 0.3, and a comma "
+                  "list (--seeds 0,1,2) or --seeds 0 still means seed numbers there, with a deprecation line"),
+    ("--max-train N", "cap on the training images (the first N, or a seeded class-balanced subset where the "
+                      "command says so)"),
+    ("--max-images N", "bpd only: score at most the first N images of each input (bpd trains nothing)"),
+    ("--depth K", "the depth of the network built: flow steps per Glow level (train-flow), ConvNet blocks "
+                  "(condense)"),
+    ("--steps N", "optimisation steps (explain: Adam steps per batch); never a network's depth"),
+    ("--device DEVICE", "cpu, cuda, cuda:N, mps or auto (cuda when available); default auto on every command that "
+                        "trains. run, sweep and demo write it into the config's `device` key (a later "
+                        "--set device=... wins)"),
+    ("--out PATH", "the file or folder written (checked before any work; see --force)"),
+    ("--force", "replace an existing --out that this kind of command did not write"),
+    ("--data-root DIR", "folder holding the data set's files"),
+    ("--json", "print one JSON document on stdout instead of text"),
+]
+
+
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def add_options(p: Any, cls: type, **kw: Any) -> list[str]:
+    """One flag per setting of ``cls`` (generated by :mod:`simplebits.settings`), each defaulting to
+    the field's own default: for a command's options, where no preset fills in what is not given.
+    ``kw``: ``skip``, ``only``, ``default_text``."""
+    return settings.add_arguments(p, cls, defaults={f.name: _field_default(f) for f in dataclasses.fields(cls)}, **kw)
 
 
 def add_json(p: argparse.ArgumentParser) -> None:
@@ -26,19 +104,115 @@ def add_data_root(p: argparse.ArgumentParser) -> None:
                    help="folder holding the data set's files (default: per source; $SIMPLEBITS_DATA/<name>)")
 
 
+def add_device(p: argparse.ArgumentParser, note: str = "", *, default: str | None = "auto",
+               default_text: str = "auto") -> None:
+    p.add_argument("--device", default=default, metavar="DEVICE",
+                   help=f"cpu, cuda, cuda:N, mps or auto (cuda when available){note} (default {default_text})")
+
+
+def config_names_device(path: str | os.PathLike) -> bool:
+    """Whether the TOML file ``path`` sets the top-level ``device`` key itself (built-in names: never)."""
+    from ..pipeline.config import read_toml
+
+    p = Path(path)
+    return p.is_file() and "device" in read_toml(p, "a config", "docs/pipeline.md")
+
+
+def add_out(p: argparse.ArgumentParser, metavar: str, help: str | None = None, *,  # noqa: A002
+            required: bool = True) -> None:
+    p.add_argument("--out", required=required, default=None, metavar=metavar, help=help)
+
+
+def add_net(p: argparse.ArgumentParser, *, default: str | None, choices: list[str] | None = None,
+            help: str = "the network trained") -> None:  # noqa: A002
+    p.add_argument("--net", default=default, choices=choices, metavar="NAME",
+                   help=help + (f": {', '.join(choices)}" if choices else "") + (f" (default {default})" if default else ""))
+
+
+def add_max_train(p: argparse.ArgumentParser, help: str) -> None:  # noqa: A002
+    p.add_argument("--max-train", type=int, default=None, metavar="N", help=help)
+
+
+class _Seeds(argparse.Action):
+    """``--seeds N``: a count. Where ``--seeds`` took seed numbers (``numbers``), a comma list and a
+    lone ``0`` are still read as seed numbers, with a deprecation line giving the new form."""
+
+    def __init__(self, option_strings, dest, numbers: bool = False, **kw):
+        self.numbers = numbers
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        text = str(values).strip()
+        if self.numbers and ("," in text or text == "0"):
+            try:
+                vals = [int(v) for v in text.split(",") if v.strip()]
+            except ValueError:
+                vals = []
+            if not vals or min(vals) < 0:
+                raise argparse.ArgumentError(self, f"takes a number of seeds N >= 1 (seeds S..S+N-1 with --seed S), "
+                                                   f"got {text!r}")
+            new = (f"--seed {vals[0]} --seeds {len(vals)}" if vals == list(range(vals[0], vals[0] + len(vals)))
+                   else "--seed S --seeds N (seeds S..S+N-1)")
+            what = "a list of seed numbers" if len(vals) > 1 else "a seed number"
+            print(f"{parser.prog}: note: --seeds {text} ({what}) is deprecated, use {new} (the old spelling goes in "
+                  f"simplebits {REMOVED_IN})", file=sys.stderr)
+            setattr(namespace, self.dest, vals)
+            return
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentError(self, f"takes a number of seeds N >= 1 (seeds S..S+N-1 with --seed S), "
+                                               f"got {text!r}")
+        if self.numbers:  # the same spelling meant one seed number before 0.3: never a silent change
+            print(f"{parser.prog}: note: --seeds {n} runs {n} seed(s), --seed S..S+{n - 1} (default S = 0); before "
+                  f"simplebits 0.3 it meant the one seed {n}: for that, use --seed {n}", file=sys.stderr)
+        setattr(namespace, self.dest, n)
+
+
+def add_seeds(p: argparse.ArgumentParser, *, count: int, what: str, numbers: bool = False) -> None:
+    """``--seed S`` (the base seed) and ``--seeds N`` (``what``: N of them, seeds S..S+N-1);
+    ``numbers``: this command's ``--seeds`` took seed numbers before 0.3 (read by :func:`seed_list`)."""
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="base seed (default 0)")
+    p.add_argument("--seeds", action=_Seeds, numbers=numbers, default=count, metavar="N",
+                   help=f"{what}, seeds S..S+N-1 (default {count})" + (
+                       "; a single number is a count since 0.3 (it was one seed number: that is now --seed S "
+                       "--seeds 1)" if numbers else ""))
+
+
+def seed_list(args: argparse.Namespace) -> list[int]:
+    """The seeds of ``--seed S --seeds N`` (S..S+N-1), or those of the deprecated ``--seeds 0,1,2``."""
+    from ..errors import BadInputError
+
+    if args.seed < 0:
+        raise BadInputError(f"--seed must be >= 0, got {args.seed}")
+    if isinstance(args.seeds, list):
+        if args.seed:
+            raise BadInputError("give --seed S --seeds N, not --seed with a list of seed numbers")
+        return list(args.seeds)
+    return list(range(args.seed, args.seed + args.seeds))
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a condensed set written by another tool is read (``--format`` and the rest)."""
+
+    format: str = setting("auto", "tool that wrote the file (auto: from the file name and contents)",
+                          choices=("auto", "simplebits", "dc", "mtt", "idc", "kip"))
+    normalization: str | None = setting(
+        None, "mean/std the tool normalised with (default: inferred from the file's name and contents, e.g. "
+              "res_DC_FashionMNIST_*.pt -> fashion-mnist; asked for when it cannot be told)",
+        choices=lambda: sorted(NORMALIZATIONS))
+    factor: int = setting(1, "multi-formation factor of IDC/DREAM files")
+    labels: str | None = setting(None, "MTT labels file (default: labels_best.pt beside)", metavar="FILE")
+    experiment: int = setting(0, "experiment index in a DC res_*.pt file")
+    clamp: bool = setting(False, "clamp the denormalised values to [0, 1]",
+                          default_text="keep them as the tool trained on them; DC/DSA/DM never clamp")
+
+
 def add_import_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("reading condensed sets made by other tools")
-    g.add_argument("--format", default="auto", choices=["auto", "simplebits", "dc", "mtt", "idc", "kip"],
-                   help="tool that wrote the file (auto: from the file name and contents)")
-    g.add_argument("--normalization", default=None, choices=sorted(NORMALIZATIONS),
-                   help="mean/std the tool normalised with (default: inferred from the file's name and contents, "
-                        "e.g. res_DC_FashionMNIST_*.pt -> fashion-mnist; asked for when it cannot be told)")
-    g.add_argument("--factor", type=int, default=1, help="multi-formation factor of IDC/DREAM files (default 1)")
-    g.add_argument("--labels", default=None, metavar="FILE", help="MTT labels file (default: labels_best.pt beside)")
-    g.add_argument("--experiment", type=int, default=0, help="experiment index in a DC res_*.pt file (default 0)")
-    g.add_argument("--clamp", action="store_true",
-                   help="clamp the denormalised values to [0, 1] (default: keep them as the tool trained on them; "
-                        "DC/DSA/DM never clamp)")
+    add_options(p.add_argument_group("reading condensed sets made by other tools"), ImportOptions)
 
 
 def emit(args: argparse.Namespace, obj: Any, text: str) -> None:
@@ -101,9 +275,9 @@ OUT_KINDS = {
 _NAME_MAX = 255
 
 
-def add_force(p: argparse.ArgumentParser, what: str = "--out") -> None:
+def add_force(p: argparse.ArgumentParser, what: str = "--out", help: str | None = None) -> None:  # noqa: A002
     p.add_argument("--force", action="store_true",
-                   help=f"replace an existing {what} that is not a file this command writes (default: refuse)")
+                   help=help or f"replace an existing {what} that is not a file this command writes (default: refuse)")
 
 
 def _written_by_us(path: Path, kind: str, csv_header: str | None) -> bool:

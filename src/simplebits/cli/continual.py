@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
+from .. import settings as flags
 from ..continual import DEFAULT_TASKS, make_config, make_settings, plot_curve, run_continual
-from ..continual.config import HEADS, PRESETS
+from ..continual.config import PRESETS, ContinualConfig
 from ..errors import BadInputError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
-from .common import add_data_root, add_json, check_out, emit, int_list
-from .evaluate import add_device, resolve_device
+from ..settings import setting
+from .common import (add_data_root, add_device, add_json, add_options, add_out, add_seeds, check_out, emit,
+                     seed_list)
+from .evaluate import resolve_device
 
 
 def _replay_group(text: str) -> tuple[str | None, list[str]]:
@@ -27,6 +31,16 @@ def _replay_group(text: str) -> tuple[str | None, list[str]]:
     return (name.strip() if name else None), items
 
 
+@dataclass(frozen=True)
+class ContinualOptions:
+    """The task sequence, the preset and the network's width (ContinualConfig has the rest)."""
+
+    tasks: str = setting(",".join(DEFAULT_TASKS), "data sets in training order, comma-separated", metavar="A,B,...")
+    preset: str = setting("quick", "quick (this CPU: ConvNet width 32, 2x6 + 6 epochs) or paper (width 128, 3x50 + 50 "
+                                   "epochs)", choices=PRESETS)
+    width: int | None = setting(None, "ConvNet width", default_text="preset's")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "continual", help="learn a sequence of tasks with condensed replay (paper S12)",
@@ -39,8 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     f"Default sequence (installable data): {','.join(DEFAULT_TASKS)}; the paper's is "
                     "svhn,mnist,usps (from your files, with --data-root).",
     )
-    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS),
-                   help=f"data sets in training order, comma-separated (default {','.join(DEFAULT_TASKS)})")
+    add_options(p, ContinualOptions, only=["tasks"])
     p.add_argument("--replay", action="append", default=[], metavar="[NAME=]FILE_A,FILE_B",
                    help="condensed sets of the tasks before the last, in order; repeat for several settings "
                         "(e.g. --replay lam0=a0.safetensors,b0.safetensors --replay simple=a1.safetensors,b1.safetensors)")
@@ -48,24 +61,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kd", dest="kd_on", action="store_true",
                    help="with knowledge distillation (give both --kd and --no-kd, or neither, for both)")
     p.add_argument("--no-kd", dest="kd_off", action="store_true", help="without knowledge distillation")
-    p.add_argument("--preset", default="quick", choices=PRESETS,
-                   help="quick (this CPU: ConvNet width 32, 2x6 + 6 epochs) or paper (width 128, 3x50 + 50 epochs)")
-    p.add_argument("--seeds", default="0,1,2", help="seeds, comma-separated (default 0,1,2)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per cosine cycle (default: preset's)")
-    p.add_argument("--first-cycles", type=int, default=None, help="cosine cycles on the first task (default: preset's)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate at each restart (default 0.1)")
-    p.add_argument("--batch-size", type=int, default=None, help="new-task images per step (default: preset's)")
-    p.add_argument("--replay-batch", type=int, default=None, help="replay images per step (default: preset's)")
-    p.add_argument("--kd-weight", type=float, default=None, help="weight of the distillation term (default 1)")
-    p.add_argument("--kd-temperature", type=float, default=None, help="distillation temperature T (default 2)")
-    p.add_argument("--head", default=None, choices=HEADS,
-                   help="auto (default): one shared head when all tasks have the same class names, else one per task")
-    p.add_argument("--image-size", type=int, default=None, help="common image side (default: the largest task's)")
-    p.add_argument("--channels", type=int, default=None, choices=[1, 3],
-                   help="common channel count (default: 3 if any task is colour)")
-    p.add_argument("--max-train", type=int, default=None, help="cap on each task's training images (class-balanced)")
-    p.add_argument("--width", type=int, default=None, help="ConvNet width (default: preset's)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    add_options(p, ContinualOptions, only=["preset"])
+    add_seeds(p, count=3, what="runs of every setting", numbers=True)
+    flags.add_arguments(p, ContinualConfig)
+    add_options(p, ContinualOptions, only=["width"])
+    add_out(p, "DIR", "output folder")
     p.add_argument("--resume", action="store_true", help="skip the runs already finished in OUT/runs/")
     add_device(p)
     add_data_root(p)
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    seeds = int_list(args.seeds, "--seeds", minimum=0, example="0,1,2")
+    seeds = seed_list(args)
     groups: dict[str, list[str]] = {}
     for i, text in enumerate(args.replay):
         name, files = _replay_group(text)
@@ -86,10 +86,8 @@ def run(args: argparse.Namespace) -> int:
         groups[name] = files
     kd = [True, False] if args.kd_on == args.kd_off else [args.kd_on]
     settings = make_settings(groups or None, no_replay=args.no_replay, kd=kd)
-    overrides = dict(epochs=args.epochs, first_cycles=args.first_cycles, lr=args.lr, batch_size=args.batch_size,
-                     replay_batch=args.replay_batch, kd_weight=args.kd_weight, kd_temperature=args.kd_temperature,
-                     head=args.head, image_size=args.image_size, channels=args.channels, max_train=args.max_train)
-    config = make_config(args.preset, **overrides)
+    config = make_config(args.preset, **{k: v for k, v in flags.overrides(args, ContinualConfig).items()
+                                         if k in {f.name for f in flags.user_fields(ContinualConfig)}})
     if args.width is not None:
         config = config.with_overrides(model_options={**config.model_options, "width": args.width})
     out = check_out(args.out, kind="continual.json", folder=True, force=True)  # --resume rules: the runner's

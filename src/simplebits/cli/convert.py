@@ -7,7 +7,7 @@ import argparse
 from ..data import is_dataset_spec
 from ..data.condensed import import_condensed, save_condensed
 from ..errors import BadInputError
-from .common import add_force, add_import_options, add_json, check_out, emit
+from .common import add_force, add_import_options, add_json, add_out, check_out, emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(DC/DSA/DM never clamp; the file is marked range: unbounded); --clamp cuts them to [0, 1].",
     )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--out", required=True, metavar="FILE.safetensors", help="output file (written atomically)")
+    add_out(p, "FILE.safetensors", "output file (written atomically)")
     add_force(p)
     p.add_argument("--source", default=None, metavar="DATASET",
                    help="real data set the set was condensed from (e.g. fashion-mnist:train), the random-real "

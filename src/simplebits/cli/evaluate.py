@@ -4,43 +4,59 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import is_dataset_spec, load_dataset
 from ..density import storage_bits
 from ..errors import BadInputError
+from ..runtime import resolve_device  # noqa: F401 - the commands import it from here
 from ..train import SOFT_LOSSES, EvalReport, evaluate, evaluate_real_subset, get_protocol, list_protocols
+from ..settings import setting
 from ..train.published import published_random
-from .common import add_data_root, add_import_options, add_json, emit, load_input, looks_like_file, table
+from .common import (add_data_root, add_device, add_import_options, add_json, add_options, add_seeds, emit, load_input,
+                     looks_like_file, seed_list, table)
 
 
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available; default auto)")
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """What `simplebits evaluate` trains on and compares with."""
+
+    test: str | None = setting(None, "test set spec (default: the training source's test split, e.g. "
+                                     "fashion-mnist:test)", metavar="DATASET")
+    protocol: str = setting("quick", "evaluation protocol", choices=lambda: [q.name for q in list_protocols()])
+    ipc: int | None = setting(None, "evaluate random real subsets of this many images per class", metavar="N")
+    real: str | None = setting(None, "real training set for the baseline of a condensed file (default: its recorded "
+                                     "source; its test split is the default --test)", metavar="DATASET")
+    baseline: bool = setting(True, "report the random-real baseline at the same IPC beside a reduced set")
+    compile: bool = setting(False, "torch.compile the training step, once for all networks",
+                            default_text="off: on a 2-core CPU a first compile costs tens of seconds; it can pay for "
+                                         "long evaluations, IPC >= 10 with several seeds; see docs/evaluate.md")
 
 
-def resolve_device(name: str) -> str:
-    """``auto`` -> cuda when available, else cpu; ``cpu``, ``cuda``, ``cuda:N``, ``mps`` checked here, before
-    any work, with one line when the name is unknown or the device is not on this machine."""
-    import torch
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Soft labels and DD-Ranking's scores (docs/evaluate.md)."""
 
-    name = str(name).strip().lower()
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        dev = None
-    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
-        raise BadInputError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise BadInputError(f"--device {name}: no CUDA device is available here; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise BadInputError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
-                                f"numbered 0-{torch.cuda.device_count() - 1}")
-    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise BadInputError(f"--device {name}: Apple MPS is not available here; use --device cpu")
-    return name
+    soft_labels: str | None = setting(None, "train on a teacher's outputs for every (augmented) batch instead of the "
+                                            "hard labels, with loss kl, sce or mse; the random-real baseline gets the "
+                                            "same teacher", choices=SOFT_LOSSES, metavar="LOSS")
+    temperature: float = setting(1.0, "softmax temperature of kl/sce")
+    teacher: str | None = setting(None, "teacher classifier file (simplebits train-classifier); default: a network "
+                                        "trained on the whole real training set under the protocol, cached "
+                                        "($SIMPLEBITS_CACHE)", metavar="FILE")
+    trust_code: bool = setting(False, "allow a TorchScript --teacher: TorchScript files are programs that run when "
+                                      "loaded and called, so they are refused unless you trust the file (loaded first "
+                                      "in a separate process, stopped after $SIMPLEBITS_TORCHSCRIPT_TIMEOUT s, "
+                                      "60 unless set)")
+    scores: bool = setting(False, "DD-Ranking's scores of the set: HLR (full data minus set, hard labels), IOR (set "
+                                  "minus random real, same evaluation), LRS and ARS; trains the set and random real "
+                                  "subsets with and without augmentation, and (once, cached) networks on the whole "
+                                  "training set")
+    lrs_weight: float = setting(0.5, "LRS weight of IOR", metavar="W")
+    ars_weight: float = setting(0.5, "ARS weight of the augmented side", metavar="G")
+    cache: str | None = setting(None, "folder for cached full-data networks (default $SIMPLEBITS_CACHE or "
+                                      "~/.cache/simplebits)", metavar="DIR")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,51 +69,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     f"to the random-real baseline at the same IPC under the same protocol. Protocols: {protos}.",
     )
     p.add_argument("train", metavar="FILE_OR_DATASET")
-    p.add_argument("--test", default=None, metavar="DATASET",
-                   help="test set spec (default: the training source's test split, e.g. fashion-mnist:test)")
-    p.add_argument("--protocol", default="quick", choices=[q.name for q in list_protocols()],
-                   help="evaluation protocol (default quick)")
-    p.add_argument("--seeds", type=int, default=3, help="number of fresh networks (seeds 0..N-1; default 3)")
-    p.add_argument("--ipc", type=int, default=None, help="evaluate random real subsets of this many images per class")
-    p.add_argument("--real", default=None, metavar="DATASET",
-                   help="real training set for the baseline of a condensed file (default: its recorded source; "
-                        "its test split is the default --test)")
-    p.add_argument("--no-baseline", action="store_true", help="skip the random-real baseline")
-    g = p.add_argument_group("soft labels and DD-Ranking scores (docs/evaluate.md)")
-    g.add_argument("--soft-labels", default=None, choices=list(SOFT_LOSSES), metavar="LOSS",
-                   help="train on a teacher's outputs for every (augmented) batch instead of the hard labels, "
-                        "with loss kl, sce or mse; the random-real baseline gets the same teacher")
-    g.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of kl/sce (default 1)")
-    g.add_argument("--teacher", default=None, metavar="FILE",
-                   help="teacher classifier file (simplebits train-classifier); default: a network trained on "
-                        "the whole real training set under the protocol, cached ($SIMPLEBITS_CACHE)")
-    g.add_argument("--trust-code", action="store_true",
-                   help="allow a TorchScript --teacher: TorchScript files are programs that run when loaded and "
-                        "called, so they are refused unless you trust the file (loaded first in a separate process, "
-                        "stopped after $SIMPLEBITS_TORCHSCRIPT_TIMEOUT s, default 60)")
-    g.add_argument("--scores", action="store_true",
-                   help="DD-Ranking's scores of the set: HLR (full data minus set, hard labels), IOR (set minus "
-                        "random real, same evaluation), LRS and ARS; trains the set and random real subsets with "
-                        "and without augmentation, and (once, cached) networks on the whole training set")
-    g.add_argument("--lrs-weight", type=float, default=0.5, metavar="W", help="LRS weight of IOR (default 0.5)")
-    g.add_argument("--ars-weight", type=float, default=0.5, metavar="G",
-                   help="ARS weight of the augmented side (default 0.5)")
-    g.add_argument("--cache", default=None, metavar="DIR",
-                   help="folder for cached full-data networks (default $SIMPLEBITS_CACHE or ~/.cache/simplebits)")
-    add_compile_option(p)
+    add_options(p, EvaluateOptions)
+    add_seeds(p, count=3, what="number of fresh networks")
+    add_options(p.add_argument_group("soft labels and DD-Ranking scores (docs/evaluate.md)"), ScoreOptions)
     add_device(p)
     add_data_root(p)
     add_import_options(p)
     add_json(p)
     p.set_defaults(func=run)
-
-
-def add_compile_option(p: argparse.ArgumentParser) -> None:
-    """--compile for the training step of an evaluation (off by default: it does not pay on a CPU)."""
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the training step, once for all networks (off by default: on a 2-core "
-                        "CPU a first compile costs tens of seconds; it can pay for long evaluations, IPC >= 10 "
-                        "with several seeds; see docs/evaluate.md)")
 
 
 def compile_note(args: argparse.Namespace) -> None:
@@ -149,6 +128,7 @@ def format_reports(reports: list[EvalReport], source: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
+    seeds = seed_list(args)
     proto = get_protocol(args.protocol)
     if args.soft_labels:
         proto = proto.with_overrides(labels=args.soft_labels, temperature=args.temperature)
@@ -157,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     is_file = looks_like_file(args.train)
     if is_file and args.ipc is not None:
         raise BadInputError("--ipc draws random real subsets of a data set; it does not apply to a file")
-    if args.scores and args.no_baseline:
+    if args.scores and not args.baseline:
         raise BadInputError("--scores compares the set with random real subsets; drop --no-baseline")
     if args.scores and not is_file and args.ipc is None:
         raise BadInputError("--scores rates a reduced set: pass a condensed-set file, or --ipc N for random real "
@@ -171,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
                 "--soft-labels needs it to train the teacher (or pass --teacher FILE)")
         raise BadInputError(f"{args.train} does not record a data set it was made from, and {what}: "
                             "pass --real DATASET (e.g. fashion-mnist)")
-    if is_file and args.ipc is None and not args.no_baseline and real_spec is None:
+    if is_file and args.ipc is None and args.baseline and real_spec is None:
         raise BadInputError(missing_source_message(args.train, train))
     test_spec = args.test or _default_test(source_spec or args.real)
     if test_spec is None:
@@ -180,19 +160,19 @@ def run(args: argparse.Namespace) -> int:
     source_name = (source_spec or args.real or "").split(":", 1)[0]
     compile_note(args)
     real = train if not is_file else None
-    if is_file and (needs_real or not args.no_baseline):
+    if is_file and (needs_real or args.baseline):
         real = load_dataset(real_spec, split="train", root=args.data_root)
     if args.scores:
-        return _run_scores(args, train if is_file else real_subset_of(train, args.ipc), real, test, proto, device,
-                           is_file)
+        return _run_scores(args, train if is_file else real_subset_of(train, args.ipc, seeds[0]), real, test, proto,
+                           device, is_file, seeds)
     teacher = _teacher(args, proto, real, test, device)
     if args.ipc is not None:
-        report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=args.seeds, device=device,
+        report = evaluate_real_subset(train, test, ipc=args.ipc, protocol=proto, seeds=seeds, device=device,
                                       compile=args.compile, teacher=teacher)
-        stored = real_subset_of(train, args.ipc)
+        stored = real_subset_of(train, args.ipc, seeds[0])
     else:
-        baseline_from = real if is_file and not args.no_baseline else None
-        report = evaluate(train, test, protocol=proto, seeds=args.seeds, baseline_from=baseline_from, device=device,
+        baseline_from = real if is_file and args.baseline else None
+        report = evaluate(train, test, protocol=proto, seeds=seeds, baseline_from=baseline_from, device=device,
                           compile=args.compile, teacher=teacher)
         stored = train
     doc, text = report.to_dict(), format_reports([report], source_name)
@@ -211,12 +191,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def real_subset_of(ds, ipc: int):
-    """The random real subset that seed 0 of an ``--ipc`` evaluation trains on."""
+def real_subset_of(ds, ipc: int, seed: int = 0):
+    """The random real subset that ``seed`` (the first seed) of an ``--ipc`` evaluation trains on."""
     from ..data import real_subset
     from ..train import derive_seed
 
-    return real_subset(ds, ipc, seed=derive_seed(0, "subset"))
+    return real_subset(ds, ipc, seed=derive_seed(seed, "subset"))
 
 
 def _teacher(args: argparse.Namespace, proto, real, test, device: str):
@@ -230,11 +210,11 @@ def _teacher(args: argparse.Namespace, proto, real, test, device: str):
         return model
     from ..train import full_data
 
-    _full_data_note(real, proto, args.seeds, args.cache)
+    _full_data_note(real, proto, args.cache)
     return full_data(real, test, protocol=proto, seeds=1, device=device, cache=args.cache).teacher(device)
 
 
-def _full_data_note(real, proto, seeds: int, cache) -> None:
+def _full_data_note(real, proto, cache) -> None:
     from ..train import cache_root
 
     print(f"note: networks trained on all {len(real)} images of {real.name} (full-data accuracy and teacher) "
@@ -254,7 +234,7 @@ def storage_line(st: dict, which: str | None = None) -> str:
     return line
 
 
-def _run_scores(args, train, real, test, proto, device: str, is_file: bool) -> int:
+def _run_scores(args, train, real, test, proto, device: str, is_file: bool, seeds: list[int]) -> int:
     from ..train import full_data, ranking_scores
 
     teacher = None
@@ -262,16 +242,16 @@ def _run_scores(args, train, real, test, proto, device: str, is_file: bool) -> i
         from ..train.checkpoint import load_classifier
 
         teacher, _ = load_classifier(args.teacher, device=device, trust_code=args.trust_code)
-    _full_data_note(real, proto, args.seeds, args.cache)
+    _full_data_note(real, proto, args.cache)
     rep = ranking_scores(train, real, test, protocol=proto.with_overrides(labels="hard", temperature=1.0),
-                         labels=proto.labels, temperature=proto.temperature, seeds=args.seeds, teacher=teacher,
+                         labels=proto.labels, temperature=proto.temperature, seeds=seeds, teacher=teacher,
                          device=device, cache=args.cache, lrs_weight=args.lrs_weight, ars_weight=args.ars_weight)
     if proto.soft and teacher is None:
         teacher = full_data(real, test, protocol=proto, seeds=rep.seeds, device=device, cache=args.cache).teacher()
     doc = {"scores": rep.to_dict(), "storage": storage_bits(train, labels="soft" if proto.soft else "hard",
                                                             teacher=teacher)}
     emit(args, doc, format_scores(rep) + "\n" + storage_line(doc["storage"], None if is_file else
-                                                              "the set scored (seed 0's subset)"))
+                                                              f"the set scored (seed {seeds[0]}'s subset)"))
     return 0
 
 

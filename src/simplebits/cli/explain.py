@@ -4,16 +4,43 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
+from .. import settings
 from ..data import load_dataset
 from ..errors import BadInputError
-from ..explain import SPACES, explain, make_explain_config
+from ..explain import ExplainConfig, explain, make_explain_config
 from ..models import create_model, list_models
+from ..settings import setting
 from ..train import accuracy, get_protocol, train_classifier
 from ..train.checkpoint import load_classifier, save_classifier
-from .common import add_data_root, add_force, add_json, check_out, emit, load_input, looks_like_file
-from .evaluate import _default_test, add_device, resolve_device
+from .common import (add_data_root, add_deprecated, add_device, add_force, add_json, add_net, add_options, add_out,
+                     check_out, emit, load_input, looks_like_file)
+from .evaluate import _default_test, resolve_device
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    """Which images `simplebits explain` explains, and how (ExplainConfig has the optimisation)."""
+
+    select: str = setting("misclassified", "misclassified, correct, or indices like 3,17,42")
+    n: int = setting(32, "images to explain (a seeded random choice of the selection)")
+    preset: str = setting("quick", "step count and learning rate", choices=("quick", "paper"))
+    references: str | None = setting(None, "training images for the saliency baselines (default: the data set's "
+                                           "train split)", metavar="DATASET")
+    saliency: bool = setting(True, "expected gradients and prediction difference beside each image")
+    trust_code: bool = setting(False, "allow a TorchScript CLASSIFIER: TorchScript files are programs that run when "
+                                      "loaded and called, so they are refused unless you trust the file; it is then "
+                                      "loaded and run on two images in a separate process first, stopped after "
+                                      "$SIMPLEBITS_TORCHSCRIPT_TIMEOUT s (60 unless set)")
+
+
+@dataclass(frozen=True)
+class TrainClassifierOptions:
+    width: int = setting(32, "network width (convnet)")
+    epochs: int = setting(3, "passes over the training set")
+    seed: int = setting(0, "seed of the initialisation and the data order", metavar="S")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,26 +60,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a classifier saved by simplebits (train-classifier), or a TorchScript file (torch.jit.save) "
                         "with --trust-code")
     p.add_argument("data", metavar="DATASET", help="images to explain: a data set spec (default split test), .npz or folder")
-    p.add_argument("--select", default="misclassified",
-                   help="misclassified (default), correct, or indices like 3,17,42")
-    p.add_argument("--n", type=int, default=32, help="images to explain (a seeded random choice of the selection; default 32)")
-    p.add_argument("--space", default=None, choices=SPACES, help="latent (Alg. 2, default) or input (Alg. 1)")
-    p.add_argument("--steps", type=int, default=None, help="Adam steps per batch (quick: 300, paper: 5000)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (quick: 0.05, paper: 0.01)")
-    p.add_argument("--lambda-sim", type=float, default=None, help="weight of the bpd term (default 0.1 in latent space, 3 in input space)")
-    p.add_argument("--batch-size", type=int, default=None, help="images optimised together (default 32)")
-    p.add_argument("--preset", default="quick", choices=["quick", "paper"], help="step count and learning rate")
-    p.add_argument("--density", default=None, metavar="MODEL", help="density model (default gray32/rgb32 by channels)")
-    p.add_argument("--references", default=None, metavar="DATASET",
-                   help="training images for the saliency baselines (default: the data set's train split)")
-    p.add_argument("--no-saliency", action="store_true", help="skip expected gradients and prediction difference")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, metavar="DIR")
+    add_options(p, ExplainOptions)
+    settings.add_arguments(p, ExplainConfig)
+    add_out(p, "DIR")
     add_force(p, "--out DIR holding other files")
-    p.add_argument("--trust-code", action="store_true",
-                   help="allow a TorchScript CLASSIFIER: TorchScript files are programs that run when loaded and "
-                        "called, so they are refused unless you trust the file; it is then loaded and run on two "
-                        "images in a separate process first, stopped after $SIMPLEBITS_TORCHSCRIPT_TIMEOUT s (default 60)")
     add_device(p)
     add_data_root(p)
     add_json(p)
@@ -65,12 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "JSON (the format `simplebits explain` reads).",
     )
     t.add_argument("data", metavar="DATASET", help="data set spec (e.g. fashion-mnist, mnist-5k)")
-    t.add_argument("--out", required=True, metavar="FILE.safetensors")
+    add_out(t, "FILE.safetensors")
     add_force(t)
-    t.add_argument("--model", default="convnet", choices=[m.name for m in list_models("classifier")])
-    t.add_argument("--width", type=int, default=32, help="network width (default 32)")
-    t.add_argument("--epochs", type=int, default=3, help="passes over the training set (default 3)")
-    t.add_argument("--seed", type=int, default=0)
+    nets = [m.name for m in list_models("classifier")]
+    add_net(t, default="convnet", choices=nets, help="the classifier trained")
+    add_deprecated(t, "--model", "--net", dest="net", choices=nets)
+    add_options(t, TrainClassifierOptions)
     add_device(t)
     add_data_root(t)
     add_json(t)
@@ -87,17 +98,17 @@ def run_train(args: argparse.Namespace) -> int:
     test_spec = _default_test(args.data)
     test = load_dataset(test_spec, root=args.data_root) if test_spec else None
     c, h, _ = train.shape
-    options = {"width": args.width} if args.model == "convnet" else {}
-    model = create_model(args.model, channels=c, num_classes=train.num_classes, image_size=h, seed=args.seed,
+    options = {"width": args.width} if args.net == "convnet" else {}
+    model = create_model(args.net, channels=c, num_classes=train.num_classes, image_size=h, seed=args.seed,
                          **options).to(device)
     protocol = get_protocol("dc").with_overrides(epochs=args.epochs)
     train_classifier(model, train, protocol=protocol, seed=args.seed, progress=None if not args.json else False)
     acc = accuracy(model, test) if test is not None else None
-    save_classifier(args.out, model.cpu(), name=args.model, channels=c, image_size=h, classes=train.classes,
+    save_classifier(args.out, model.cpu(), name=args.net, channels=c, image_size=h, classes=train.classes,
                     options=options, extra={"source": args.data, "epochs": args.epochs, "seed": args.seed,
                                             "test_accuracy": acc})
-    doc = {"file": args.out, "model": args.model, "options": options, "train": len(train), "test_accuracy": acc}
-    emit(args, doc, f"saved {args.out} ({args.model} {options}, trained on {len(train)} images"
+    doc = {"file": args.out, "model": args.net, "options": options, "train": len(train), "test_accuracy": acc}
+    emit(args, doc, f"saved {args.out} ({args.net} {options}, trained on {len(train)} images"
                     + (f", test accuracy {100 * acc:.2f}%)" if acc is not None else ")"))
     return 0
 
@@ -114,18 +125,17 @@ def _references_spec(args: argparse.Namespace, data) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    cfg = make_explain_config(args.preset, space=args.space, steps=args.steps, lr=args.lr, lambda_sim=args.lambda_sim,
-                              batch_size=args.batch_size, density=args.density, seed=args.seed)
+    cfg = make_explain_config(args.preset, **settings.overrides(args, ExplainConfig))
     check_out(args.out, kind="explain.json", folder=True, force=args.force)
     model, info = load_classifier(args.classifier, device=device, trust_code=args.trust_code)
     data = load_input(args.data, args, split="test")
     refs = None
-    if not args.no_saliency:
+    if args.saliency:
         ref_spec = _references_spec(args, data)
         if ref_spec is not None:
             refs = load_input(ref_spec, args, split="train")
     res = explain(model, data, info=info, select=args.select, n=args.n, config=cfg, references=refs,
-                  saliency=not args.no_saliency, out=Path(args.out), progress=None if not args.json else False)
+                  saliency=args.saliency, out=Path(args.out), progress=None if not args.json else False)
     s = res.summary()
     text = (f"explained {s['n']} {args.select} image(s) in {cfg.space} space ({cfg.steps} steps, lambda {cfg.lambda_sim:g}): "
             f"prediction kept for {100 * s['agreement']:.1f}%, bpd {s['bpd_orig']:.2f} -> {s['bpd_sim']:.2f} "

@@ -20,10 +20,32 @@ COMMANDS = [data, evaluate, convert, bpd, train_flow, simplify, condense, prune,
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (what is wrong and where to look), exit status 2."""
+    """argparse with a one-line error (what is wrong and where to look), exit status 2; no
+    abbreviated flags (``--seed`` is never read as ``--seeds``), on this parser and on every
+    subcommand's (argparse builds those with this class); an unknown flag is reported against the
+    subcommand it was given to."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self._chosen(ns).error(f"unrecognized arguments: {' '.join(extras)}")
+        return ns
+
+    def _chosen(self, ns: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost subcommand's parser that ``ns`` was parsed with (``simplebits data show``)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(ns, action.dest, None) or "")
+                if isinstance(sub, _Parser):
+                    return sub._chosen(ns)
+        return self
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from dataclasses import dataclass
 
-from .common import add_force, add_json, check_out, emit
+from ..settings import setting
+from .common import add_device, add_force, add_json, add_options, add_out, check_out, config_names_device, emit
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `simplebits run` and `simplebits demo` use their output directory."""
+
+    resume: bool = setting(False, "continue an interrupted run in the output directory (finished stages are kept)")
+    force: bool = setting(False, "use an output directory holding another config's results: stages whose settings "
+                                 "changed are recomputed, the others kept")
+    report: bool = setting(True, "write report.html at the end")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    check: bool = setting(False, "open the page in headless Chromium and check that every image loads and nothing "
+                                 "overflows")
+    screenshot: str | None = setting(None, "with --check: save a full-page screenshot", metavar="PNG")
+
+
+#: what --device does to the config's own `device` key (run, demo)
+DEVICE_NOTE = "; resolved on this machine and written into the config's `device` key (a later --set device=... wins)"
+DEVICE_DEFAULT = "the config file's `device` when it sets one, else auto"
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (overrides the config's `out`)")
+    add_out(p, "DIR", "output directory (overrides the config's `out`)", required=False)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, TOML value (repeatable): --set evaluate.seeds=1 "
                         "--set condense.lambda_sim=[0,10]")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in the output directory (finished stages are kept)")
-    p.add_argument("--force", action="store_true",
-                   help="use an output directory holding another config's results: stages whose settings "
-                        "changed are recomputed, the others kept")
-    p.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+    add_options(p, RunOptions)
+    add_device(p, DEVICE_NOTE, default=None, default_text=DEVICE_DEFAULT)
     add_json(p)
 
 
@@ -48,24 +69,28 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "accuracy-vs-bpd plot and the pruning table.",
     )
     r.add_argument("dir", metavar="DIR", help="output directory of `simplebits run` or `simplebits sweep`")
-    r.add_argument("--out", default=None, metavar="FILE", help="where to write the page (default DIR/report.html)")
+    add_out(r, "FILE", "where to write the page (default DIR/report.html)", required=False)
     add_force(r)
-    r.add_argument("--check", action="store_true",
-                   help="open the page in headless Chromium and check that every image loads and nothing overflows")
-    r.add_argument("--screenshot", default=None, metavar="PNG", help="with --check: save a full-page screenshot")
+    add_options(r, ReportOptions)
     add_json(r)
     r.set_defaults(func=run_report)
 
 
 def execute(config, args: argparse.Namespace):
-    """Shared by `run` and `demo`: apply --set, run, print."""
+    """Shared by `run` and `demo`: apply --device and --set, run, print."""
     from ..pipeline import run as run_pipeline
     from ..pipeline.config import apply_overrides, load_config
+    from ..runtime import resolve_device
 
-    cfg = apply_overrides(load_config(config), args.set) if args.set else load_config(config)
+    # --device as the first --set: resolved here, where the run happens, so the config (and its hash) names the
+    # device it ran on (auto on a machine without CUDA is cpu, the config's own default)
+    # without --device: the config file's own `device` when it names one, else auto
+    given = args.device if args.device is not None else None if config_names_device(config) else "auto"
+    device = [f"device={json.dumps(resolve_device(given))}"] if given is not None else []
+    cfg = apply_overrides(load_config(config), [*device, *args.set])
     # the folder's own rules (--resume, --force) are the pipeline's; here: a writable place, no stale temps
     check_out(args.out or cfg.out, kind="run.json", folder=True, force=True)
-    result = run_pipeline(cfg, out=args.out, resume=args.resume, force=args.force, report=not args.no_report,
+    result = run_pipeline(cfg, out=args.out, resume=args.resume, force=args.force, report=args.report,
                           progress=None if not args.json else False,
                           log=lambda s: print(s, file=sys.stderr, flush=True))
     emit(args, result.to_dict(), result.summary())

@@ -4,13 +4,17 @@ training (paper §3), its S8 baselines and the trade-off plots."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
+from .. import settings
 from ..data import real_subset
 from ..errors import BadInputError
+from ..settings import setting
 from ..simplify import PRESETS, make_simplify_config, simplify, simplify_baselines, tradeoff
-from ..simplify.config import INNER
-from .common import add_data_root, add_force, add_json, check_out, emit, int_list, load_input, table
-from .evaluate import _default_test, add_device, resolve_device
+from ..simplify.config import SimplifyConfig
+from .common import (add_data_root, add_deprecated, add_device, add_force, add_json, add_max_train, add_options,
+                     add_out, add_seeds, check_out, emit, int_list, load_input, seed_list, table)
+from .evaluate import _default_test, resolve_device
 
 
 def float_list(values: list[str], option: str) -> list[float]:
@@ -29,43 +33,39 @@ def float_list(values: list[str], option: str) -> list[float]:
     return out
 
 
+@dataclass(frozen=True)
+class SimplifyOptions:
+    """The preset, the networks' sizes and the test set of a simplify run (SimplifyConfig has the rest)."""
+
+    preset: str = setting("quick", "quick: ConvNet-3 w32 + UNet ngf16, minutes on a CPU; paper: NF-WRN-16-2 + UNet "
+                                   "ngf64, batch 32, AdamW 5e-4 (GPU)", choices=PRESETS)
+    width: int | None = setting(None, "classifier width option (convnet)", default_text="preset's")
+    ngf: int | None = setting(None, "simplifier UNet base width", default_text="preset's")
+    downsamples: int | None = setting(None, "simplifier UNet stride-2 levels", default_text="preset's")
+    test: str | None = setting(None, "test set (default: the data set's test split)", metavar="DATASET")
+
+
+@dataclass(frozen=True)
+class BaselineOptions:
+    """The S8 baselines' sweeps."""
+
+    sigmas: str = setting("0.5,1,1.5,2,3", "blur sigmas in pixels ('none' to skip)", metavar="X[,...]")
+    qualities: str = setting("5,10,25,50,90", "JPEG qualities 1-95 ('none' to skip)", metavar="Q[,...]")
+    mse_lambdas: str = setting("0.001,0.003,0.01,0.03", "bpd weights of the MSE+bpd simplifier ('none' to skip)",
+                               metavar="L[,...]")
+
+
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training settings (default: the preset's; see docs/simplify.md)")
-    g.add_argument("--preset", default="quick", choices=PRESETS,
-                   help="quick: ConvNet-3 w32 + UNet ngf16, minutes on a CPU; paper: NF-WRN-16-2 + UNet ngf64, "
-                        "batch 32, AdamW 5e-4 (GPU)")
-    g.add_argument("--epochs", type=int, default=None, help="joint-training epochs")
-    g.add_argument("--batch-size", type=int, default=None)
-    g.add_argument("--classifier", default=None, help="classifier (registry name, e.g. convnet, nf-wrn-16-2)")
-    g.add_argument("--width", type=int, default=None, help="classifier width option (convnet)")
-    g.add_argument("--ngf", type=int, default=None, help="simplifier UNet base width")
-    g.add_argument("--downsamples", type=int, default=None, help="simplifier UNet stride-2 levels")
-    g.add_argument("--warmup-epochs", type=int, default=None,
-                   help="first epochs that train the classifier alone before the simplifier learns "
-                        "(quick: 1, paper: 0)")
-    g.add_argument("--relative", action=argparse.BooleanOptionalAction, default=None,
-                   help="classification terms count only where a simplified image does worse than its "
-                        "original (quick: on, keeps lambda 0 the identity; paper: off, the paper's terms)")
-    g.add_argument("--lr-clf", type=float, default=None, help="classifier AdamW learning rate")
-    g.add_argument("--lr-sim", type=float, default=None, help="simplifier AdamW learning rate")
-    g.add_argument("--inner", default=None, choices=INNER, help="the unrolled classifier update (default adamw)")
-    g.add_argument("--inner-lr", type=float, default=None, help="learning rate of the unrolled update (default --lr-clf)")
-    g.add_argument("--augment", default=None, metavar="DSA",
-                   help="DSA strategy applied identically to X and X_sim (e.g. crop_flip; default none)")
-    g.add_argument("--density", default=None, metavar="MODEL",
-                   help="density model for bpd: gray32, rgb32 or a flow file (default by channel count)")
-    g.add_argument("--retrain-epochs", type=int, default=None, help="epochs of the fresh classifier (evaluation b)")
-    g.add_argument("--finetune-epochs", type=int, default=None, help="epochs of finetuning (evaluation c)")
-    g.add_argument("--retrain-seeds", type=int, default=None,
-                   help="fresh classifiers per run for evaluation (b) (default 1)")
-    g.add_argument("--max-skips", type=int, default=None,
-                   help="non-finite steps in a row before the run stops (default 20)")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds, one joint run each (default 0)")
-    p.add_argument("--train-size", type=int, default=None, metavar="N",
-                   help="train on a seeded class-balanced subset of N images (CPU-sized runs on large sets)")
-    p.add_argument("--test", default=None, metavar="DATASET", help="test set (default: the data set's test split)")
-    p.add_argument("--out", required=True, metavar="DIR")
-    p.add_argument("--force", action="store_true", help="replace results in DIR made with other settings")
+    add_options(g, SimplifyOptions, only=["preset", "width", "ngf", "downsamples"])
+    settings.add_arguments(g, SimplifyConfig, default_text="preset's")
+    add_deprecated(g, "--classifier", "--net", dest="classifier")
+    add_seeds(p, count=1, what="joint runs per lambda", numbers=True)
+    add_max_train(p, "train on a seeded class-balanced subset of N images (CPU-sized runs on large sets)")
+    add_deprecated(p, "--train-size", "--max-train", dest="max_train", type=int)
+    add_options(p, SimplifyOptions, only=["test"])
+    add_out(p, "DIR")
+    add_force(p, help="replace results in DIR made with other settings")
     add_device(p)
     add_data_root(p)
     add_json(p)
@@ -83,12 +83,10 @@ def _config(args: argparse.Namespace):
             sim_opts["downsamples"] = args.downsamples
     if args.classifier is not None and clf_opts is None:
         clf_opts = {}
+    given = {f.name for f in settings.user_fields(SimplifyConfig)}
     return make_simplify_config(
-        preset=args.preset, epochs=args.epochs, batch_size=args.batch_size, classifier=args.classifier,
-        classifier_options=clf_opts, simplifier_options=sim_opts, lr_clf=args.lr_clf, lr_sim=args.lr_sim,
-        inner=args.inner, inner_lr=args.inner_lr, augment=args.augment, density=args.density,
-        retrain_epochs=args.retrain_epochs, finetune_epochs=args.finetune_epochs, max_skips=args.max_skips,
-        retrain_seeds=args.retrain_seeds, warmup_epochs=args.warmup_epochs, relative=args.relative,
+        preset=args.preset, classifier_options=clf_opts, simplifier_options=sim_opts,
+        **{k: v for k, v in settings.overrides(args, SimplifyConfig).items() if k in given},
     )
 
 
@@ -98,11 +96,11 @@ def _data(args: argparse.Namespace):
     if test_spec is None:
         raise BadInputError(f"cannot tell the test set for {args.dataset!r}; pass --test DATASET")
     test = load_input(test_spec, args, split="test")
-    if args.train_size is not None:
-        if args.train_size < train.num_classes:
-            raise BadInputError(f"--train-size must be at least the number of classes ({train.num_classes})")
-        train = real_subset(train, args.train_size // train.num_classes, seed=0).with_meta(
-            name=f"{train.name}[{args.train_size // train.num_classes * train.num_classes}]")
+    if args.max_train is not None:
+        if args.max_train < train.num_classes:
+            raise BadInputError(f"--max-train must be at least the number of classes ({train.num_classes})")
+        train = real_subset(train, args.max_train // train.num_classes, seed=0).with_meta(
+            name=f"{train.name}[{args.max_train // train.num_classes * train.num_classes}]")
     return train, test
 
 
@@ -138,10 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "skipped when run again.",
     )
     b.add_argument("dataset", metavar="DATASET")
-    b.add_argument("--sigmas", default="0.5,1,1.5,2,3", help="blur sigmas in pixels (default 0.5,1,1.5,2,3)")
-    b.add_argument("--qualities", default="5,10,25,50,90", help="JPEG qualities 1-95 (default 5,10,25,50,90)")
-    b.add_argument("--mse-lambdas", default="0.001,0.003,0.01,0.03",
-                   help="bpd weights of the MSE+bpd simplifier (default 0.001,0.003,0.01,0.03; 'none' to skip)")
+    add_options(b, BaselineOptions)
     _add_config_options(b)
     b.set_defaults(func=run_baselines)
 
@@ -154,7 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "bpd (S6). Writes tradeoff.png, grids.png, curves.png, tradeoff.md, tradeoff.json to --out.",
     )
     t.add_argument("dirs", nargs="+", metavar="DIR")
-    t.add_argument("--out", required=True, metavar="DIR")
+    add_out(t, "DIR")
     add_force(t, "--out DIR holding other files")
     add_json(t)
     t.set_defaults(func=run_tradeoff)
@@ -169,7 +164,7 @@ def _pct(ms) -> str:
 def run_simplify(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     lambdas = float_list(args.lambda_sim or ["1"], "--lambda-sim")
-    seeds = int_list(args.seeds, "--seeds", minimum=0, example="0,1,2")
+    seeds = seed_list(args)
     cfg = _config(args)
     check_out(args.out, kind="simplify.json", folder=True, force=True)  # DIR's own rules are simplify's
     train, test = _data(args)
@@ -196,7 +191,7 @@ def run_baselines(args: argparse.Namespace) -> int:
     qualities = int_list(args.qualities, "--qualities", minimum=1, example="5,10,25") \
         if args.qualities.strip().lower() != "none" else []
     mse = float_list([args.mse_lambdas], "--mse-lambdas") if args.mse_lambdas.strip().lower() != "none" else []
-    seeds = int_list(args.seeds, "--seeds", minimum=0, example="0,1,2")
+    seeds = seed_list(args)
     cfg = _config(args)
     train, test = _data(args)
     res = simplify_baselines(train, test, sigmas=sigmas, qualities=qualities, mse_lambdas=mse, seeds=seeds,

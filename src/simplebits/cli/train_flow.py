@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from dataclasses import dataclass
 
 import torch
 
@@ -13,12 +14,34 @@ from ..density import FlowTrainConfig, GlowConfig, score_bpd, train_flow
 from ..density.train import card_path
 from ..errors import BadInputError, SimplebitsError
 from ..io import atomic_write_json
-from .common import add_data_root, add_json, check_out, emit, load_input, table
-from .evaluate import add_device, resolve_device
+from ..settings import overrides, setting
+from .common import (add_data_root, add_deprecated, add_device, add_force, add_json, add_max_train, add_options,
+                     add_out, check_out, emit, load_input, table)
+from .evaluate import resolve_device
+
+
+_GLOW = GlowConfig()
+
+
+@dataclass(frozen=True)
+class TrainFlowOptions:
+    """The Glow's shape and what train-flow holds out; the optimiser's settings are FlowTrainConfig's."""
+
+    test: str | None = setting(None, "test sets for the per-epoch bpd (default: the test split of each data set spec)",
+                               metavar="DATASET[,...]")
+    channels: int | None = setting(None, "model channels (default: the data's)", choices=(1, 3))
+    size: int = setting(_GLOW.image_size, "model image size")
+    levels: int = setting(_GLOW.levels, "Glow levels L")
+    depth: int = setting(_GLOW.steps, "flow steps per level K", metavar="K")
+    width: int = setting(_GLOW.width, "coupling-network width")
+    holdout: float = setting(0.1, "share of the training images held out as the test set when no --test and no named "
+                                  "test split exists", metavar="FRACTION")
+    resume: bool = setting(False, "continue from OUT.ckpt")
+    keep_checkpoint: bool = setting(False, "keep OUT.ckpt when training finishes, so that --resume --epochs MORE can "
+                                           "extend the run later", default_text="removed when the run finishes")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    d, m = FlowTrainConfig(), GlowConfig()
     p = sub.add_parser(
         "train-flow", help="train a Glow density model (for bpd) on one or more data sets",
         description="Train a multi-scale Glow by maximum likelihood on DATASET (comma-separated specs are mixed, "
@@ -32,32 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "weights as OUT.card.json; --resume continues to the same result.",
     )
     p.add_argument("datasets", metavar="DATASET[,DATASET...]")
-    p.add_argument("--out", required=True, metavar="FILE.safetensors")
-    p.add_argument("--test", default=None, metavar="DATASET[,...]",
-                   help="test sets for the per-epoch bpd (default: the test split of each data set spec)")
-    p.add_argument("--channels", type=int, default=None, choices=[1, 3], help="model channels (default: data's)")
-    p.add_argument("--size", type=int, default=m.image_size, help=f"model image size (default {m.image_size})")
-    p.add_argument("--levels", type=int, default=m.levels, help=f"Glow levels L (default {m.levels})")
-    p.add_argument("--steps", type=int, default=m.steps, help=f"flow steps per level K (default {m.steps})")
-    p.add_argument("--width", type=int, default=m.width, help=f"coupling-network width (default {m.width})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help=f"default {d.epochs}")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
-    p.add_argument("--warmup", type=int, default=d.warmup_steps, help=f"warm-up steps (default {d.warmup_steps})")
-    p.add_argument("--max-train", type=int, default=None, help="use at most N training images per data set")
-    p.add_argument("--holdout", type=float, default=0.1, metavar="FRACTION",
-                   help="share of the training images held out as the test set when no --test and no named test "
-                        "split exists (default 0.1)")
-    p.add_argument("--patience", type=int, default=d.patience,
-                   help=f"stop after N epochs without a better held-out bpd; 0 never stops (default {d.patience})")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
-    p.add_argument("--keep-checkpoint", action="store_true",
-                   help="keep OUT.ckpt when training finishes, so that --resume --epochs MORE can extend the run "
-                        "later (default: removed when the run finishes)")
-    p.add_argument("--force", action="store_true",
-                   help="replace an existing OUT that is not a density model, or delete an interrupted run's "
-                        "OUT.ckpt and start over (default: refuse both)")
+    add_out(p, "FILE.safetensors")
+    add_options(p, TrainFlowOptions)
+    add_options(p, FlowTrainConfig)
+    add_max_train(p, "use at most N training images per data set")
+    add_deprecated(p, "--steps", "--depth", dest="depth", type=int)
+    add_force(p, help="replace an existing OUT that is not a density model, or delete an interrupted run's OUT.ckpt "
+                      "and start over (default: refuse both)")
     add_device(p)
     add_data_root(p)
     add_json(p)
@@ -91,9 +95,9 @@ def command_line(args: argparse.Namespace) -> str:
     for flag, val in (("--test", args.test), ("--channels", args.channels), ("--max-train", args.max_train)):
         if val is not None:
             parts += [flag, str(val)]
-    parts += ["--size", str(args.size), "--levels", str(args.levels), "--steps", str(args.steps), "--width",
+    parts += ["--size", str(args.size), "--levels", str(args.levels), "--depth", str(args.depth), "--width",
               str(args.width), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-              "--warmup", str(args.warmup), "--holdout", str(args.holdout), "--patience", str(args.patience),
+              "--warmup", str(args.warmup_steps), "--holdout", str(args.holdout), "--patience", str(args.patience),
               "--seed", str(args.seed)]
     return " ".join(shlex.quote(p) for p in parts)
 
@@ -124,10 +128,9 @@ def run(args: argparse.Namespace) -> int:
         test, train = train.subset(order[:n_held]), train.subset(order[n_held:])
         held = {"images": n_held, "fraction": args.holdout}
         per_set[f"held-out {100 * args.holdout:g}% of the training images"] = test
-    mcfg = GlowConfig(channels=train.channels, image_size=args.size, levels=args.levels, steps=args.steps,
+    mcfg = GlowConfig(channels=train.channels, image_size=args.size, levels=args.levels, steps=args.depth,
                       width=args.width)
-    tcfg = FlowTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup,
-                           seed=args.seed, patience=args.patience)
+    tcfg = FlowTrainConfig(**overrides(args, FlowTrainConfig))
     card = {"trained_on": specs, "test_sets": list(per_set), "held_out": held, "command": command_line(args)}
     model, log = train_flow(train, test, model_config=mcfg, config=tcfg, out=args.out, resume=args.resume,
                             keep_checkpoint=args.keep_checkpoint, restart=args.force, device=device, progress=None if not args.json else False, card=card)

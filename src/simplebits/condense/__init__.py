@@ -4,11 +4,13 @@
 >>> cfg = make_config("dc", ipc=1, preset="quick", lambda_sim=100.0)   # doctest: +SKIP
 >>> result = condense(train_set, cfg, out="fmnist-ipc1.safetensors")  # doctest: +SKIP
 
-Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``; matching distances
-``layerwise``, ``mse``, ``cos``, ``neg-product`` and the ``unrolled`` one-step loss.
+Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``, each declared once with
+:func:`register_method` (presets, evaluation protocol, help); matching distances ``layerwise``,
+``mse``, ``cos``, ``neg-product`` and the ``unrolled`` one-step loss.
 """
 
 from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, fit_network, make_config
+from .registry import MethodSpec, get_method, list_methods, list_presets, register_method, unregister_method
 from .match import DISTANCES, GradientEngine, distance, matched_parameters
 from .runner import CondenseResult, condense, output_paths, start_warning, starting_set
 from .simplification import BpdTerm, combine
@@ -23,6 +25,12 @@ __all__ = [
     "derive_loops",
     "fit_network",
     "make_config",
+    "MethodSpec",
+    "get_method",
+    "list_methods",
+    "list_presets",
+    "register_method",
+    "unregister_method",
     "DISTANCES",
     "GradientEngine",
     "distance",

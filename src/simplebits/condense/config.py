@@ -5,6 +5,9 @@ starts from the preset of that method and applies the overrides, validating ever
 
 Presets
 -------
+Declared with each method (:func:`~simplebits.condense.registry.register_method` in
+:mod:`simplebits.condense.methods`):
+
 ``paper``  the published settings (DC/DSA: 1000 outer iterations, batch_real 256, ConvNet-3 w128;
            IDC: 2000 iterations x 100 image updates; DM: 20000 iterations; SimpleBits: logits +
            Adam lr 0.1, betas (0.5, 0.99)). Hours on a CPU; meant for a GPU.
@@ -18,13 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from ..errors import BadInputError, UnknownNameError
+from ..settings import setting
+from .registry import EVAL_PROTOCOL, METHODS, PRESETS, get_method, list_methods, list_presets
 
 __all__ = [
     "CondenseConfig",
+    "NetOptions",
     "METHODS",
     "MATCHES",
     "PRESETS",
@@ -36,15 +42,20 @@ __all__ = [
     "fit_network",
 ]
 
-METHODS = ("dc", "dsa", "idc", "dream", "dm")
 MATCHES = ("layerwise", "mse", "cos", "neg-product", "unrolled")
 INITS = ("noise", "real", "mix")
 PARAMS = ("pixels", "logits")
 OPTIMIZERS = ("sgd", "adam")
-PRESETS = ("quick", "paper")
+MATCH_PARAMS = ("all", "conv")
 DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
-# the protocol each method's papers evaluate with (the CLI's --evaluate default)
-EVAL_PROTOCOL = {"dc": "dc", "dsa": "dsa", "idc": "idc", "dream": "idc", "dm": "dsa"}
+# METHODS, PRESETS and EVAL_PROTOCOL (the protocol each method's papers evaluate with, the CLI's
+# --evaluate default) are live views of the method registry (registry.py; methods.py declares them)
+
+
+def _convnet(name: str) -> Any:
+    from ..models import convnet
+
+    return getattr(convnet, name)
 
 
 @dataclass(frozen=True)
@@ -52,10 +63,10 @@ class CondenseConfig:
     """Everything that decides a condensation run (hashed into checkpoints for ``--resume``).
 
     Matching
-        ``method`` dc | dsa | idc | dream | dm; ``match`` the gradient distance (layerwise,
-        mse, cos, neg-product) or ``unrolled`` (loss of the real batch after one SGD step on the
-        synthetic batch, paper S11); ``match_params`` ``all`` (every weight, DC) or ``conv``
-        (conv weights only, IDC).
+        ``method`` a registered method (dc | dsa | idc | dream | dm, :mod:`.registry`);
+        ``match`` the gradient distance (layerwise, mse, cos, neg-product) or ``unrolled`` (loss
+        of the real batch after one SGD step on the synthetic batch, paper S11); ``match_params``
+        ``all`` (every weight, DC) or ``conv`` (conv weights only, IDC).
     Loop
         ``iterations`` outer iterations, each with a fresh network (seed derived from ``seed``
         and the iteration); ``outer_loop`` image updates per network and ``inner_loop`` network
@@ -79,38 +90,58 @@ class CondenseConfig:
         ``compile`` torch.compile the real-batch network: ``True``, ``False`` or ``"auto"`` (the
         presets: only runs of at least :data:`COMPILE_MIN_ITERATIONS` iterations, where the one-time
         compile pays; see :func:`compiles`). Falls back to eager if no compiler is available.
+
+    Every field is declared with :func:`~simplebits.settings.setting`: its help line is the text of
+    its ``simplebits condense`` flag, of its ``[condense]`` key in a pipeline config and of both
+    references in the docs, which are generated from these fields.
     """
 
-    method: str = "dc"
-    ipc: int = 1
-    factor: int = 1
-    iterations: int = 200
-    outer_loop: int | None = None
-    inner_loop: int | None = None
-    net_steps: int = 1
-    batch_real: int = 256
-    batch_train: int = 256
-    lr_net: float = 0.01
-    match: str = "layerwise"
-    match_params: str = "all"
-    dsa: str | None = None
-    init: str = "real"
-    param: str = "pixels"
-    optimizer: str = "sgd"
-    lr_img: float = 0.1
-    mom_img: float = 0.5
-    betas: tuple[float, float] = (0.5, 0.99)
-    lambda_sim: float | None = None
-    density: str | None = None
-    net: str = "convnet"
-    net_options: dict[str, Any] = field(default_factory=dict)
-    dream_every: int = 10
-    seed: int = 0
-    chunk: int = 0
-    compile: bool | str = False
-    checkpoint_every: int = 10
-    preset: str = "custom"
-    clamp: bool = True
+    method: str = setting("dc", "condensation method", choices=lambda: list_methods())
+    ipc: int = setting(1, "synthetic images per class to store", cli=False)  # a required flag, written by hand
+    factor: int = setting(1, "multi-formation factor (idc/dream): each stored image holds factor x factor "
+                             "decoded images")
+    iterations: int = setting(200, "outer iterations, each with a fresh network")
+    outer_loop: int | None = setting(None, "image updates per network", default_text="derived from IPC")
+    inner_loop: int | None = setting(None, "network steps between image updates", default_text="derived from IPC")
+    net_steps: int = setting(1, "network steps on real batches after each image update (idc/dream)")
+    batch_real: int = setting(256, "real images per class per image update")
+    batch_train: int = setting(256, "images per network step between image updates")
+    lr_net: float = setting(0.01, "learning rate of the network's steps", default_text="0.01")
+    match: str = setting("layerwise", "matching distance (unrolled: the real loss after one step on the "
+                                      "synthetic set)", choices=MATCHES)
+    match_params: str = setting("all", "parameters whose gradients are matched: every weight, or conv "
+                                       "weights only (IDC)", choices=MATCH_PARAMS)
+    dsa: str | None = setting(None, "DSA augmentation of the matched batches: ops joined by _ (\"\": none)",
+                              metavar="STRATEGY")
+    init: str = setting("real", "initialisation of the images (mix: collages of factor x factor real images)",
+                        choices=INITS)
+    param: str = setting("pixels", "what is optimised: the pixels, or logits through straight-through 8-bit "
+                                   "rounding (SimpleBits)", choices=PARAMS)
+    optimizer: str = setting("sgd", "optimiser of the images", choices=OPTIMIZERS)
+    lr_img: float = setting(0.1, "image learning rate")
+    mom_img: float = setting(0.5, "SGD momentum of the image updates")
+    betas: tuple[float, float] = setting((0.5, 0.99), "Adam betas of the image updates", metavar="B1,B2")
+    lambda_sim: float | None = setting(None, "weight of the simplification term (paper Eq. 7); 0 = the SimpleBits "
+                                             "parametrisation without the bpd term; leave out for the plain method",
+                                       metavar="L", default_text="off")
+    density: str | None = setting(None, "density model for bpd: gray32, rgb32 or a flow file", metavar="MODEL",
+                                  default_text="by channel count")
+    net: str = setting("convnet", "network to match with", metavar="NAME", default_text="convnet")
+    net_options: dict[str, Any] = setting({}, "options of the network: width, depth, norm, act (on the command "
+                                              "line --width, --depth, --norm, --act)")
+    dream_every: int = setting(10, "image updates between DREAM's re-clusterings of the representative batches",
+                               default_text="10")
+    seed: int = setting(0, "base seed of every random draw (init, networks, batches)", metavar="S",
+                        default_text="0")
+    chunk: int = setting(0, "real images per forward/backward piece, same gradient (0: sized for this "
+                            "machine's cache)", default_text="0")
+    compile: bool | str = setting(False, "torch.compile the real-batch network: true, false or \"auto\" (runs of "
+                                         "enough iterations to pay)", cli=False)  # --compile / --no-compile by hand
+    checkpoint_every: int = setting(10, "iterations between checkpoints (for --resume)", default_text="10")
+    preset: str = setting("custom", "settings preset", choices=lambda: list_presets())  # custom: not make_config's
+    clamp: bool = setting(True, "clamp the images to [0, 1] after each update; off, they are stored unbounded, as "
+                                "DC/DSA/DM do (evaluate/prune use their values, bpd and PNGs the clamped view)",
+                          default_text="on")
 
     # ------------------------------------------------------------------ derived values
     @property
@@ -139,27 +170,33 @@ class CondenseConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def validate(self) -> "CondenseConfig":
-        def choice(name: str, valid: tuple[str, ...]) -> None:
+        """Names, ranges and settings that contradict each other (one clear error); returns self."""
+        self._check_names()
+        self._check_numbers()
+        self._check_combinations()
+        return self
+
+    def _check_names(self) -> None:
+        def choice(name: str, valid: Any) -> None:
             v = getattr(self, name)
             if v not in valid:
-                raise UnknownNameError(name.replace("_", "-"), str(v), valid)
+                raise UnknownNameError(name.replace("_", "-"), str(v), list(valid))
 
         choice("method", METHODS)
         choice("match", MATCHES)
         choice("init", INITS)
         choice("param", PARAMS)
         choice("optimizer", OPTIMIZERS)
-        if self.match_params not in ("all", "conv"):
-            raise UnknownNameError("match-params", self.match_params, ("all", "conv"))
+        choice("match_params", MATCH_PARAMS)
+
+    def _check_numbers(self) -> None:
         for name in ("ipc", "factor", "iterations", "net_steps", "batch_real", "batch_train", "chunk",
                      "checkpoint_every", "dream_every"):
             v, least = getattr(self, name), 0 if name == "chunk" else 1
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 raise BadInputError(f"{name.replace('_', '-')} must be an integer >= {least}; got {v!r}")
-        for name in ("outer_loop",):
-            v = getattr(self, name)
-            if v is not None and (not isinstance(v, int) or v < 1):
-                raise BadInputError(f"outer-loop must be an integer >= 1; got {v!r}")
+        if self.outer_loop is not None and (not isinstance(self.outer_loop, int) or self.outer_loop < 1):
+            raise BadInputError(f"outer-loop must be an integer >= 1; got {self.outer_loop!r}")
         if self.inner_loop is not None and (not isinstance(self.inner_loop, int) or self.inner_loop < 0):
             raise BadInputError(f"inner-loop must be an integer >= 0; got {self.inner_loop!r}")
         for name in ("lr_img", "lr_net"):
@@ -170,10 +207,16 @@ class CondenseConfig:
             lam = self.lambda_sim
             if not isinstance(lam, (int, float)) or lam != lam or lam < 0 or lam == float("inf"):
                 raise BadInputError(f"lambda-sim must be a finite number >= 0; got {lam!r}")
-        if self.factor > 1 and self.method not in ("idc", "dream"):
+
+    def _check_combinations(self) -> None:
+        """What the method's class says it accepts (its traits, see :class:`~.methods.Method`), and
+        settings that exclude each other."""
+        spec = get_method(self.method)
+        if self.factor > 1 and not spec.trait("multi_formation", False):
+            takers = " or ".join(m for m in METHODS if get_method(m).trait("multi_formation", False))
             raise BadInputError(
-                f"factor {self.factor} (multi-formation) belongs to --method idc or dream, not {self.method}; "
-                "use --factor 1 or --method idc"
+                f"factor {self.factor} (multi-formation) belongs to --method {takers}, not {self.method}; "
+                f"use --factor 1 or --method {takers.split(' or ')[0]}"
             )
         if self.init == "mix" and self.factor == 1:
             raise BadInputError("init 'mix' builds collages of factor x factor real images; it needs --factor >= 2")
@@ -184,9 +227,24 @@ class CondenseConfig:
         if not self.clamp and (self.param != "pixels" or self.lambda_sim is not None):
             raise BadInputError("--no-clamp applies to plain pixel condensation; the simplification term "
                                 "(--lambda-sim) and the logits parametrisation need images in [0, 1]")
-        if self.method == "dm" and self.match != "layerwise":
-            raise BadInputError("dm matches mean embeddings; --match applies to dc/dsa/idc/dream only")
-        return self
+        matched = spec.trait("matches", "gradients")
+        if matched != "gradients" and self.match != "layerwise":
+            takers = "/".join(m for m in METHODS if get_method(m).trait("matches", "gradients") == "gradients")
+            raise BadInputError(f"{self.method} matches {matched}; --match applies to {takers} only")
+
+
+@dataclass(frozen=True)
+class NetOptions:
+    """The matching network's options as flags of their own (``--width 64``); given ones go into
+    :attr:`CondenseConfig.net_options`, the rest stay the network's defaults."""
+
+    width: int | None = setting(None, "network width", default_text="128")
+    depth: int | None = setting(None, "conv blocks of the convnet", default_text=(
+        "3; 2 for images under 16x16, where a third instance norm would normalise 2x2 maps and wreck matching: "
+        "docs/condense.md, 'Small images'"))
+    norm: str | None = setting(None, "network normalisation", choices=lambda: _convnet("NORMS"),
+                               default_text="instance")
+    act: str | None = setting(None, "network activation", choices=lambda: _convnet("ACTS"), default_text="relu")
 
 
 # A cold torch.compile (empty inductor cache: a fresh machine) of the real-batch network costs
@@ -246,40 +304,19 @@ def derive_loops(ipc: int) -> tuple[int, int]:
     return ipc, int(min(50, max(1, round(500 / ipc))))
 
 
-_BASE = dict(match="layerwise", match_params="all", init="real", param="pixels", optimizer="sgd", lr_img=0.1,
-             mom_img=0.5)
-_PRESETS: dict[tuple[str, str], dict[str, Any]] = {
-    ("dc", "paper"): dict(_BASE, iterations=1000, batch_real=256, init="noise", compile="auto"),
-    ("dc", "quick"): dict(_BASE, iterations=150, batch_real=256, compile="auto"),
-    ("dsa", "paper"): dict(_BASE, iterations=1000, batch_real=256, dsa=DSA_STRATEGY, compile="auto"),
-    ("dsa", "quick"): dict(_BASE, iterations=150, batch_real=256, dsa=DSA_STRATEGY, compile="auto"),
-    # IDC: mse on conv weights, network trained on real data between updates, DSA, mix init, clamping
-    ("idc", "paper"): dict(match="mse", match_params="conv", init="mix", factor=2, iterations=2000, outer_loop=100,
-                           inner_loop=0, net_steps=1, batch_real=128, batch_train=128, dsa=DSA_STRATEGY,
-                           param="pixels", optimizer="adam", lr_img=0.01, compile="auto"),
-    ("idc", "quick"): dict(match="mse", match_params="conv", init="mix", factor=2, iterations=30, outer_loop=10,
-                           inner_loop=0, net_steps=1, batch_real=128, batch_train=128, dsa=DSA_STRATEGY,
-                           param="pixels", optimizer="adam", lr_img=0.01, compile="auto"),
-    ("dm", "paper"): dict(init="real", iterations=20000, batch_real=256, dsa=DSA_STRATEGY, param="pixels",
-                          optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1, inner_loop=0, compile="auto"),
-    ("dm", "quick"): dict(init="real", iterations=600, batch_real=128, dsa=DSA_STRATEGY, param="pixels",
-                          optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1, inner_loop=0, compile="auto"),
-}
-_PRESETS[("dream", "paper")] = dict(_PRESETS[("idc", "paper")])
-_PRESETS[("dream", "quick")] = dict(_PRESETS[("idc", "quick")])
 # SimpleBits parametrisation (REFERENCE.md §3): applied when --lambda-sim is given
 _SIMPLEBITS = dict(param="logits", optimizer="adam", lr_img=0.1, betas=(0.5, 0.99))
 
 
 def make_config(method: str = "dc", *, ipc: int = 1, preset: str = "quick", **overrides: Any) -> CondenseConfig:
-    """Preset of ``method`` + overrides -> a validated :class:`CondenseConfig`.
+    """Preset of ``method`` (its registered presets, :mod:`.registry`) + overrides -> a validated
+    :class:`CondenseConfig`.
 
     With ``lambda_sim`` set (0 included), the images are parametrised as logits and optimised
     with Adam (lr 0.1, betas (0.5, 0.99)), as in the paper's SimpleBits condensation, unless
     ``param``/``optimizer``/``lr_img`` are given explicitly.
     """
-    if method not in METHODS:
-        raise UnknownNameError("method", str(method), METHODS)
+    spec = get_method(method)
     if preset not in PRESETS:
         raise UnknownNameError("preset", str(preset), PRESETS)
     overrides = {k: v for k, v in overrides.items() if v is not None or k == "lambda_sim"}
@@ -287,7 +324,7 @@ def make_config(method: str = "dc", *, ipc: int = 1, preset: str = "quick", **ov
     bad = sorted(set(overrides) - valid)
     if bad:
         raise BadInputError(f"unknown condensation setting(s) {bad}; valid: {sorted(valid)}")
-    base: dict[str, Any] = dict(_PRESETS[(method, preset)])
+    base: dict[str, Any] = spec.preset(preset)
     if overrides.get("lambda_sim") is not None:
         base.update(_SIMPLEBITS)
     base.update(overrides)

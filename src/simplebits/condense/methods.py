@@ -21,6 +21,10 @@ dm         distribution matching (Zhao & Bilen 2023): squared distance of mean e
 
 ``match_loss`` returns the loss summed over classes (DC's convention, for which its lr is tuned).
 
+Each method is declared here once, with :func:`~simplebits.condense.registry.register_method`
+(its presets and evaluation protocol beside its class); the CLI, the pipeline, the docs and the
+tests read the registry. docs/condense.md, "Adding a method", shows a new one.
+
 Per-class independence (for torchrun). Every random draw of class ``c``'s matching (its real
 batch, its DSA parameters, DREAM's k-means) comes from a generator of its own, derived from
 ``(seed, iteration, update, c)``; the network's own steps draw from the iteration's generator.
@@ -32,8 +36,6 @@ computes it whole.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call
@@ -44,15 +46,26 @@ from ..models import create_model
 from ..train.kmeans import kmeans, nearest_to_centres
 from ..train.distributed import world
 from ..train.seeding import derive_seed, generator
-from .config import CondenseConfig, compiles
+from .config import DSA_STRATEGY, CondenseConfig, compiles
 from .match import GradientEngine, distance, matched_parameters
+from .registry import get_method, register_method
 from .synth import SyntheticSet, class_indices
 
-__all__ = ["Method", "make_method"]
+__all__ = ["Method", "DCMethod", "DSAMethod", "IDCMethod", "DREAMMethod", "DMMethod", "make_method"]
 
 
 class Method:
-    """Shared machinery: the persistent network, per-class index lists, DSA, real batches."""
+    """Shared machinery: the persistent network, per-class index lists, DSA, real batches.
+
+    A method declares what the config checks need to know as class attributes (its *traits*,
+    read through the registry): ``multi_formation`` (it decodes factor x factor images from each
+    stored one, so ``factor > 1`` is allowed), ``matches`` (``"gradients"``, or what it matches
+    instead, which makes ``match`` meaningless) and ``net_momentum`` (of the network's SGD).
+    """
+
+    multi_formation = False
+    matches = "gradients"
+    net_momentum = 0.0
 
     def __init__(self, cfg: CondenseConfig, real: ImageSet, *, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
@@ -87,8 +100,7 @@ class Method:
                 b.copy_(q.to(self.device))
         self.net.train()
         self.g = generator(self.cfg.seed, f"iter/{it}")
-        self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr_net,
-                                       momentum=0.5 if self.cfg.method in ("idc", "dream") else 0.0)
+        self.net_opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr_net, momentum=self.net_momentum)
 
     def class_generator(self, it: int, k: int, c: int) -> torch.Generator:
         """The random stream of class ``c``'s matching at update ``k`` of iteration ``it``."""
@@ -198,8 +210,41 @@ class Method:
         self.net_opt.step()
 
 
+# ---------------------------------------------------------------------------------------------- presets
+# paper: the published settings (hours on a CPU, meant for a GPU); quick: sized for a 2-core CPU
+# (config.py's module docstring). With --lambda-sim, config._SIMPLEBITS is applied on top.
+_BASE = dict(match="layerwise", match_params="all", init="real", param="pixels", optimizer="sgd", lr_img=0.1,
+             mom_img=0.5)
+# IDC: mse on conv weights, network trained on real data between updates, DSA, mix init, clamping
+_IDC = dict(match="mse", match_params="conv", init="mix", factor=2, inner_loop=0, net_steps=1, batch_real=128,
+            batch_train=128, dsa=DSA_STRATEGY, param="pixels", optimizer="adam", lr_img=0.01, compile="auto")
+_IDC_PRESETS = {"quick": dict(_IDC, iterations=30, outer_loop=10),
+                "paper": dict(_IDC, iterations=2000, outer_loop=100)}
+_DM = dict(init="real", dsa=DSA_STRATEGY, param="pixels", optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1,
+           inner_loop=0, compile="auto")
+
+
+@register_method("dc", eval_protocol="dc", help="gradient matching", presets={
+    "quick": dict(_BASE, iterations=150, batch_real=256, compile="auto"),
+    "paper": dict(_BASE, iterations=1000, batch_real=256, init="noise", compile="auto")})
+class DCMethod(Method):
+    """DC (Zhao et al. 2021): per-class gradient matching, the shared machinery as it is."""
+
+
+@register_method("dsa", eval_protocol="dsa", help="with Siamese augmentation", presets={
+    "quick": dict(_BASE, iterations=150, batch_real=256, dsa=DSA_STRATEGY, compile="auto"),
+    "paper": dict(_BASE, iterations=1000, batch_real=256, dsa=DSA_STRATEGY, compile="auto")})
+class DSAMethod(Method):
+    """DSA (Zhao & Bilen 2021): DC with the same augmentation on a class's real and synthetic batch
+    (the ``dsa`` setting of its presets)."""
+
+
+@register_method("idc", eval_protocol="idc", help="multi-formation", presets=_IDC_PRESETS)
 class IDCMethod(Method):
     """Network trained on real batches between image updates (``net_steps`` each)."""
+
+    multi_formation = True
+    net_momentum = 0.5
 
     def after_update(self, synth: SyntheticSet, it: int, k: int) -> None:
         if k == self.updates - 1:
@@ -213,6 +258,8 @@ class IDCMethod(Method):
             self._net_step(xb, self.y_real[sel])
 
 
+@register_method("dream", eval_protocol="idc", help="idc with k-means representative batches",
+                 presets={k: dict(v) for k, v in _IDC_PRESETS.items()})
 class DREAMMethod(IDCMethod):
     """IDC with representative real batches: images nearest the k-means centres of a class."""
 
@@ -230,8 +277,12 @@ class DREAMMethod(IDCMethod):
         return self._reps[c]
 
 
+@register_method("dm", eval_protocol="dsa", help="distribution matching", presets={
+    "quick": dict(_DM, iterations=600, batch_real=128), "paper": dict(_DM, iterations=20000, batch_real=256)})
 class DMMethod(Method):
     """Mean-embedding matching under a random network; one image update per network."""
+
+    matches = "mean embeddings"
 
     def __init__(self, cfg: CondenseConfig, real: ImageSet, *, device: torch.device) -> None:
         super().__init__(cfg, real, device=device)
@@ -252,5 +303,5 @@ class DMMethod(Method):
 
 
 def make_method(cfg: CondenseConfig, real: ImageSet, *, device: torch.device) -> Method:
-    cls: Any = {"dc": Method, "dsa": Method, "idc": IDCMethod, "dream": DREAMMethod, "dm": DMMethod}[cfg.method]
-    return cls(cfg, real, device=device)
+    """The registered method of ``cfg.method``, set up on ``real``."""
+    return get_method(cfg.method).factory(cfg, real, device=device)

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..density import bpd as bpd_fn
-from ..density import default_flow, fit_images, load_flow, score_bpd
-from ..errors import MismatchError
+from ..density import term
 
 __all__ = ["BpdTerm", "combine"]
 
@@ -28,33 +26,18 @@ def combine(match_sum: torch.Tensor, mean_bpd: torch.Tensor | None, lam: float |
     return 10.0 / (1.0 + lam) * match_sum + 2.0 * lam / (1.0 + lam) * mean_bpd
 
 
-class BpdTerm:
-    """Mean bits per dimension of generated images under a density model, differentiable."""
-
-    def __init__(self, spec: str | None, *, shape: tuple[int, int, int], device: torch.device) -> None:
-        self.spec = spec or default_flow(shape[0])
-        self.model = load_flow(self.spec, device=device)
-        self.model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        probe = torch.zeros(1, *shape, device=device)
-        try:
-            fit_images(probe, self.model)
-        except MismatchError as e:
-            raise MismatchError(
-                f"density model {self.spec!r} does not fit images of shape {tuple(shape)}: {e}; "
-                "choose --density for this data (simplebits train-flow makes one)"
-            ) from None
+class BpdTerm(term.BpdTerm):
+    """Mean bits per dimension of generated images under a density model, differentiable: the
+    package's bpd term (:class:`simplebits.density.BpdTerm`, which loads, freezes and checks the
+    model) in the form Eq. 7 takes, one number for the whole set."""
 
     def __call__(self, images: torch.Tensor, *, generator: torch.Generator | None = None,
                  straight_through: bool = False) -> torch.Tensor:
-        x = fit_images(images, self.model)
-        return bpd_fn(self.model, x, dequantize="uniform", straight_through=straight_through,
-                      generator=generator).mean()
+        """The mean of the per-image term; logits-parametrised images are already on the 8-bit grid,
+        so the straight-through rounding is the caller's choice (pixel parametrisation)."""
+        return super().__call__(images, generator=generator, straight_through=straight_through).mean()
 
-    @torch.no_grad()
-    def score(self, images: torch.Tensor) -> float:
+    def score(self, images: torch.Tensor) -> float:  # type: ignore[override]
         """Mean bpd for reports: the 8-bit images' dequantisation bound (the package's one reported
         bpd, :func:`~simplebits.density.score_bpd`): the expectation of what the loss term sees."""
-        x = fit_images(images.clamp(0, 1), self.model)
-        return float(score_bpd(self.model, x).mean())
+        return float(super().score(images).mean())

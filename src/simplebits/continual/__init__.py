@@ -7,11 +7,10 @@ reach it as files.
 
 from .config import DEFAULT_TASKS, ContinualConfig, make_config
 from .figures import plot_curve
-from .runner import ContinualResult, Setting, SettingResult, kd_loss, make_settings, masked_ce, run_continual, train_stage
-from .tasks import Task, TaskSequence, build_tasks, load_replay
+from .runner import ContinualResult, Setting, SettingResult, kd_loss, make_settings, masked_ce, run_continual
+from .tasks import Task, TaskSequence, build_tasks
 
 __all__ = [
     "DEFAULT_TASKS", "ContinualConfig", "make_config", "plot_curve", "ContinualResult", "Setting", "SettingResult",
-    "kd_loss", "make_settings", "masked_ce", "run_continual", "train_stage", "Task", "TaskSequence", "build_tasks",
-    "load_replay",
+    "kd_loss", "make_settings", "masked_ce", "run_continual", "Task", "TaskSequence", "build_tasks",
 ]

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import BadInputError, UnknownNameError
+from ..settings import setting
 
 __all__ = ["ContinualConfig", "make_config", "PRESETS", "HEADS", "DEFAULT_TASKS", "DSA_STRATEGY"]
 
@@ -39,20 +40,23 @@ class ContinualConfig:
     preset: str = "quick"
     model: str = "convnet"
     model_options: dict[str, Any] = field(default_factory=lambda: {"width": 32})
-    first_cycles: int = 2  # cosine cycles (restarts) on the first task
-    epochs: int = 6  # epochs per cosine cycle
-    lr: float = 0.1
+    first_cycles: int = setting(2, "cosine cycles (restarts) on the first task", default_text="preset's")
+    epochs: int = setting(6, "epochs per cosine cycle", default_text="preset's")
+    lr: float = setting(0.1, "learning rate at each restart")
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    batch_size: int = 128  # new-task images per step
-    replay_batch: int = 128  # replay images per step (all of them when fewer)
+    batch_size: int = setting(128, "new-task images per step", default_text="preset's")
+    replay_batch: int = setting(128, "replay images per step (all of them when fewer)", default_text="preset's")
     replay_dsa: str | None = DSA_STRATEGY  # augmentation of the replay images (None: none)
-    kd_weight: float = 1.0
-    kd_temperature: float = 2.0
-    head: str = "auto"  # auto: shared when every task has the same class names, else per-task
-    image_size: int | None = None  # None: the largest task's
-    channels: int | None = None  # None: 3 when any task is colour, else 1
-    max_train: int | None = None  # cap on each task's training images (class-balanced, seeded)
+    kd_weight: float = setting(1.0, "weight of the distillation term")
+    kd_temperature: float = setting(2.0, "distillation temperature T", metavar="T")
+    head: str = setting("auto", "auto: one shared head when every task has the same class names, else one per task",
+                        choices=HEADS)
+    image_size: int | None = setting(None, "common image side", metavar="N", default_text="the largest task's")
+    channels: int | None = setting(None, "common channel count", choices=(1, 3),
+                                   default_text="3 when any task is colour, else 1")
+    max_train: int | None = setting(None, "cap on each task's training images (class-balanced, seeded)",
+                                    metavar="N")
 
     def validate(self) -> "ContinualConfig":
         if self.preset not in PRESETS:

@@ -31,7 +31,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,8 +41,8 @@ from ..augment import DSA
 from ..errors import BadInputError, MismatchError
 from ..io import atomic_write_json, load_state, save_state
 from ..models import create_model
-from ..progress import progress_bar
 from ..train import derive_seed, generator, predict_logits
+from ..train.loop import Batch, BatchHook, LossHook, train_loop
 from .config import ContinualConfig, make_config
 from .tasks import TaskSequence, build_tasks, fingerprint, load_replay
 
@@ -200,6 +200,16 @@ def test_accuracies(model: nn.Module, seq: TaskSequence) -> list[float]:
 
 
 # ------------------------------------------------------------------------------ one stage
+class _StageTarget(NamedTuple):
+    """What a stage's loss scores a step's outputs against: the new images' global labels, the
+    replay rows drawn (None without replay) and their augmented images, the step in its cycle."""
+
+    y: torch.Tensor
+    ridx: torch.Tensor | None
+    xr: torch.Tensor | None
+    step: int
+
+
 def train_stage(
     model: nn.Module,
     seq: TaskSequence,
@@ -213,79 +223,86 @@ def train_stage(
     desc: str = "stage",
 ) -> nn.Module:
     """Train ``model`` in place on task ``stage`` (plus ``replay`` = (images, global labels,
-    task ids)); ``teacher`` set turns on distillation."""
+    task ids)); ``teacher`` set turns on distillation. The steps are
+    :func:`simplebits.train.loop.train_loop`'s, with torch's threads and whole steps (no thread
+    rule, no pieces: the two cross-entropies are means over their own batches)."""
     device = next(model.parameters()).device
-    task = seq.tasks[stage]
-    mask = seq.mask(device)
-    x_all, y_all = task.train.images.to(device), (task.train.labels + task.offset).to(device)
-    n = x_all.shape[0]
+    n = seq.tasks[stage].train.images.shape[0]
     bs = min(config.batch_size, n)
-    per_epoch = -(-n // bs)
+    steps_cycle = config.epochs * -(-n // bs)
     cycles = config.first_cycles if stage == 0 else 1
-    steps_cycle = config.epochs * per_epoch
     tag = f"stage{stage}"
-    g_order, g_rep, g_aug = (generator(seed, f"{tag}/{p}") for p in ("order", "replay", "augment"))
-    dsa = DSA(config.replay_dsa, flip=seq.flip_ok) if (config.replay_dsa and replay is not None) else None
-    if replay is not None:
-        rx, ry, rt = (v.to(device) for v in replay)
-    old_tasks = list(range(stage))
-    if seq.head == "shared":
-        old_tasks = old_tasks[:1]  # one shared head: one distillation term
+    g_order = generator(seed, f"{tag}/order")
+    batch, loss = _stage_hooks(seq, stage, config, seed=seed, device=device, replay=replay, teacher=teacher,
+                               desc=desc, steps_cycle=steps_cycle)
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if teacher is not None:
         teacher.eval()
-    model.train()
-    bar = progress_bar(cycles * steps_cycle, desc=desc, enabled=progress)
-    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
-        torch.manual_seed(derive_seed(seed, f"{tag}/dropout"))
-        for _cycle in range(cycles):
-            step = 0
-            while step < steps_cycle:
-                order = torch.randperm(n, generator=g_order).to(device)
-                for b in range(per_epoch):
-                    if step >= steps_cycle:
-                        break
-                    for grp in opt.param_groups:
-                        grp["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * step / steps_cycle))
-                    idx = order[b * bs : (b + 1) * bs]
-                    x, y = x_all[idx], y_all[idx]
-                    m_new = mask[stage].expand(x.shape[0], -1)
-                    if replay is not None:
-                        nr = rx.shape[0]
-                        ridx = torch.randperm(nr, generator=g_rep)[: config.replay_batch].to(device)
-                        xr = rx[ridx]
-                        if dsa is not None:
-                            xr = dsa(xr, generator=g_aug)
-                        out = model(torch.cat([x, xr]))
-                        out_new, out_rep = out[: x.shape[0]], out[x.shape[0]:]
-                        m_rep = mask[rt[ridx]]
-                        loss = masked_ce(out_new, y, m_new) + masked_ce(out_rep, ry[ridx], m_rep)
-                        if teacher is not None:
-                            with torch.no_grad():
-                                t_out = teacher(xr)
-                            loss = loss + config.kd_weight * kd_loss(out_rep, t_out, m_rep, config.kd_temperature)
-                    else:
-                        out_new = model(x)
-                        loss = masked_ce(out_new, y, m_new)
-                        if teacher is not None:  # LwF: distil on the new images through the old heads
-                            with torch.no_grad():
-                                t_out = teacher(x)
-                            for t in old_tasks:
-                                m_old = mask[t].expand(x.shape[0], -1)
-                                loss = loss + config.kd_weight * kd_loss(out_new, t_out, m_old, config.kd_temperature)
-                    if not torch.isfinite(loss):
-                        raise MismatchError(f"{desc}: the loss became {float(loss)} at step {step}; lower --lr")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    step += 1
-                    bar.update(1)
-    bar.close()
-    model.eval()
-    return model
+    return train_loop(
+        model, n=n, batch_size=bs, steps=cycles * steps_cycle, optimizer=opt,
+        order=lambda epoch: torch.randperm(n, generator=g_order).to(device), batch=batch, loss=loss,
+        lr=lambda step: _cosine(config.lr, step % steps_cycle, steps_cycle),
+        dropout_seed=derive_seed(seed, f"{tag}/dropout"), progress=progress, desc=desc,
+    )
+
+
+def _cosine(lr: float, step: int, steps_cycle: int) -> float:
+    """Cosine annealing from ``lr`` to 0 over a cycle; every cycle restarts at ``lr`` (S12)."""
+    return 0.5 * lr * (1.0 + math.cos(math.pi * step / steps_cycle))
+
+
+def _stage_hooks(seq: TaskSequence, stage: int, config: ContinualConfig, *, seed: int, device: torch.device,
+                 replay: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None, teacher: nn.Module | None,
+                 desc: str, steps_cycle: int) -> tuple[BatchHook, LossHook]:
+    """:func:`train_stage`'s batch hook (the new task's batch, with replay a draw of the replay
+    set, augmented, after it) and loss hook (see the module docstring; a clear error when the
+    loss stops being finite)."""
+    task = seq.tasks[stage]
+    mask = seq.mask(device)
+    x_all, y_all = task.train.images.to(device), (task.train.labels + task.offset).to(device)
+    g_rep, g_aug = (generator(seed, f"stage{stage}/{p}") for p in ("replay", "augment"))
+    dsa = DSA(config.replay_dsa, flip=seq.flip_ok) if (config.replay_dsa and replay is not None) else None
+    rx, ry, rt = (v.to(device) for v in replay) if replay is not None else (None, None, None)
+    old_tasks = list(range(stage))[:1] if seq.head == "shared" else list(range(stage))  # shared: one KD term
+
+    def batch(epoch: int, step: int, idx: torch.Tensor) -> Batch:
+        x, y = x_all[idx], y_all[idx]
+        if rx is None:
+            return Batch(x, _StageTarget(y, None, None, step % steps_cycle))
+        ridx = torch.randperm(rx.shape[0], generator=g_rep)[: config.replay_batch].to(device)
+        xr = rx[ridx] if dsa is None else dsa(rx[ridx], generator=g_aug)
+        return Batch(torch.cat([x, xr]), _StageTarget(y, ridx, xr, step % steps_cycle))
+
+    def loss(out: torch.Tensor, data: Batch, piece: slice) -> torch.Tensor:
+        y, ridx, xr, step = data.target
+        m_new = mask[stage].expand(y.shape[0], -1)
+        if ridx is None:
+            total = masked_ce(out, y, m_new)
+            if teacher is not None:  # LwF: distil on the new images through the old heads
+                with torch.no_grad():
+                    t_out = teacher(data.x)
+                for t in old_tasks:
+                    m_old = mask[t].expand(y.shape[0], -1)
+                    total = total + config.kd_weight * kd_loss(out, t_out, m_old, config.kd_temperature)
+        else:
+            out_new, out_rep = out[: y.shape[0]], out[y.shape[0]:]
+            m_rep = mask[rt[ridx]]
+            total = masked_ce(out_new, y, m_new) + masked_ce(out_rep, ry[ridx], m_rep)
+            if teacher is not None:
+                with torch.no_grad():
+                    t_out = teacher(xr)
+                total = total + config.kd_weight * kd_loss(out_rep, t_out, m_rep, config.kd_temperature)
+        if not torch.isfinite(total):
+            raise MismatchError(f"{desc}: the loss became {float(total)} at step {step}; lower --lr")
+        return total
+
+    return batch, loss
 
 
 # ------------------------------------------------------------------------------ the comparison
+Replay = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], float | None, list[str]]  # set, mean bpd, prints
+
+
 def _run_key(setting: Setting, seq: TaskSequence, config: ContinualConfig, replay_prints: list[str]) -> dict[str, Any]:
     return {"config": config.digest(), "tasks": seq.names, "head": seq.head, "kd": setting.kd,
             "replay": replay_prints, "name": setting.name}
@@ -318,12 +335,28 @@ def run_continual(
     if not settings:
         raise BadInputError("no settings to run")
     seq = tasks if isinstance(tasks, TaskSequence) else build_tasks(list(tasks), config, root=root)
-    n_tasks = len(seq.tasks)
-    device = torch.device(device)
-    say = log or (lambda s: None)
+    replays = _load_replays(settings, seq)  # every file loaded and checked before any training
+    runs_dir = Path(out) / "runs" if out is not None else None
+    if runs_dir is not None:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for st in settings:
+        rep = replays.get(st.replay) if st.replay else None
+        results.append(SettingResult(st, rep[1] if rep else None, int(rep[0][0].shape[0]) if rep else 0))
+    runs = _Runs(seq, config, torch.device(device), runs_dir, resume=resume, progress=progress,
+                 say=log or (lambda s: None))
+    for seed in seed_list:
+        for res in results:
+            runs.run(res, seed, replays.get(res.setting.replay) if res.setting.replay else None)
+    return ContinualResult(seq.names, seq.head, config, seed_list, results, time.perf_counter() - t0,
+                           stage1_seconds=runs.stage1_seconds)
 
-    # replay sets: load and check every file before any training
-    replays: dict[tuple[str, ...], tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], float | None, list[str]]] = {}
+
+def _load_replays(settings: Sequence[Setting], seq: TaskSequence) -> dict[tuple[str, ...], Replay]:
+    """Every replay group's files, loaded and checked against their tasks: the joined set
+    (images, global labels, task ids), the files' mean stored bpd and their fingerprints."""
+    n_tasks = len(seq.tasks)
+    replays: dict[tuple[str, ...], Replay] = {}
     for st in settings:
         if st.replay is None or st.replay in replays:
             continue
@@ -341,87 +374,101 @@ def run_continual(
             prints.append(fingerprint(ds))
         bpd_mean = statistics.mean(bpds) if all(b is not None for b in bpds) else None
         replays[st.replay] = ((torch.cat(xs), torch.cat(ys), torch.cat(ts)), bpd_mean, prints)
+    return replays
 
-    runs_dir = Path(out) / "runs" if out is not None else None
-    if runs_dir is not None:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for st in settings:
-        rep = replays.get(st.replay) if st.replay else None
-        results.append(SettingResult(st, rep[1] if rep else None, int(rep[0][0].shape[0]) if rep else 0))
 
-    def fresh_model(seed: int) -> nn.Module:
+class _Runs:
+    """The (setting, seed) runs of one comparison: the shared first stage (trained once per seed,
+    saved and, with ``resume``, read back), the later stages, the saved results."""
+
+    def __init__(self, seq: TaskSequence, config: ContinualConfig, device: torch.device, runs_dir: Path | None, *,
+                 resume: bool, progress: bool | None, say: Callable[[str], None]):
+        self.seq, self.config, self.device, self.runs_dir = seq, config, device, runs_dir
+        self.resume, self.progress, self.say = resume, progress, say
+        self.stage1: dict[int, tuple[dict[str, torch.Tensor], list[float]]] = {}
+        self.stage1_seconds: dict[int, float] = {}
+
+    def fresh_model(self, seed: int) -> nn.Module:
+        seq, config = self.seq, self.config
         return create_model(config.model, channels=seq.channels, num_classes=seq.num_outputs,
-                            image_size=seq.image_size, seed=derive_seed(seed, "init"), **config.model_options).to(device)
+                            image_size=seq.image_size, seed=derive_seed(seed, "init"),
+                            **config.model_options).to(self.device)
 
-    stage1: dict[int, tuple[dict[str, torch.Tensor], list[float]]] = {}
-    stage1_seconds: dict[int, float] = {}
-
-    def first_stage(seed: int) -> tuple[dict[str, torch.Tensor], list[float]]:
-        if seed in stage1:
-            return stage1[seed]
-        path = runs_dir / f"stage1-s{seed}.safetensors" if runs_dir is not None else None
-        key = {"config": config.digest(), "tasks": seq.names, "head": seq.head}
-        if path is not None and resume and path.is_file():
+    def first_stage(self, seed: int) -> tuple[dict[str, torch.Tensor], list[float]]:
+        """The network after the first task (its state, its accuracies): the same for every setting."""
+        if seed in self.stage1:
+            return self.stage1[seed]
+        path = self.runs_dir / f"stage1-s{seed}.safetensors" if self.runs_dir is not None else None
+        key = json.dumps({"config": self.config.digest(), "tasks": self.seq.names, "head": self.seq.head},
+                         sort_keys=True)
+        if path is not None and self.resume and path.is_file():
             saved = load_state(path, kind="continual-stage1")
-            if saved["key"] == json.dumps(key, sort_keys=True):
-                stage1[seed] = ({k: v for k, v in saved["state"].items()}, list(saved["acc"]))
+            if saved["key"] == key:
+                self.stage1[seed] = ({k: v for k, v in saved["state"].items()}, list(saved["acc"]))
                 if saved.get("seconds") is not None:
-                    stage1_seconds[seed] = float(saved["seconds"])
-                return stage1[seed]
+                    self.stage1_seconds[seed] = float(saved["seconds"])
+                return self.stage1[seed]
         t_first = time.perf_counter()
-        model = fresh_model(seed)
-        train_stage(model, seq, 0, config, seed=seed, progress=progress, desc=f"seed {seed}: {seq.names[0]}")
+        model = self.fresh_model(seed)
+        train_stage(model, self.seq, 0, self.config, seed=seed, progress=self.progress,
+                    desc=f"seed {seed}: {self.seq.names[0]}")
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        acc = test_accuracies(model, seq)
-        stage1_seconds[seed] = round(time.perf_counter() - t_first, 2)
+        acc = test_accuracies(model, self.seq)
+        self.stage1_seconds[seed] = round(time.perf_counter() - t_first, 2)
         if path is not None:
-            save_state(path, {"key": json.dumps(key, sort_keys=True), "state": state, "acc": acc,
-                              "seconds": stage1_seconds[seed]}, kind="continual-stage1")
-        stage1[seed] = (state, acc)
-        return stage1[seed]
+            save_state(path, {"key": key, "state": state, "acc": acc, "seconds": self.stage1_seconds[seed]},
+                       kind="continual-stage1")
+        self.stage1[seed] = (state, acc)
+        return self.stage1[seed]
 
-    for seed in seed_list:
-        for res in results:
-            st = res.setting
-            rep = replays.get(st.replay) if st.replay else None
-            key = _run_key(st, seq, config, rep[2] if rep else [])
-            path = runs_dir / f"{st.slug}-s{seed}.json" if runs_dir is not None else None
-            if path is not None and resume and path.is_file():
-                saved = json.loads(path.read_text())
-                if saved.get("key") != key:
-                    diff = sorted(k for k in key if saved.get("key", {}).get(k) != key[k])
-                    raise MismatchError(f"{path} was run with other {', '.join(diff)}; use another --out or drop --resume")
-                res.acc[seed], res.seconds[seed] = saved["acc"], saved["seconds"]
-                if saved.get("stage1_seconds") is not None:  # timings survive a resume
-                    stage1_seconds.setdefault(seed, float(saved["stage1_seconds"]))
-                say(f"seed {seed} {st.label}: done before (resumed)")
-                continue
-            t_run = time.perf_counter()
-            state, acc0 = first_stage(seed)
-            model = fresh_model(seed)
-            model.load_state_dict(state)
-            rows = [acc0]
-            for k in range(1, n_tasks):
-                teacher = None
-                if st.kd:
-                    teacher = fresh_model(seed)
-                    teacher.load_state_dict(model.state_dict())
-                    for p in teacher.parameters():
-                        p.requires_grad_(False)
-                rp = None
-                if rep is not None:
-                    x, y, t = rep[0]
-                    keep = t < k  # the condensed sets of the tasks before this one
-                    rp = (x[keep], y[keep], t[keep])
-                train_stage(model, seq, k, config, seed=seed, replay=rp, teacher=teacher, progress=progress,
-                            desc=f"seed {seed} {st.label}: {seq.names[k]}")
-                rows.append(test_accuracies(model, seq))
-            res.acc[seed] = rows
-            res.seconds[seed] = round(time.perf_counter() - t_run, 2)
-            say(f"seed {seed} {st.label}: " + " -> ".join(f"{100 * m:.1f}" for m in res.seen_mean(seed)))
-            if path is not None:
-                atomic_write_json(path, {"key": key, "acc": rows, "seconds": res.seconds[seed],
-                                         "stage1_seconds": stage1_seconds.get(seed)})
-    return ContinualResult(seq.names, seq.head, config, seed_list, results, time.perf_counter() - t0,
-                           stage1_seconds=stage1_seconds)
+    def run(self, res: SettingResult, seed: int, rep: Replay | None) -> None:
+        """One setting for one seed, or its saved result read back (``resume``)."""
+        st = res.setting
+        key = _run_key(st, self.seq, self.config, rep[2] if rep else [])
+        path = self.runs_dir / f"{st.slug}-s{seed}.json" if self.runs_dir is not None else None
+        if path is not None and self.resume and path.is_file():
+            self._read_back(res, seed, path, key)
+            self.say(f"seed {seed} {st.label}: done before (resumed)")
+            return
+        t_run = time.perf_counter()
+        res.acc[seed] = self._stages(st, seed, rep)
+        res.seconds[seed] = round(time.perf_counter() - t_run, 2)
+        self.say(f"seed {seed} {st.label}: " + " -> ".join(f"{100 * m:.1f}" for m in res.seen_mean(seed)))
+        if path is not None:
+            atomic_write_json(path, {"key": key, "acc": res.acc[seed], "seconds": res.seconds[seed],
+                                     "stage1_seconds": self.stage1_seconds.get(seed)})
+
+    def _read_back(self, res: SettingResult, seed: int, path: Path, key: dict[str, Any]) -> None:
+        saved = json.loads(path.read_text())
+        if saved.get("key") != key:
+            diff = sorted(k for k in key if saved.get("key", {}).get(k) != key[k])
+            raise MismatchError(f"{path} was run with other {', '.join(diff)}; use another --out or drop --resume")
+        res.acc[seed], res.seconds[seed] = saved["acc"], saved["seconds"]
+        if saved.get("stage1_seconds") is not None:  # timings survive a resume
+            self.stage1_seconds.setdefault(seed, float(saved["stage1_seconds"]))
+
+    def _stages(self, st: Setting, seed: int, rep: Replay | None) -> list[list[float]]:
+        """Accuracy on every task after each stage: the shared first one, then the later tasks."""
+        state, acc0 = self.first_stage(seed)
+        model = self.fresh_model(seed)
+        model.load_state_dict(state)
+        rows = [acc0]
+        for k in range(1, len(self.seq.tasks)):
+            teacher = self._frozen_copy(model, seed) if st.kd else None
+            rp = None
+            if rep is not None:
+                x, y, t = rep[0]
+                keep = t < k  # the condensed sets of the tasks before this one
+                rp = (x[keep], y[keep], t[keep])
+            train_stage(model, self.seq, k, self.config, seed=seed, replay=rp, teacher=teacher,
+                        progress=self.progress, desc=f"seed {seed} {st.label}: {self.seq.names[k]}")
+            rows.append(test_accuracies(model, self.seq))
+        return rows
+
+    def _frozen_copy(self, model: nn.Module, seed: int) -> nn.Module:
+        """The network as it is now, frozen: the distillation teacher of the next stage."""
+        teacher = self.fresh_model(seed)
+        teacher.load_state_dict(model.state_dict())
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        return teacher

@@ -4,8 +4,8 @@ Imports nothing else from simplebits but ``errors`` (and ``io`` for condensed-se
 """
 
 from .composites import clean_mnist, interpolated, mnist_base, mnist_noise, side_by_side, side_by_side_parts, stripes
-from .imageset import ImageSet, combine, fingerprint, flip_allowed, real_subset, resize, stratified_split, to_channels, validate_images, validate_labels
-from .registry import SourceInfo, get_source, is_dataset_spec, list_sources, load_dataset, parse_spec, register_source
+from .imageset import ImageSet, combine, fingerprint, flip_allowed, real_subset, resize, stratified_split, to_channels
+from .registry import SourceInfo, get_source, is_dataset_spec, list_sources, load_dataset, register_source
 
 __all__ = [
     "ImageSet",
@@ -16,14 +16,11 @@ __all__ = [
     "resize",
     "stratified_split",
     "to_channels",
-    "validate_images",
-    "validate_labels",
     "SourceInfo",
     "get_source",
     "is_dataset_spec",
     "list_sources",
     "load_dataset",
-    "parse_spec",
     "register_source",
     "clean_mnist",
     "interpolated",

@@ -38,7 +38,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -230,20 +230,31 @@ def check_condensed(p: Path | str, tensors: dict[str, torch.Tensor], meta: dict[
     if set(tensors) != {"images", "labels"}:
         raise bad(f"holds tensors {sorted(tensors)[:6]}, expected exactly 'images' and 'labels'")
     images, labels = tensors["images"], tensors["labels"]
-    # -- metadata fields on their own ---------------------------------------------------------
+    # in this order: a file with several problems is refused for the first one found
+    _check_fields(meta, bad)
+    _check_tensor_shapes(images, labels, bad)
+    _check_pixel_values(images, meta, bad)
+    counts = _check_labels(labels, meta, bad)
+    _check_fields_against_tensors(meta, counts, images.shape, bad)
+
+
+#: ``bad(msg)`` of :func:`check_condensed`: the error naming the file and the fix
+_Bad = Callable[[str], CorruptFileError]
+
+
+def _check_fields(meta: dict[str, Any], bad: _Bad) -> None:
+    """The metadata fields on their own: types and ranges."""
     classes = meta.get("classes")
     if not isinstance(classes, list) or not 1 <= len(classes) <= MAX_CLASSES:
         raise bad(f"'classes' must be a list of 1..{MAX_CLASSES} class names")
     if not all(isinstance(c, str) and len(c) <= 1000 for c in classes):
         raise bad("'classes' holds something other than class names")
-    k = len(classes)
     factor = meta.get("factor", 1)
     if not _is_int(factor) or not 1 <= factor <= MAX_FACTOR:
         raise bad(f"'factor' is {str(factor)[:30]!r}, not an integer in 1..{MAX_FACTOR}")
     rng = meta.get("range", "[0, 1]")
     if rng is not None and rng not in RANGES:
         raise bad(f"'range' is {str(rng)[:30]!r}, not one of {', '.join(RANGES)}")
-    unbounded = rng == "unbounded"
     allow_empty = meta.get("allow_empty_class", False)
     if not isinstance(allow_empty, bool):
         raise bad(f"'allow_empty_class' is {str(allow_empty)[:30]!r}, not true or false")
@@ -261,7 +272,10 @@ def check_condensed(p: Path | str, tensors: dict[str, torch.Tensor], meta: dict[
             raise bad(f"{key!r} is {str(v)[:30]!r}, not a finite number")
     if "settings" in meta and meta["settings"] is not None and not isinstance(meta["settings"], dict):
         raise bad("'settings' is not an object")
-    # -- the tensors ----------------------------------------------------------------------------
+
+
+def _check_tensor_shapes(images: torch.Tensor, labels: torch.Tensor, bad: _Bad) -> None:
+    """float32 (N, C, H, W) images with C 1 or 3 and bounded sides; one int64 label per image."""
     if images.dtype != torch.float32 or images.ndim != 4:
         raise bad(f"'images' is {images.dtype} of shape {tuple(images.shape)}, expected float32 (N, C, H, W)")
     n, c, h, w = images.shape
@@ -269,9 +283,14 @@ def check_condensed(p: Path | str, tensors: dict[str, torch.Tensor], meta: dict[
         raise bad(f"'images' has shape {tuple(images.shape)}: expected N >= 1 images of 1 or 3 channels, sides 1..{MAX_SIDE}")
     if labels.dtype != torch.int64 or labels.ndim != 1 or labels.numel() != n:
         raise bad(f"'labels' is {labels.dtype} of shape {tuple(labels.shape)}, expected int64 ({n},), one per image")
+
+
+def _check_pixel_values(images: torch.Tensor, meta: dict[str, Any], bad: _Bad) -> None:
+    """Finite pixels in [0, 1]; an unbounded set's pixels span the ``value_range`` it records."""
     if not bool(torch.isfinite(images).all()):
         raise bad(f"'images' holds {int((~torch.isfinite(images)).sum())} NaN or infinite value(s)")
     lo, hi = float(images.min()), float(images.max())
+    unbounded = meta.get("range", "[0, 1]") == "unbounded"
     if not unbounded and (lo < 0.0 or hi > 1.0):
         raise bad(f"pixel values must lie in [0, 1] (the file does not say it is unbounded) but span "
                   f"[{lo:.4g}, {hi:.4g}]")
@@ -281,14 +300,26 @@ def check_condensed(p: Path | str, tensors: dict[str, torch.Tensor], meta: dict[
             raise bad(f"'value_range' is {str(vr)[:40]!r}, not the [min, max] an unbounded set records")
         if abs(vr[0] - lo) > 1e-4 * max(1.0, abs(lo)) or abs(vr[1] - hi) > 1e-4 * max(1.0, abs(hi)):
             raise bad(f"'value_range' says [{vr[0]:.6g}, {vr[1]:.6g}] but the pixels span [{lo:.6g}, {hi:.6g}]")
+
+
+def _check_labels(labels: torch.Tensor, meta: dict[str, Any], bad: _Bad) -> list[int]:
+    """Labels within the classes, in class order, every class present unless
+    ``allow_empty_class``; returns the images per class."""
+    classes = meta["classes"]
+    k = len(classes)
     if int(labels.min()) < 0 or int(labels.max()) >= k:
         raise bad(f"labels span {int(labels.min())}..{int(labels.max())}, outside 0..{k - 1} for {k} classes")
-    if n > 1 and bool((labels[1:] < labels[:-1]).any()):
+    if labels.numel() > 1 and bool((labels[1:] < labels[:-1]).any()):
         raise bad("labels are not in class order (the writer stores each class contiguously)")
     counts = torch.bincount(labels, minlength=k).tolist()
-    if not allow_empty and min(counts) == 0:
+    if not meta.get("allow_empty_class", False) and min(counts) == 0:
         raise bad(f"class {classes[counts.index(0)]!r} has no image (and 'allow_empty_class' is not set)")
-    # -- metadata against the tensors --------------------------------------------------------------
+    return counts
+
+
+def _check_fields_against_tensors(meta: dict[str, Any], counts: list[int], shape: torch.Size, bad: _Bad) -> None:
+    """``counts``, ``ipc``, ``shape`` and ``factor`` agree with the tensors they describe."""
+    n, c, h, w = shape
     if "counts" in meta and meta["counts"] != counts:
         mc = meta["counts"]
         raise bad(f"'counts' {str(mc)[:60]} disagree with the labels ({str(counts)[:60]})")
@@ -298,9 +329,11 @@ def check_condensed(p: Path | str, tensors: dict[str, torch.Tensor], meta: dict[
         if ipc is not None and (not _is_int(ipc) or ipc < 1):
             raise bad(f"'ipc' is {str(ipc)[:30]!r}, not a positive integer")
         if ipc != want:
-            raise bad(f"'ipc' is {ipc} but the file holds {n} images in {k} classes (counts {str(counts)[:60]})")
+            raise bad(f"'ipc' is {ipc} but the file holds {n} images in {len(counts)} classes "
+                      f"(counts {str(counts)[:60]})")
     if "shape" in meta and meta["shape"] != [c, h, w]:
         raise bad(f"'shape' {str(meta['shape'])[:40]} disagrees with the images ({c}x{h}x{w})")
+    factor = meta.get("factor", 1)
     if factor > min(h, w):
         raise bad(f"'factor' {factor} is too large for {h}x{w} images")
     if "out_of_range_fraction" in meta and meta["out_of_range_fraction"] is not None \

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Sequence
 
@@ -139,7 +140,7 @@ def _class_names(classes: Sequence[str] | int | None, labs: torch.Tensor, allow_
     return tuple(str(c) for c in classes)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ImageSet:
     """Images float32 (N, C, H, W) in [0, 1], int64 labels (N,), class names and provenance.
 
@@ -189,6 +190,31 @@ class ImageSet:
     # -- basic facts -------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        """``(image (C, H, W), label)`` of image ``i``, so that a ``torch.utils.data.DataLoader``
+        takes the set as it is; negative ``i`` counts from the end, as for a list."""
+        try:
+            k = operator.index(i)
+        except TypeError:
+            raise TypeError(f"ImageSet indices must be integers, not {type(i).__name__}; "
+                            "use .subset(indices) for several images") from None
+        n = len(self)
+        if not -n <= k < n:
+            raise IndexError(f"image index {k} out of range for {self.name} ({n} images)")
+        return self.images[k], int(self.labels[k])
+
+    def __repr__(self) -> str:
+        # one line: the dataclass default would print every pixel of the images tensor
+        n, c, h, w = self.images.shape
+        names = ", ".join(k[:20].replace("\n", " ") for k in self.classes[:4])
+        names += ", ..." if self.num_classes > 4 else ""
+        if self.images.numel():
+            lo, hi = self.value_range()
+            values = f"values [{lo:.3g}, {hi:.3g}]"
+        else:
+            values = "no values"
+        return f"ImageSet({self.name!r}: {n}x{c}x{h}x{w}, {self.num_classes} classes ({names}), {values})"
 
     @property
     def num_classes(self) -> int:

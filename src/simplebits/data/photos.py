@@ -132,6 +132,36 @@ def _check_int(name: str, value, lo: int) -> int:
     return int(value)
 
 
+def _draw_crops(photos: tuple[Image.Image, ...], n: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1, 2 and 4 of the module doc, in this order from ``rng`` (the order fixes which
+    patches a seed gives): the photo of each patch, its crop box ``(x, y, side)`` and whether it
+    is flipped."""
+    which = rng.permutation(np.arange(n) % len(photos))
+    boxes = np.empty((n, 3), dtype=np.int64)  # x, y, side
+    for p, im in enumerate(photos):
+        sel = np.flatnonzero(which == p)
+        w, h = im.size
+        fit = np.array([s for s in CROP_SIDES if s <= min(w, h)] or [min(w, h)])
+        s = fit[rng.integers(0, len(fit), size=sel.size)]
+        boxes[sel, 2] = s
+        boxes[sel, 0] = rng.integers(0, w - s + 1)  # high is exclusive: positions 0 .. w - s
+        boxes[sel, 1] = rng.integers(0, h - s + 1)
+    flip = rng.random(n) < 0.5
+    return which, boxes, flip
+
+
+def _crop_and_resize(photos: tuple[Image.Image, ...], which: np.ndarray, boxes: np.ndarray, size: int,
+                     channels: int) -> np.ndarray:
+    """Step 3 of the module doc: each crop resized to ``size``, as uint8 (n, size, size, channels)."""
+    out = np.empty((len(which), size, size, channels), dtype=np.uint8)
+    view = out[..., 0] if channels == 1 else out
+    for i, (x, y, s) in enumerate(boxes.tolist()):
+        resample = Image.BOX if s >= size else Image.BICUBIC
+        view[i] = np.asarray(photos[which[i]].resize((size, size), resample, box=(x, y, x + s, y + s)))
+    return out
+
+
 def photo_patches(*, split: str = "train", n: int | None = None, size: int = 32, channels: int = 3,
                   seed: int = 0) -> ImageSet:
     """Crop ``n`` square patches from the bundled natural photographs (see the module doc).
@@ -157,27 +187,8 @@ def photo_patches(*, split: str = "train", n: int | None = None, size: int = 32,
     names, photos, paths = _load_photos(split, "L" if channels == 1 else "RGB")
 
     rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    k = len(photos)
-    which = rng.permutation(np.arange(n) % k)
-    sides = np.empty(n, dtype=np.int64)
-    xs = np.empty(n, dtype=np.int64)
-    ys = np.empty(n, dtype=np.int64)
-    for p, im in enumerate(photos):
-        sel = np.flatnonzero(which == p)
-        w, h = im.size
-        fit = np.array([s for s in CROP_SIDES if s <= min(w, h)] or [min(w, h)])
-        s = fit[rng.integers(0, len(fit), size=sel.size)]
-        sides[sel] = s
-        xs[sel] = rng.integers(0, w - s + 1)  # high is exclusive: positions 0 .. w - s
-        ys[sel] = rng.integers(0, h - s + 1)
-    flip = rng.random(n) < 0.5
-
-    out = np.empty((n, size, size, channels), dtype=np.uint8)
-    view = out[..., 0] if channels == 1 else out
-    for i in range(n):
-        im, s, x, y = photos[which[i]], int(sides[i]), int(xs[i]), int(ys[i])
-        resample = Image.BOX if s >= size else Image.BICUBIC
-        view[i] = np.asarray(im.resize((size, size), resample, box=(x, y, x + s, y + s)))
+    which, boxes, flip = _draw_crops(photos, n, rng)
+    out = _crop_and_resize(photos, which, boxes, size, channels)
     out[flip] = out[flip, :, ::-1]
 
     images = torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()

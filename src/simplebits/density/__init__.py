@@ -1,15 +1,16 @@
-"""The measure: bits per dimension under a Glow density model, and compressed-size bpd."""
+"""The measure: bits per dimension under a Glow density model (and the bpd term of a loss, :class:`BpdTerm`),
+and compressed-size bpd."""
 
-from .bpd import DEFAULT_DRAWS, ESCAPE, Bits, bits_summary, bpd, logp_to_bpd, measure_bits, preprocess, score_bpd
+from .bpd import DEFAULT_DRAWS, ESCAPE, Bits, bits_summary, bpd, measure_bits, score_bpd
 from .glow import Glow, GlowConfig
-from .summary import BITS_DEFINITION, FLOW_STORAGE_LIMIT, record_storage, set_bits, storage_bits
+from .summary import record_storage, set_bits, storage_bits
 from .store import SHIPPED, default_flow, fit_images, list_flows, load_flow, save_flow
+from .term import BpdTerm
 from .train import FlowTrainConfig, TrainingDiverged, train_flow
 
 __all__ = [
-    "BITS_DEFINITION",
-    "FLOW_STORAGE_LIMIT",
     "Bits",
+    "BpdTerm",
     "DEFAULT_DRAWS",
     "ESCAPE",
     "FlowTrainConfig",
@@ -23,9 +24,7 @@ __all__ = [
     "fit_images",
     "list_flows",
     "load_flow",
-    "logp_to_bpd",
     "measure_bits",
-    "preprocess",
     "save_flow",
     "score_bpd",
     "record_storage",

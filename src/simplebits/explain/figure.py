@@ -5,14 +5,13 @@ on a symmetric scale per map."""
 
 from __future__ import annotations
 
-import io as _io
 import os
 from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import NotFoundError
-from ..io import atomic_write_bytes
+from ..images import save_figure
 
 if TYPE_CHECKING:
     from .runner import ExplainResult
@@ -68,8 +67,8 @@ def explanation_figure(result: "ExplainResult", path: str | os.PathLike, *, max_
                  f"lambda {res.config.lambda_sim:g}); red = for, blue = against the prediction", fontsize=8,
                  y=1 - 0.08 / height)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / height))
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
     return str(path)

@@ -28,17 +28,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from ..data.imageset import pad_to
-from ..density import bpd as bpd_fn
-from ..density import default_flow, fit_images, load_flow, score_bpd
+from ..density import BpdTerm, fit_images
 from ..density.bpd import preprocess
 from ..errors import BadInputError, UnknownNameError
 from ..progress import progress_bar
+from ..settings import setting
 from ..train import generator
 from .losses import ForgettingLoss
 
@@ -54,15 +54,17 @@ DEFAULT_LAMBDA = {"latent": 0.1, "input": 3.0}
 
 @dataclass(frozen=True)
 class ExplainConfig:
-    space: str = "latent"
-    steps: int = 300
-    lr: float = 0.05
-    lambda_sim: float | None = None  # None: DEFAULT_LAMBDA[space]
+    space: str = setting("latent", "latent (Alg. 2: Glow's latent) or input (Alg. 1: the pixels)", choices=SPACES)
+    steps: int = setting(300, "Adam steps per batch", metavar="N", default_text="quick: 300, paper: 5000")
+    lr: float = setting(0.05, "Adam learning rate", default_text="quick: 0.05, paper: 0.01")
+    lambda_sim: float | None = setting(None, "weight of the bpd term", metavar="L",  # None: DEFAULT_LAMBDA[space]
+                                       default_text="0.1 in latent space, 3 in input space")
     scale_low: float = 0.8
     scale_high: float = 0.95
-    batch_size: int = 32
-    density: str | None = None  # None: gray32 / rgb32 by channel count
-    seed: int = 0
+    batch_size: int = setting(32, "images optimised together")
+    density: str | None = setting(None, "density model", metavar="MODEL",  # None: gray32 / rgb32 by channel count
+                                  default_text="gray32/rgb32 by channels")
+    seed: int = setting(0, "seed of the images chosen, the forgetting scales and every noise draw", metavar="S")
 
     def validate(self) -> "ExplainConfig":
         """Checked copy, with ``lambda_sim`` filled in from :data:`DEFAULT_LAMBDA` when unset."""
@@ -124,15 +126,6 @@ def _to_image(y: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return pad_to(x, size)
 
 
-def _bpd(flow: nn.Module, images: torch.Tensor, *, generator_: torch.Generator | None = None) -> torch.Tensor:
-    return bpd_fn(flow, fit_images(images, flow), dequantize="uniform", straight_through=True, generator=generator_)
-
-
-@torch.no_grad()
-def _score(flow: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    return score_bpd(flow, fit_images(images.clamp(0, 1), flow))
-
-
 def simplify_posthoc(
     model: nn.Module,
     images: torch.Tensor,
@@ -145,78 +138,84 @@ def simplify_posthoc(
     for its prediction; see the module docstring. Batches of ``config.batch_size``."""
     cfg = (config or ExplainConfig()).validate()
     device = next(model.parameters()).device
-    c, h, w = images.shape[1:]
-    if flow is None:
-        flow = load_flow(cfg.density or default_flow(c), device=device)
-    flow.eval()
-    for p in flow.parameters():
-        p.requires_grad_(False)
-    fit_images(images[:1].to(device), flow)  # clear error when the data does not fit the density model
+    # loads (or takes) the density model, freezes it, and fails clearly when the data does not fit it
+    term = BpdTerm(cfg.density, shape=tuple(images.shape[1:]), device=device, model=flow)
     trainable = [p.requires_grad for p in model.parameters()]
     try:
-        return _run(model, images, cfg, flow, device, progress)
+        return _run(model, images, cfg, term, device, progress)
     finally:  # the classifier is frozen while it is explained; give it back as it came
         for p, t in zip(model.parameters(), trainable):
             p.requires_grad_(t)
 
 
-def _run(model: nn.Module, images: torch.Tensor, cfg: ExplainConfig, flow: nn.Module, device: torch.device,
+def _run(model: nn.Module, images: torch.Tensor, cfg: ExplainConfig, term: BpdTerm, device: torch.device,
          progress: bool | None) -> PosthocResult:
-    c, h, w = images.shape[1:]
     loss_fn = ForgettingLoss(model)
-    g_scale, g_alpha, g_deq = (generator(cfg.seed, p) for p in ("explain/scale", "explain/alpha", "explain/dequant"))
+    gens = tuple(generator(cfg.seed, p) for p in ("explain/scale", "explain/alpha", "explain/dequant"))
     t0 = time.perf_counter()
     outs, log = [], []
     n = images.shape[0]
     bar = progress_bar(-(-n // cfg.batch_size) * cfg.steps, desc=f"explain ({cfg.space})", enabled=progress)
     for start in range(0, n, cfg.batch_size):
         x = images[start : start + cfg.batch_size].to(device)
-        with torch.no_grad():
-            hx = model(x)
-        if cfg.space == "latent":
-            with torch.no_grad():
-                z = [e.detach() for e in flow.encode(preprocess(fit_images(x, flow)))[0]]
-            params = [torch.zeros_like(e, requires_grad=True) for e in z]
-
-            def simplified() -> torch.Tensor:
-                return _to_image(flow.decode(params), (h, w))
-        else:
-            with torch.no_grad():  # the density model's most likely image, where Alg. 2 starts (z = 0)
-                start = _to_image(flow.decode([torch.zeros_like(e) for e in flow.encode(
-                    preprocess(fit_images(x, flow)))[0]]), (h, w))
-                theta = torch.logit(start.clamp(1.0 / 256.0, 1.0 - 1.0 / 256.0))
-            params = [theta.clone().requires_grad_(True)]
-
-            def simplified() -> torch.Tensor:
-                return torch.sigmoid(params[0])
-        opt = torch.optim.Adam(params, lr=cfg.lr)
-        for step in range(cfg.steps):
-            s = float(torch.empty(1).uniform_(cfg.scale_low, cfg.scale_high, generator=g_scale))
-            x_sim = simplified()
-            if cfg.space == "latent":
-                alpha = torch.rand(x.shape[0], generator=g_alpha).to(device)
-                z_mix = [a.view(-1, 1, 1, 1) * zs + (1 - a.view(-1, 1, 1, 1)) * zo
-                         for a, zs, zo in zip([alpha] * len(z), params, z)]
-                x_new = _to_image(flow.decode(z_mix), (h, w))
-            else:
-                x_new = x_sim
-            parts = loss_fn(x, hx, x_new, s)
-            b = _bpd(flow, x_sim, generator_=g_deq).mean()
-            loss = parts["grad"] + parts["pred"] + cfg.lambda_sim * b
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update(1)
-            if step % 25 == 0 or step == cfg.steps - 1:
-                log.append({"batch": start // cfg.batch_size, "step": step, "grad": float(parts["grad"].detach()),
-                            "pred": float(parts["pred"].detach()), "bpd": float(b.detach())})
-        with torch.no_grad():
-            outs.append((simplified() * 255).round().div(255).cpu())
+        outs.append(_simplify_batch(model, x, cfg, term, loss_fn, gens, bar=bar, log=log,
+                                    batch=start // cfg.batch_size))
     bar.close()
     sim = torch.cat(outs)
     with torch.no_grad():
         pred_orig = torch.cat([model(images[i : i + 500].to(device)).argmax(1).cpu() for i in range(0, n, 500)])
         pred_sim = torch.cat([model(sim[i : i + 500].to(device)).argmax(1).cpu() for i in range(0, n, 500)])
-        bpd_orig = torch.cat([_score(flow, images[i : i + 500].to(device)) for i in range(0, n, 500)])
-        bpd_sim = torch.cat([_score(flow, sim[i : i + 500].to(device)) for i in range(0, n, 500)])
+        bpd_orig = torch.cat([term.score(images[i : i + 500].to(device)) for i in range(0, n, 500)])
+        bpd_sim = torch.cat([term.score(sim[i : i + 500].to(device)) for i in range(0, n, 500)])
     return PosthocResult(sim, pred_orig, pred_sim, bpd_orig, bpd_sim, cfg, time.perf_counter() - t0, log)
+
+
+def _simplify_batch(model: nn.Module, x: torch.Tensor, cfg: ExplainConfig, term: BpdTerm, loss_fn: ForgettingLoss,
+                    gens: tuple[torch.Generator, ...], *, bar: Any, log: list[dict[str, float]],
+                    batch: int) -> torch.Tensor:
+    """``cfg.steps`` Adam steps on one batch's simplified images (Alg. 1 or 2, see the module
+    docstring), logged every 25 steps into ``log``; returns them on the 8-bit grid, CPU."""
+    g_scale, g_alpha, g_deq = gens
+    flow, hw = term.model, tuple(x.shape[2:])
+    with torch.no_grad():
+        hx = model(x)
+    params, simplified, z = _starting_point(flow, x, cfg.space, hw)
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    for step in range(cfg.steps):
+        s = float(torch.empty(1).uniform_(cfg.scale_low, cfg.scale_high, generator=g_scale))
+        x_sim = simplified()
+        if cfg.space == "latent":  # the classifier losses see the whole path from the original to x_sim
+            alpha = torch.rand(x.shape[0], generator=g_alpha).to(x.device)
+            z_mix = [a.view(-1, 1, 1, 1) * zs + (1 - a.view(-1, 1, 1, 1)) * zo
+                     for a, zs, zo in zip([alpha] * len(z), params, z)]
+            x_new = _to_image(flow.decode(z_mix), hw)
+        else:
+            x_new = x_sim
+        parts = loss_fn(x, hx, x_new, s)
+        b = term(x_sim, generator=g_deq).mean()
+        loss = parts["grad"] + parts["pred"] + cfg.lambda_sim * b
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.update(1)
+        if step % 25 == 0 or step == cfg.steps - 1:
+            log.append({"batch": batch, "step": step, "grad": float(parts["grad"].detach()),
+                        "pred": float(parts["pred"].detach()), "bpd": float(b.detach())})
+    with torch.no_grad():
+        return (simplified() * 255).round().div(255).cpu()
+
+
+def _starting_point(flow: nn.Module, x: torch.Tensor, space: str, hw: tuple[int, int]
+                    ) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor], list[torch.Tensor] | None]:
+    """(the parameters to optimise, the simplified images as a function of them, the originals'
+    latents in latent space): both spaces start at the density model's most likely image, z = 0."""
+    with torch.no_grad():
+        z = [e.detach() for e in flow.encode(preprocess(fit_images(x, flow)))[0]]
+    if space == "latent":
+        params = [torch.zeros_like(e, requires_grad=True) for e in z]
+        return params, lambda: _to_image(flow.decode(params), hw), z
+    with torch.no_grad():
+        x0 = _to_image(flow.decode([torch.zeros_like(e) for e in z]), hw)
+        theta = torch.logit(x0.clamp(1.0 / 256.0, 1.0 - 1.0 / 256.0))
+    params = [theta.clone().requires_grad_(True)]
+    return params, lambda: torch.sigmoid(params[0]), None

@@ -13,11 +13,10 @@ Stages: data summary and bpd histogram -> random-real baselines -> condensed set
 :func:`sweep` runs a grid of such pipelines (in order, or as Ray tasks): ``docs/scale-out.md``.
 """
 
-from .config import PipelineConfig, builtin_config, list_builtin, load_config, parse_config, settings_table
-from .report import render_report, write_report
-from .runner import STAGES, PipelineResult, load_result, run
-from .sweeps import SweepConfig, SweepResult, load_sweep, load_sweep_result, sweep, sweep_prune_table
+from .config import PipelineConfig, builtin_config, list_builtin, load_config, parse_config
+from .report import write_report
+from .runner import PipelineResult, run
+from .sweeps import SweepConfig, SweepResult, sweep
 
-__all__ = ["PipelineConfig", "PipelineResult", "STAGES", "builtin_config", "list_builtin", "load_config",
-           "load_result", "parse_config", "render_report", "run", "settings_table", "write_report",
-           "SweepConfig", "SweepResult", "load_sweep", "load_sweep_result", "sweep", "sweep_prune_table"]
+__all__ = ["PipelineConfig", "PipelineResult", "builtin_config", "list_builtin", "load_config", "parse_config", "run",
+           "write_report", "SweepConfig", "SweepResult", "sweep"]

@@ -2,11 +2,15 @@
 
 Every setting has a type, a default and a line of help (the field metadata); ``docs/pipeline.md``'s
 settings table is generated from them (``python -m simplebits.pipeline.schema``), so the docs and
-the checks cannot drift apart. Loading checks, in order: TOML syntax, unknown tables and keys
-(naming the valid ones), types, ranges, names (methods, rules, protocols, presets), and
-settings that contradict each other (a pruning target IPC_T >= the set's IPC_F, pruning a
-condensed set that is not condensed). Whether the data set is installed is checked when the run
-starts (:func:`simplebits.pipeline.run`), since a config may be written on another machine.
+the checks cannot drift apart. The ``[condense]`` table is generated too: besides its own keys, one
+key per field of :class:`~simplebits.condense.CondenseConfig`, with that field's type and help
+(absent: the preset's value; absent keys are left out of hashes, so older configs keep theirs);
+its method names come from the method registry. Loading checks, in order: TOML syntax, unknown
+tables and keys (naming the valid ones), types, ranges, names (methods, rules, protocols,
+presets), and settings that contradict each other (a pruning target IPC_T >= the set's IPC_F,
+pruning a condensed set that is not condensed, condensation settings a method refuses). Whether
+the data set is installed is checked when the run starts (:func:`simplebits.pipeline.run`), since
+a config may be written on another machine.
 """
 
 from __future__ import annotations
@@ -15,26 +19,29 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
 from ..errors import BadInputError, NotFoundError, UnknownNameError
+from ..settings import coerce, type_name, user_fields
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["SECTIONS", "PipelineConfig", "apply_overrides", "builtin_config", "config_hash", "list_builtin",
-           "load_config", "parse_config"]
+__all__ = ["SECTIONS", "CONDENSE_KEYS", "PipelineConfig", "apply_overrides", "builtin_config", "condense_config",
+           "config_hash", "list_builtin", "load_config", "parse_config", "section_dict", "settings_table"]
 
 
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - the word users read
+def _f(default: Any, help: str, *, choices: Any = None) -> Any:  # noqa: A002 - the word users read
+    """A key with its help; ``choices`` (a function, read when the docs are made) are listed after it."""
+    meta = {"help": help} if choices is None else {"help": help, "choices": choices}
     if isinstance(default, list):
-        return field(default_factory=lambda d=default: list(d), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -71,14 +78,58 @@ class EvaluateSection:
 
 
 @dataclass(frozen=True)
-class CondenseSection:
+class _CondenseKeys:
+    """The [condense] keys of the pipeline itself; the others are generated from the fields of
+    :class:`~simplebits.condense.CondenseConfig` (see :data:`CONDENSE_KEYS`)."""
+
     enabled: bool = _f(True, "run the condensation stage")
-    method: str = _f("dc", "condensation method (dc, dsa, idc, dream, dm)")
+    method: str = _f("dc", "condensation method", choices=lambda: _condense("list_methods")())
     ipc: list[int] = _f([1], "images per class of the condensed sets")
     lambda_sim: list[float] = _f([0.0], "simplification weights; one set per (ipc, lambda); 0 = plain method")
     iterations: int = _f(30, "outer iterations (0: the preset's)")
-    preset: str = _f("quick", "condensation preset (quick or paper)")
+    preset: str = _f("quick", "condensation preset", choices=lambda: _condense("list_presets")())
     batch_real: int = _f(128, "real images per class per matching step (0: the preset's)")
+
+
+#: CondenseConfig fields the run sets, not the [condense] table: the top-level ``seed``
+CONDENSE_FROM_RUN = ("seed",)
+
+
+def _condense(name: str) -> Any:
+    from .. import condense
+
+    return getattr(condense, name)
+
+
+def _generated_condense_keys() -> list[tuple[str, Any, Any]]:
+    """One key per CondenseConfig field the table does not declare itself: same name, type and help,
+    absent (None) = the preset's value, so a setting added to the config is a pipeline key too."""
+    from ..condense.config import CondenseConfig
+
+    own = {f.name for f in fields(_CondenseKeys)} | set(CONDENSE_FROM_RUN)
+    hints = get_type_hints(CondenseConfig)
+    return [(f.name, hints[f.name], field(default=None, metadata={**f.metadata, "generated": True}))
+            for f in user_fields(CondenseConfig, where="toml") if f.name not in own]
+
+
+CondenseSection = make_dataclass("CondenseSection", _generated_condense_keys(), bases=(_CondenseKeys,), frozen=True)
+CondenseSection.__module__ = __name__
+CondenseSection.__doc__ = ("The [condense] table: the pipeline's own keys (enabled, the ipc and lambda_sim lists, and "
+                           "method, preset, iterations, batch_real with their defaults) and every other setting of "
+                           "CondenseConfig, absent = the preset's value.")
+#: the [condense] keys generated from CondenseConfig (absent: the preset's value)
+CONDENSE_KEYS = tuple(f.name for f in fields(CondenseSection) if f.metadata.get("generated"))
+
+
+def condense_config(c: Any, *, ipc: int, lam: float, seed: int) -> Any:
+    """The :class:`~simplebits.condense.CondenseConfig` of one condensed set of the [condense] table
+    ``c``: the preset of ``c.method``, then the keys given (``iterations = 0`` / ``batch_real = 0``:
+    the preset's), ``lam`` (0: the plain method) and the run's ``seed``."""
+    from ..condense import make_config
+
+    given = {k: getattr(c, k) for k in CONDENSE_KEYS if getattr(c, k) is not None}
+    return make_config(c.method, ipc=ipc, preset=c.preset, iterations=c.iterations or None,
+                       batch_real=c.batch_real or None, lambda_sim=lam if lam > 0 else None, seed=seed, **given)
 
 
 @dataclass(frozen=True)
@@ -142,7 +193,12 @@ class PipelineConfig:
     continual: ContinualSection = field(default_factory=ContinualSection)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every key and its value; keys left unset (None: the preset's) are left out, so that the
+        config hash and stage keys of a config are those it had before such keys existed."""
+        d = asdict(self)
+        for name in SECTIONS:
+            d[name] = section_dict(getattr(self, name))
+        return d
 
     def to_toml(self) -> str:
         """The config as TOML (every key written, defaults included): what ``OUT/config.toml`` holds."""
@@ -163,6 +219,11 @@ SECTIONS: dict[str, type] = {
 TOP_KEYS = ("out", "seed", "device", "title")
 
 
+def section_dict(section: Any) -> dict[str, Any]:
+    """A table's keys and values, without the keys left unset (None): what hashes and TOML hold."""
+    return {k: v for k, v in asdict(section).items() if v is not None}
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -170,42 +231,29 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return json.dumps(v)
-    if isinstance(v, list):
+    if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, e.g. net_options = {width = 64}
+        return "{" + ", ".join(f"{k if k.replace('_', '').isalnum() else json.dumps(k)} = {_toml_value(x)}"
+                               for k, x in v.items()) + "}"
     raise TypeError(type(v))
 
 
-def _type_name(tp: Any) -> str:
-    if get_origin(tp) is list:
-        return f"list of {_type_name(get_args(tp)[0])}"
-    return {int: "integer", float: "number", str: "string", bool: "true/false"}[tp]
+_PLAIN = (int, float, str, bool)
+
+
+_type_name = type_name  # how the docs and the errors name a key's type (simplebits.settings)
 
 
 def _coerce(where: str, value: Any, tp: Any) -> Any:
-    """``value`` as type ``tp`` or a BadInputError naming the key, the type wanted and the value got."""
-    bad = BadInputError(f"{where} must be a {_type_name(tp)}, got {value!r} ({type(value).__name__}); "
-                        f"e.g. {where.split('.')[-1]} = {_example(tp)}")
-    if get_origin(tp) is list:
-        if not isinstance(value, list):
-            raise bad
-        return [_coerce(f"{where}[{i}]", v, get_args(tp)[0]) for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    raise TypeError(tp)  # pragma: no cover - a field of an unsupported type
+    """``value`` as type ``tp`` or a BadInputError naming the key, the type wanted and the value got
+    (:func:`simplebits.settings.coerce`), with an example of the key for the plain types."""
+    try:
+        return coerce(where, value, tp)
+    except BadInputError as e:
+        if tp in _PLAIN or get_origin(tp) is list:
+            raise BadInputError(f"{e}; e.g. {where.split('.')[-1].split('[')[0]} = {_example(tp)}") from None
+        raise
 
 
 def _example(tp: Any) -> str:
@@ -216,7 +264,7 @@ def _example(tp: Any) -> str:
 
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     hints = get_type_hints(cls)
-    names = [f.name for f in fields(cls) if f.name not in SECTIONS]
+    names = [f.name for f in fields(cls) if cls is not PipelineConfig or f.name not in SECTIONS]
     unknown = [k for k in raw if k not in names]
     if unknown:
         place = f"table [{where}]" if where else "the top level"
@@ -327,12 +375,17 @@ def _positive(where: str, v: int, *, zero: bool = False) -> None:
 
 def validate(cfg: PipelineConfig) -> PipelineConfig:
     """Ranges, names and settings that contradict each other; returns ``cfg``."""
-    from ..condense import METHODS
-    from ..condense import PRESETS as CONDENSE_PRESETS
-    from ..explain import SPACES
-    from ..prune import get_rule
-    from ..simplify import PRESETS as SIMPLIFY_PRESETS
-    from ..train import get_protocol
+    _check_data_and_evaluate(cfg)
+    _check_condense(cfg)
+    _check_prune(cfg)
+    _check_simplify(cfg)
+    _check_explain(cfg)
+    _check_continual(cfg)
+    return cfg
+
+
+def _check_data_and_evaluate(cfg: PipelineConfig) -> None:
+    from ..train import LABEL_MODES, get_protocol
 
     if not cfg.out.strip():
         raise BadInputError("out must name an output directory, e.g. out = \"my-run\"")
@@ -353,12 +406,16 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     _positive("explain.max_steps", cfg.explain.max_steps, zero=True)
     for k in cfg.evaluate.baseline_ipc:
         _positive("evaluate.baseline_ipc", k)
-    from ..train import LABEL_MODES
-
     if cfg.evaluate.score_labels not in LABEL_MODES:
         raise UnknownNameError("evaluate.score_labels", cfg.evaluate.score_labels, list(LABEL_MODES))
     if not (cfg.evaluate.temperature > 0 and math.isfinite(cfg.evaluate.temperature)):
         raise BadInputError(f"evaluate.temperature must be a positive number, got {cfg.evaluate.temperature}")
+
+
+def _check_condense(cfg: PipelineConfig) -> None:
+    from ..condense import METHODS
+    from ..condense import PRESETS as CONDENSE_PRESETS
+
     c = cfg.condense
     if c.method not in METHODS:
         raise UnknownNameError("condense.method", c.method, METHODS)
@@ -372,27 +429,48 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
         raise BadInputError(f"condense.lambda_sim values must be >= 0, got {c.lambda_sim}")
     _positive("condense.iterations", c.iterations, zero=True)
     _positive("condense.batch_real", c.batch_real, zero=True)
-    p = cfg.prune
+    if c.enabled:  # every set's settings, as the stage will make them (the keys from CondenseConfig included)
+        for ipc in c.ipc:
+            for lam in c.lambda_sim:
+                _condense_settings(c, ipc, lam, cfg.seed)
+
+
+def _condense_settings(c: Any, ipc: int, lam: float, seed: int) -> None:
+    try:
+        condense_config(c, ipc=ipc, lam=lam, seed=seed)
+    except BadInputError as e:
+        raise BadInputError(f"[condense] (ipc {ipc}, lambda_sim {lam:g}): {e}") from None
+
+
+def _check_prune(cfg: PipelineConfig) -> None:
+    from ..prune import get_rule
+
+    p, c = cfg.prune, cfg.condense
     if p.source not in ("random-real", "condensed"):
         raise UnknownNameError("prune.source", p.source, ("random-real", "condensed"))
     for r in p.rules:
         get_rule(r)
     _positive("prune.from_ipc", p.from_ipc)
     _positive("prune.runs", p.runs)
-    if p.enabled:
-        if not p.targets or not p.rules:
-            raise BadInputError("prune.targets and prune.rules need at least one value each (or enabled = false)")
-        for t in p.targets:
-            _positive("prune.targets", t)
-            if t >= p.from_ipc:
-                raise BadInputError(f"prune.targets holds IPC_T = {t} but from_ipc (IPC_F) is {p.from_ipc}: pruning "
-                                    f"makes a set smaller, so every target must be < {p.from_ipc}")
-        if p.source == "condensed":
-            if not c.enabled or p.from_ipc not in c.ipc:
-                raise BadInputError(f"prune.source = \"condensed\" prunes the condensed set at from_ipc = "
-                                    f"{p.from_ipc}, "
-                                    f"but condensation {'is disabled' if not c.enabled else f'makes ipc {c.ipc}'}: "
-                                    f"add {p.from_ipc} to condense.ipc or use source = \"random-real\"")
+    if not p.enabled:
+        return
+    if not p.targets or not p.rules:
+        raise BadInputError("prune.targets and prune.rules need at least one value each (or enabled = false)")
+    for t in p.targets:
+        _positive("prune.targets", t)
+        if t >= p.from_ipc:
+            raise BadInputError(f"prune.targets holds IPC_T = {t} but from_ipc (IPC_F) is {p.from_ipc}: pruning "
+                                f"makes a set smaller, so every target must be < {p.from_ipc}")
+    if p.source == "condensed" and (not c.enabled or p.from_ipc not in c.ipc):
+        raise BadInputError(f"prune.source = \"condensed\" prunes the condensed set at from_ipc = "
+                            f"{p.from_ipc}, "
+                            f"but condensation {'is disabled' if not c.enabled else f'makes ipc {c.ipc}'}: "
+                            f"add {p.from_ipc} to condense.ipc or use source = \"random-real\"")
+
+
+def _check_simplify(cfg: PipelineConfig) -> None:
+    from ..simplify import PRESETS as SIMPLIFY_PRESETS
+
     s = cfg.simplify
     if s.preset not in SIMPLIFY_PRESETS:
         raise UnknownNameError("simplify.preset", s.preset, tuple(SIMPLIFY_PRESETS))
@@ -403,6 +481,11 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     _positive("simplify.seeds", s.seeds)
     _positive("simplify.epochs", s.epochs)
     _positive("simplify.train_size", s.train_size, zero=True)
+
+
+def _check_explain(cfg: PipelineConfig) -> None:
+    from ..explain import SPACES
+
     e = cfg.explain
     if e.select not in ("misclassified", "correct"):
         raise UnknownNameError("explain.select", e.select, ("misclassified", "correct"))
@@ -410,6 +493,9 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
         raise UnknownNameError("explain.space", e.space, SPACES)
     _positive("explain.n", e.n)
     _positive("explain.steps", e.steps)
+
+
+def _check_continual(cfg: PipelineConfig) -> None:
     k = cfg.continual
     if k.replay not in ("random-real", "condensed"):
         raise UnknownNameError("continual.replay", k.replay, ("random-real", "condensed"))
@@ -418,7 +504,9 @@ def validate(cfg: PipelineConfig) -> PipelineConfig:
     _positive("continual.replay_ipc", k.replay_ipc)
     _positive("continual.epochs", k.epochs, zero=True)
     _positive("continual.seeds", k.seeds)
-    return cfg
+    if k.enabled and k.replay == "condensed":  # the replay sets are condensed with the [condense] settings
+        lams = cfg.condense.lambda_sim
+        _condense_settings(cfg.condense, k.replay_ipc, lams[0] if lams else 0.0, cfg.seed)
 
 
 def config_hash(obj: Any) -> str:
@@ -433,11 +521,16 @@ def settings_table() -> str:
     def add(prefix: str, cls: type) -> None:
         hints = get_type_hints(cls)
         for f in fields(cls):
-            if f.name in SECTIONS:
+            if cls is PipelineConfig and f.name in SECTIONS:  # the tables (a key may share a table's name)
                 continue
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            rows.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | `{_toml_value(default)}` | "
-                        f"{f.metadata['help'].replace('|', '/')} |")
+            shown = "the preset's" if default is None else f"`{_toml_value(default)}`"
+            help_text = f.metadata["help"]
+            choices = f.metadata.get("choices")
+            if choices is not None:
+                help_text += f" ({', '.join(choices() if callable(choices) else choices)})"
+            rows.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | {shown} | "
+                        f"{help_text.replace('|', '/')} |")
 
     add("", PipelineConfig)
     for name, cls in SECTIONS.items():

@@ -26,11 +26,10 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,8 +39,9 @@ from ..data import ImageSet, fingerprint, load_dataset, real_subset
 from ..density.summary import BITS_DEFINITION
 from ..errors import BadInputError, MismatchError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
+from ..runtime import peak_rss_mb, resolve_device
 from ..train.seeding import derive_seed
-from .config import PipelineConfig, config_hash, load_config
+from .config import PipelineConfig, condense_config, config_hash, load_config, section_dict
 
 __all__ = ["PipelineResult", "run", "STAGES"]
 
@@ -55,10 +55,6 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @dataclass
@@ -299,7 +295,7 @@ def condensed_path(ctx: Context, ipc: int, lam: float) -> Path:
 
 
 def stage_condense(ctx: Context) -> dict[str, Any]:
-    from ..condense import condense, fit_network, make_config, output_paths, start_warning, starting_set
+    from ..condense import condense, fit_network, output_paths, start_warning, starting_set
     from ..condense.config import compiles
     from ..data.condensed import load_condensed
     from ..density import set_bits
@@ -309,8 +305,7 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
     for ipc in c.ipc:
         start_acc = None
         for j, lam in enumerate(c.lambda_sim):
-            cc = make_config(c.method, ipc=ipc, preset=c.preset, iterations=c.iterations or None,
-                             batch_real=c.batch_real or None, lambda_sim=lam if lam > 0 else None, seed=ctx.cfg.seed)
+            cc = condense_config(c, ipc=ipc, lam=lam, seed=ctx.cfg.seed)
             cc = fit_network(cc, tuple(ctx.train.shape[1:]))  # the network actually matched with is in the key
             if j == 0:  # the images every lambda's run starts from (the same seeded draw): evaluated once
                 start = starting_set(ctx.train, cc)
@@ -505,7 +500,7 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
 def stage_continual(ctx: Context) -> dict[str, Any]:
     from ..continual import make_config as make_continual_config
     from ..continual import make_settings, plot_curve, run_continual
-    from ..condense import condense, make_config, output_paths
+    from ..condense import condense, output_paths
     from ..data.condensed import save_condensed
 
     k, cfg = ctx.cfg.continual, ctx.cfg
@@ -521,9 +516,7 @@ def stage_continual(ctx: Context) -> dict[str, Any]:
                                method="random-real", source=task)
         else:
             lam = cfg.condense.lambda_sim[0] if cfg.condense.lambda_sim else 0.0
-            cc = make_config(cfg.condense.method, ipc=k.replay_ipc, preset=cfg.condense.preset,
-                             iterations=cfg.condense.iterations or None, batch_real=cfg.condense.batch_real or None,
-                             lambda_sim=lam if lam > 0 else None, seed=cfg.seed)
+            cc = condense_config(cfg.condense, ipc=k.replay_ipc, lam=lam, seed=cfg.seed)
 
             def make(cc=cc, real=real, path=path) -> float | None:
                 ckpt = output_paths(path)["checkpoint"]
@@ -557,10 +550,8 @@ def stage_pieces(cfg: PipelineConfig, stage: str) -> int:
     if stage == "baseline":
         return len(baseline_ipcs(cfg))
     if stage == "condense":
-        from ..condense import make_config
-
         c = cfg.condense
-        real_init = make_config(c.method, ipc=1, preset=c.preset).init != "noise"  # its start is evaluated too
+        real_init = condense_config(c, ipc=1, lam=0.0, seed=cfg.seed).init != "noise"  # its start is evaluated too
         # per (ipc, lambda): the set, its bits, its evaluation (and its scores); per ipc: its start's evaluation
         per_set = 3 + int(cfg.evaluate.scores)
         return (per_set * len(c.lambda_sim) + int(real_init and bool(c.lambda_sim))) * len(c.ipc)
@@ -601,14 +592,14 @@ def stage_key(ctx: Context, stage: str) -> str:
     own: dict[str, Any] = {"data": {"bpd_images": cfg.data.bpd_images, "density": cfg.density.model},
                            "baseline": {"ipcs": baseline_ipcs(cfg)}}.get(stage, {})
     if stage in ("condense", "prune", "simplify", "explain", "continual"):
-        own = asdict(getattr(cfg, stage))
+        own = section_dict(getattr(cfg, stage))  # keys left unset are left out: the keys of older runs hold
     deps = {"prune": ["baseline"] + (["condense"] if cfg.prune.source == "condensed" else []),
             "condense": ["baseline"], "continual": ["condense"] if cfg.continual.replay == "condensed" else []}
     evaluated = stage in ("baseline", "condense", "prune")  # the stages whose figures are evaluate() accuracies
     return config_hash({"format": FORMAT, "stage": stage, "own": own, "data": ctx.data_key,
                         "evaluate": _evaluate_key(cfg) if evaluated else None, "seed": cfg.seed, "device": ctx.device,
                         "density": cfg.density.model, "bits": BITS_DEFINITION, "deps": {d: ctx.stage_keys.get(d) for d in deps.get(stage, [])},
-                        "condense_settings": asdict(cfg.condense) if stage == "continual" else None})
+                        "condense_settings": section_dict(cfg.condense) if stage == "continual" else None})
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -667,13 +658,8 @@ def _load_data(cfg: PipelineConfig, log: Callable[[str], None]) -> tuple[str, Im
 
 
 def _resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise BadInputError(f"device = {name!r}: no CUDA device is available here; use device = \"cpu\"")
-    if not (name == "cpu" or name.startswith("cuda")):
-        raise BadInputError(f"device = {name!r}: use cpu, cuda, cuda:N or auto")
-    return name
+    """The config's ``device`` (checked by :func:`simplebits.runtime.resolve_device`, named as the TOML key)."""
+    return resolve_device(name, setting="device =")
 
 
 def run(
@@ -711,6 +697,19 @@ def run(
     # where the results go and the report's title are not part of what they are
     cfg_hash = config_hash({k: v for k, v in cfg.to_dict().items() if k not in ("out", "title")})
     mode = check_out_dir(out_dir, cfg_hash, resume=resume, force=force)
+    meta = _begin(cfg, out_dir, cfg_hash, device)
+    ctx = Context(cfg, out_dir, device=device, resume=resume, progress=progress, log=say)
+    ctx.train, ctx.test, ctx.dataset = train, _test_subset(cfg, test), dataset
+    ctx.data_key = fingerprint(ctx.train) + fingerprint(ctx.test)
+    plan = stage_plan(cfg)
+    state = _RunState(plan, meta, seconds={"load": round(time.perf_counter() - t_start, 2)})
+    for i, stage in enumerate(plan):
+        _run_stage(ctx, state, i, stage, mode)
+    return _finish(ctx, state, cfg_hash, report)
+
+
+def _begin(cfg: PipelineConfig, out_dir: Path, cfg_hash: str, device: str) -> dict[str, Any]:
+    """Create ``out_dir``, write ``pipeline.json`` (state running) and ``config.toml``; returns the meta."""
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "config_hash": cfg_hash, "config": cfg.to_dict(), "version": _version(),
             "state": "running", "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -720,54 +719,71 @@ def run(
     meta["seconds"] = old.get("seconds", {}) if old.get("config_hash") == cfg_hash else {}
     atomic_write_json(out_dir / "pipeline.json", meta)
     atomic_write_text(out_dir / "config.toml", cfg.to_toml())
+    return meta
 
-    ctx = Context(cfg, out_dir, device=device, resume=resume, progress=progress, log=say)
-    n_test = len(test)
-    if cfg.data.test_size and cfg.data.test_size < n_test:
+
+def _test_subset(cfg: PipelineConfig, test: ImageSet) -> ImageSet:
+    """The test images every accuracy is measured on: a class-balanced ``data.test_size`` of them."""
+    if cfg.data.test_size and cfg.data.test_size < len(test):
         per = max(1, min(cfg.data.test_size // test.num_classes, min(test.counts())))
         test = real_subset(test, per, seed=derive_seed(cfg.seed, "data/test")).with_meta(
             name=f"{test.name}[{per * test.num_classes}]")
-    ctx.train, ctx.test, ctx.dataset = train, test, dataset
-    ctx.data_key = fingerprint(train) + fingerprint(test)
-    plan = stage_plan(cfg)
-    seconds: dict[str, float] = {"load": round(time.perf_counter() - t_start, 2)}
-    files: dict[str, Any] = {}
-    skipped = []
-    for i, stage in enumerate(plan):
-        key = stage_key(ctx, stage)
-        ctx.stage_keys[stage] = key
-        sdir = out_dir / stage
-        done = _read_json(sdir / "stage.json")
-        if done is not None and done.get("key") == key:
-            say(f"[{i + 1}/{len(plan)}] {stage}: finished earlier with these settings, skipped")
-            ctx.figures[stage], files[stage] = done["figures"], done["files"]
-            seconds[stage] = done.get("seconds", 0.0)
-            skipped.append(stage)
-            continue
-        started = _read_json(sdir / "started.json")
-        if sdir.exists() and (started is None or started.get("key") != key):
-            if mode not in ("force",) and started is not None:
-                raise MismatchError(f"{sdir} holds a stage made with other settings; pass --force to replace it")
-            shutil.rmtree(sdir)  # another config's stage (allowed by --force): start it afresh
-        sdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(sdir / "started.json", {"key": key})
-        say(f"[{i + 1}/{len(plan)}] {stage} ...")
-        ctx.begin_stage(stage, stage_pieces(cfg, stage))
-        t0 = time.perf_counter()
-        got = STAGE_FUNCS[stage](ctx)
-        secs = round(time.perf_counter() - t0, 2)
-        say(f"[{i + 1}/{len(plan)}] {stage}: done in {secs:.0f}s")
-        atomic_write_json(sdir / "stage.json", {"key": key, "figures": got["figures"], "files": got["files"],
-                                                "seconds": secs})
-        ctx.figures[stage], files[stage] = got["figures"], got["files"]
-        seconds[stage] = secs
-        meta["seconds"] = {**meta["seconds"], stage: secs}
-        atomic_write_json(out_dir / "pipeline.json", meta)
+    return test
+
+
+@dataclass
+class _RunState:
+    """What the stages of one run have produced so far: the plan, meta, seconds, files, skips."""
+
+    plan: list[str]
+    meta: dict[str, Any]
+    seconds: dict[str, float]
+    files: dict[str, Any] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _run_stage(ctx: Context, state: _RunState, i: int, stage: str, mode: str) -> None:
+    """Stage ``stage`` (number ``i`` of the plan): skipped when finished with the same key, else run."""
+    say, n = ctx.log, len(state.plan)
+    key = stage_key(ctx, stage)
+    ctx.stage_keys[stage] = key
+    sdir = ctx.out / stage
+    done = _read_json(sdir / "stage.json")
+    if done is not None and done.get("key") == key:
+        say(f"[{i + 1}/{n}] {stage}: finished earlier with these settings, skipped")
+        ctx.figures[stage], state.files[stage] = done["figures"], done["files"]
+        state.seconds[stage] = done.get("seconds", 0.0)
+        state.skipped.append(stage)
+        return
+    started = _read_json(sdir / "started.json")
+    if sdir.exists() and (started is None or started.get("key") != key):
+        if mode not in ("force",) and started is not None:
+            raise MismatchError(f"{sdir} holds a stage made with other settings; pass --force to replace it")
+        shutil.rmtree(sdir)  # another config's stage (allowed by --force): start it afresh
+    sdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(sdir / "started.json", {"key": key})
+    say(f"[{i + 1}/{n}] {stage} ...")
+    ctx.begin_stage(stage, stage_pieces(ctx.cfg, stage))
+    t0 = time.perf_counter()
+    got = STAGE_FUNCS[stage](ctx)
+    secs = round(time.perf_counter() - t0, 2)
+    say(f"[{i + 1}/{n}] {stage}: done in {secs:.0f}s")
+    atomic_write_json(sdir / "stage.json", {"key": key, "figures": got["figures"], "files": got["files"],
+                                            "seconds": secs})
+    ctx.figures[stage], state.files[stage] = got["figures"], got["files"]
+    state.seconds[stage] = secs
+    state.meta["seconds"] = {**state.meta["seconds"], stage: secs}
+    atomic_write_json(ctx.out / "pipeline.json", state.meta)
+
+
+def _finish(ctx: Context, state: _RunState, cfg_hash: str, report: bool) -> PipelineResult:
+    """Mark the run done: figures.json, the report, pipeline.json; the result."""
+    out_dir, meta, plan, dataset = ctx.out, state.meta, state.plan, ctx.dataset
     for stale in set(STAGES) - set(plan):  # a stage the config no longer runs: keep its files, drop it from the report
         ctx.figures.pop(stale, None)
-    peak = _peak_rss_mb()
-    meta.update(state="done", finished=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=seconds, skipped=skipped,
-                peak_rss_mb=round(peak, 1), stages=plan, dataset=dataset)
+    peak = peak_rss_mb()
+    meta.update(state="done", finished=time.strftime("%Y-%m-%d %H:%M:%S"), seconds=state.seconds,
+                skipped=state.skipped, peak_rss_mb=round(peak, 1), stages=plan, dataset=dataset)
     atomic_write_json(out_dir / "figures.json", {"dataset": dataset, "config_hash": cfg_hash, "figures": ctx.figures})
     report_path = None
     if report:
@@ -775,7 +791,8 @@ def run(
 
         report_path = str(write_report(out_dir, meta=meta))
     atomic_write_json(out_dir / "pipeline.json", meta)
-    return PipelineResult(str(out_dir), cfg, ctx.figures, files, seconds, skipped, report_path, peak, dataset)
+    return PipelineResult(str(out_dir), ctx.cfg, ctx.figures, state.files, state.seconds, state.skipped, report_path,
+                          peak, dataset)
 
 
 def load_result(out: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

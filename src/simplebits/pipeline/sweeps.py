@@ -414,6 +414,19 @@ def sweep(
     else:
         ray_mod = None
     engine = "sequential (this process)" if ray is None else f"ray ({ray})"
+    run = _SweepRun(cfg, cells, states, say, _begin_sweep(cfg, cells, states, engine))
+    todo = [c for c in cells if states[c.name] != "done"]
+    say(f"sweep {cfg.out}: {len(cells)} cells ({len(run.skipped)} finished earlier), {len(todo)} to run on {engine}")
+    t0 = time.perf_counter()
+    if ray_mod is None:
+        run.sequential(todo)
+    else:
+        run.on_ray(ray_mod, todo)
+    return run.finish(time.perf_counter() - t0, engine, report)
+
+
+def _begin_sweep(cfg: SweepConfig, cells: list[Cell], states: dict[str, str], engine: str) -> dict[str, Any]:
+    """Create the sweep folder, write ``sweep.toml`` and ``sweep.json`` (state running); returns the meta."""
     outp = Path(cfg.out)
     outp.mkdir(parents=True, exist_ok=True)
     atomic_write_text(outp / "sweep.toml", cfg.to_toml())
@@ -423,84 +436,99 @@ def sweep(
                             "cells": [{"name": c.name, "overrides": c.overrides, "config_hash": c.hash,
                                        "state": "done" if states[c.name] == "done" else "pending"} for c in cells]}
     atomic_write_json(outp / "sweep.json", meta)
-    by_name = {c.name: c for c in cells}
-    results: dict[str, dict[str, Any]] = {}
-    skipped = [c.name for c in cells if states[c.name] == "done"]
-    for name in skipped:
-        from .runner import load_result
+    return meta
 
-        m, figs, _ = load_result(by_name[name].config.out)
-        results[name] = {"state": "done", "figures": figs, "seconds": 0.0, "skipped_cell": True,
-                         "dataset": m.get("dataset")}
-    todo = [c for c in cells if states[c.name] != "done"]
-    say(f"sweep {cfg.out}: {len(cells)} cells ({len(skipped)} finished earlier), {len(todo)} to run on {engine}")
-    failed: dict[str, str] = {}
-    t0 = time.perf_counter()
 
-    def record(cell: Cell, res: dict[str, Any] | None, err: str | None) -> None:
-        entry = next(e for e in meta["cells"] if e["name"] == cell.name)
+class _SweepRun:
+    """One sweep between the steps of :func:`sweep`: the cells' results and failures, recorded in
+    ``sweep.json`` as each cell ends."""
+
+    def __init__(self, cfg: SweepConfig, cells: list[Cell], states: dict[str, str], say: Callable[[str], None],
+                 meta: dict[str, Any]) -> None:
+        self.cfg, self.cells, self.say, self.meta, self.outp = cfg, cells, say, meta, Path(cfg.out)
+        self.force_of = {c.name: states[c.name] == "other" for c in cells}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.failed: dict[str, str] = {}
+        self.skipped = [c.name for c in cells if states[c.name] == "done"]
+        by_name = {c.name: c for c in cells}
+        for name in self.skipped:
+            from .runner import load_result
+
+            m, figs, _ = load_result(by_name[name].config.out)
+            self.results[name] = {"state": "done", "figures": figs, "seconds": 0.0, "skipped_cell": True,
+                                  "dataset": m.get("dataset")}
+
+    def record(self, cell: Cell, res: dict[str, Any] | None, err: str | None) -> None:
+        entry = next(e for e in self.meta["cells"] if e["name"] == cell.name)
         if err is not None:
-            failed[cell.name] = err
+            self.failed[cell.name] = err
             entry.update(state="failed", error=err)
-            say(f"  {cell.name}: FAILED: {err}")
+            self.say(f"  {cell.name}: FAILED: {err}")
         else:
             assert res is not None
-            results[cell.name] = res
+            self.results[cell.name] = res
             entry.update(state="done", seconds=res["seconds"], host=res.get("host"))
-            say(f"  {cell.name}: done in {res['seconds']:.0f}s ({len(results)}/{len(cells)})")
-        atomic_write_json(outp / "sweep.json", meta)
+            self.say(f"  {cell.name}: done in {res['seconds']:.0f}s ({len(self.results)}/{len(self.cells)})")
+        atomic_write_json(self.outp / "sweep.json", self.meta)
 
-    force_of = {c.name: states[c.name] == "other" for c in cells}
-    if ray_mod is None:
+    def sequential(self, todo: list[Cell]) -> None:
+        """The cells one after another in this process."""
         for cell in todo:
-            say(f"  {cell.name} ...")
+            self.say(f"  {cell.name} ...")
             try:
-                got = run_cell(cell.config.to_dict(), threads=cfg.cpus_per_task, force=force_of[cell.name],
-                               log=lambda s: say(f"    {s}"))
-                record(cell, got, None)
+                got = run_cell(cell.config.to_dict(), threads=self.cfg.cpus_per_task, force=self.force_of[cell.name],
+                               log=lambda s: self.say(f"    {s}"))
+                self.record(cell, got, None)
             except SimplebitsError as e:
-                record(cell, None, str(e))
-    else:
-        opts: dict[str, Any] = {"num_cpus": cfg.cpus_per_task, "max_retries": 0}
-        if cfg.gpus_per_task:
-            opts["num_gpus"] = cfg.gpus_per_task
+                self.record(cell, None, str(e))
+
+    def on_ray(self, ray_mod: Any, todo: list[Cell]) -> None:
+        """The cells as Ray tasks, recorded as they finish; Ray is shut down at the end."""
+        opts: dict[str, Any] = {"num_cpus": self.cfg.cpus_per_task, "max_retries": 0}
+        if self.cfg.gpus_per_task:
+            opts["num_gpus"] = self.cfg.gpus_per_task
         task = ray_mod.remote(**opts)(run_cell)
-        refs = {task.remote(c.config.to_dict(), threads=cfg.cpus_per_task, force=force_of[c.name]): c for c in todo}
+        refs = {task.remote(c.config.to_dict(), threads=self.cfg.cpus_per_task, force=self.force_of[c.name]): c
+                for c in todo}
         try:
             while refs:
                 ready, _ = ray_mod.wait(list(refs), num_returns=1)
                 cell = refs.pop(ready[0])
                 try:
-                    record(cell, ray_mod.get(ready[0]), None)
+                    self.record(cell, ray_mod.get(ready[0]), None)
                 except Exception as e:  # noqa: BLE001 - a task's error arrives wrapped by Ray
                     cause = getattr(e, "cause", None) or e
                     msg = str(cause).strip().splitlines()[-1] if str(cause).strip() else type(cause).__name__
-                    record(cell, None, msg)
+                    self.record(cell, None, msg)
         finally:
             ray_mod.shutdown()
-    seconds = time.perf_counter() - t0
-    ordered = [{"name": c.name, "overrides": c.overrides, "folder": str(Path("cells") / c.name),
-                **results.get(c.name, {"state": "failed" if c.name in failed else "pending"})} for c in cells]
-    table = grouped_table(ordered)
-    meta.update(state="done" if not failed else "failed", finished=time.strftime("%Y-%m-%d %H:%M:%S"),
-                seconds=round(seconds, 2), skipped=skipped)
-    atomic_write_json(outp / "results.json", {"grid": cfg.grid, "table": table, "cells": ordered})
-    pt = sweep_prune_table(outp, cells=ordered)
-    if pt is not None:
-        atomic_write_json(outp / "prune-table.json", pt.to_dict())
-    report_path = None
-    if report:
-        from .report import write_sweep_report
 
-        report_path = str(write_sweep_report(outp))
-    atomic_write_json(outp / "sweep.json", meta)
-    result = SweepResult(str(outp), cfg, ordered, seconds, engine, skipped, failed, report_path, table)
-    if failed:
-        first = next(iter(failed.items()))
-        raise SweepError(f"{len(failed)} of {len(cells)} cells failed (first: {first[0]}: {first[1]}); the others are "
-                         f"kept in {outp}: rerun the same command to retry the failed ones (finished cells are "
-                         "skipped)")
-    return result
+    def finish(self, seconds: float, engine: str, report: bool) -> "SweepResult":
+        """results.json, the prune table, the report and sweep.json (state done or failed); the result,
+        or a SweepError naming the first failed cell (the others are kept)."""
+        cfg, cells, outp, meta, failed = self.cfg, self.cells, self.outp, self.meta, self.failed
+        ordered = [{"name": c.name, "overrides": c.overrides, "folder": str(Path("cells") / c.name),
+                    **self.results.get(c.name, {"state": "failed" if c.name in failed else "pending"})} for c in cells]
+        table = grouped_table(ordered)
+        meta.update(state="done" if not failed else "failed", finished=time.strftime("%Y-%m-%d %H:%M:%S"),
+                    seconds=round(seconds, 2), skipped=self.skipped)
+        atomic_write_json(outp / "results.json", {"grid": cfg.grid, "table": table, "cells": ordered})
+        pt = sweep_prune_table(outp, cells=ordered)
+        if pt is not None:
+            atomic_write_json(outp / "prune-table.json", pt.to_dict())
+        report_path = None
+        if report:
+            from .report import write_sweep_report
+
+            report_path = str(write_sweep_report(outp))
+        atomic_write_json(outp / "sweep.json", meta)
+        result = SweepResult(str(outp), cfg, ordered, seconds, engine, self.skipped, failed, report_path, table)
+        if failed:
+            first = next(iter(failed.items()))
+            raise SweepError(f"{len(failed)} of {len(cells)} cells failed (first: {first[0]}: {first[1]}); the others "
+                             f"are kept in {outp}: rerun the same command to retry the failed ones (finished cells "
+                             "are skipped)")
+        return result
 
 
 # ---------------------------------------------------------------------------------------------- reading results

@@ -24,11 +24,12 @@ Softmax outputs are computed from the stored logits in float32 when a score need
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -38,7 +39,8 @@ from ..errors import BadInputError, CorruptFileError, MismatchError, NotFoundErr
 from ..io import load_tensors, save_tensors
 from ..models import create_model
 from ..progress import progress_bar
-from ..train import derive_seed, get_protocol, predict_logits, train_classifier
+from ..settings import setting
+from ..train import derive_seed, get_protocol, list_protocols, predict_logits, train_classifier
 
 __all__ = ["DynamicsConfig", "Dynamics", "record_dynamics", "load_dynamics", "fingerprint", "FORMAT"]
 
@@ -57,16 +59,21 @@ class DynamicsConfig:
     :func:`epochs_needed` from the rules; ``None`` = the whole schedule).
     """
 
-    runs: int = 3
-    protocol: str = "idc"
-    epochs: int | None = None
-    stop_epoch: int = 100
-    top_k: int = 10
-    epochs_run: int | None = None
-    record: str = "train"
-    model: str = "convnet"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
+    runs: int = setting(3, "independent dynamics runs", metavar="R")
+    protocol: str = setting("idc", "optimiser, schedule and augmentation of the dynamics runs (idc: DSA + CutMix, "
+                                   "1000 epochs)",
+                            choices=lambda: [p.name for p in list_protocols()], flag="--dynamics-protocol")
+    epochs: int | None = setting(None, "schedule length of the dynamics network", metavar="E",
+                                 default_text="the protocol's, 1000 for idc")
+    stop_epoch: int = setting(100, "LBPE window: the first epochs whose top-k by training accuracy are summed",
+                              metavar="E")
+    top_k: int = setting(10, "LBPE epochs summed", metavar="K")
+    epochs_run: int | None = setting(None, "epochs actually trained (set from the rules' needs)", cli=False, toml=False)
+    record: str = setting("train", "outputs recorded: on the augmented training batch (train, as the reference) or "
+                                   "on clean images after each epoch (clean)", choices=RECORDS)
+    model: str = setting("convnet", "network of the dynamics runs", cli=False)
+    model_options: dict[str, Any] = setting({}, "options of the dynamics network", cli=False)
+    seed: int = setting(0, "base seed of the dynamics runs (the CLI's --seed, shared with the selection)", cli=False)
 
     def __post_init__(self) -> None:
         if self.runs < 1:
@@ -175,8 +182,6 @@ def load_dynamics(path: str | os.PathLike) -> Dynamics:
     ``config.schedule_epochs`` an integer >= E (and <= 100000), and where present ``runs`` == R,
     ``num_samples`` == N, ``classes`` C names, ``factor`` >= 1, ``seconds`` >= 0, ``fingerprint``
     a string, ``identity`` an object."""
-    import math
-
     from ..errors import reading
 
     p = Path(path)
@@ -185,21 +190,34 @@ def load_dynamics(path: str | os.PathLike) -> Dynamics:
     tensors, meta = load_tensors(p)
     if meta.get("format") != FORMAT:
         raise CorruptFileError(f"{p} is not a training-dynamics file (format={str(meta.get('format'))[:60]!r})")
-    need = ("logits", "correct", "final_probs", "embeddings", "labels")
-    missing = [k for k in need if k not in tensors]
+    missing = [k for k in _TENSORS if k not in tensors]
     if missing:
         raise CorruptFileError(f"{p} lacks {', '.join(missing)}; record the dynamics again")
 
     def bad(msg: str) -> CorruptFileError:
         return CorruptFileError(f"{p}: {msg}; record the dynamics again")
 
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    extra = sorted(set(tensors) - set(need))
+    extra = sorted(set(tensors) - set(_TENSORS))
     if extra:
         raise bad(f"unexpected tensors {extra[:4]}")
-    lg, co, fp, em, lb = (tensors[k] for k in need)
+    lg, co, fp, em, lb = (tensors[k] for k in _TENSORS)
+    _check_shapes(lg, co, fp, em, lb, bad)
+    _check_values(lg, co, fp, em, lb, bad)
+    _check_meta(meta, tuple(lg.shape), bad)
+    with reading(p, "the dynamics"):
+        return Dynamics(lg, co, fp, em, lb, meta)
+
+
+_TENSORS = ("logits", "correct", "final_probs", "embeddings", "labels")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_shapes(lg: torch.Tensor, co: torch.Tensor, fp: torch.Tensor, em: torch.Tensor, lb: torch.Tensor,
+                  bad: Callable[[str], CorruptFileError]) -> None:
+    """The tensors' shapes agree with the logits' (R, E, N, C), and their dtypes are the schema's."""
     if lg.ndim != 4 or not lg.is_floating_point():
         raise bad(f"'logits' is {lg.dtype} of shape {tuple(lg.shape)}, expected float (runs, epochs, samples, classes)")
     r, e, n, c = lg.shape
@@ -214,6 +232,11 @@ def load_dynamics(path: str | os.PathLike) -> Dynamics:
     if co.dtype != torch.uint8 or lb.dtype != torch.int64 or not fp.is_floating_point() or not em.is_floating_point():
         raise bad(f"unexpected dtypes (correct {co.dtype}, labels {lb.dtype}, final_probs {fp.dtype}, "
                   f"embeddings {em.dtype})")
+
+
+def _check_values(lg: torch.Tensor, co: torch.Tensor, fp: torch.Tensor, em: torch.Tensor, lb: torch.Tensor,
+                  bad: Callable[[str], CorruptFileError]) -> None:
+    """Finite outputs, 0/1 correctness, probabilities in [0, 1], labels among the C classes."""
     for k, t in (("logits", lg), ("final_probs", fp), ("embeddings", em)):
         if not bool(torch.isfinite(t).all()):
             raise bad(f"{k!r} holds NaN or infinite values")
@@ -221,20 +244,26 @@ def load_dynamics(path: str | os.PathLike) -> Dynamics:
         raise bad("'correct' holds values other than 0 and 1")
     if bool((fp < 0).any()) or bool((fp > 1).any()):
         raise bad("'final_probs' holds values outside [0, 1]")
+    c = lg.shape[-1]
     if int(lb.min()) < 0 or int(lb.max()) >= c:
         raise bad(f"labels span {int(lb.min())}..{int(lb.max())}, outside 0..{c - 1}")
+
+
+def _check_meta(meta: dict[str, Any], shape: tuple[int, int, int, int], bad: Callable[[str], CorruptFileError]) -> None:
+    """The settings fit the tensors of ``shape`` (R, E, N, C); see :func:`load_dynamics`."""
+    r, e, n, c = shape
     cfg = meta.get("config")
     if not isinstance(cfg, dict):
         raise bad("'config' is missing or not an object")
     sched = cfg.get("schedule_epochs")
-    if not is_int(sched) or not e <= sched <= 100_000:
+    if not _is_int(sched) or not e <= sched <= 100_000:
         raise bad(f"config 'schedule_epochs' is {str(sched)[:30]!r}, not an integer in {e}..100000 "
                   f"(the file holds {e} epochs)")
     checks = {
-        "runs": lambda v: is_int(v) and v == r,
-        "num_samples": lambda v: is_int(v) and v == n,
+        "runs": lambda v: _is_int(v) and v == r,
+        "num_samples": lambda v: _is_int(v) and v == n,
         "classes": lambda v: isinstance(v, list) and len(v) == c and all(isinstance(x, str) for x in v),
-        "factor": lambda v: is_int(v) and 1 <= v <= 64,
+        "factor": lambda v: _is_int(v) and 1 <= v <= 64,
         "seconds": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0,
         "fingerprint": lambda v: isinstance(v, str),
         "source": lambda v: v is None or isinstance(v, str),
@@ -243,8 +272,6 @@ def load_dynamics(path: str | os.PathLike) -> Dynamics:
     for k, ok in checks.items():
         if k in meta and not ok(meta[k]):
             raise bad(f"{k!r} is {str(meta[k])[:40]!r}, which does not fit the tensors or is of the wrong type")
-    with reading(p, "the dynamics"):
-        return Dynamics(lg, co, fp, em, lb, meta)
 
 
 def check_compatible(dyn: Dynamics, ds: ImageSet, config: DynamicsConfig, *, where: str = "dynamics") -> None:

@@ -1,4 +1,9 @@
-"""Pruning rules (YOCO and the baselines) and the one-call API :func:`prune_set`."""
+"""The pruning rules (YOCO and the baselines), declared once each, and the one-call API
+:func:`prune_set`.
+
+Every rule is one :func:`~.registry.register_rule` declaration below, in the column order of the
+appendix's Table 2 (the baselines, then YOCO); adding a rule is one more declaration here.
+"""
 
 from __future__ import annotations
 
@@ -12,59 +17,111 @@ import torch
 
 from ..data import ImageSet
 from ..data.condensed import decode, save_condensed
-from ..errors import BadInputError, UnknownNameError
+from ..errors import BadInputError
 from ..train import derive_seed
 from .dynamics import (Dynamics, DynamicsConfig, check_compatible, check_reusable, load_dynamics,
                        record_dynamics, sufficient)
+from .registry import RULES, Rule, get_rule, list_rules, register_rule, rule_names
 from .scores import epochs_needed_for, score
 from .select import budget, ccs, prune, ssp
 
-__all__ = ["Rule", "RULES", "get_rule", "list_rules", "epochs_needed", "select", "prune_set", "PruneResult"]
+__all__ = ["Rule", "RULES", "Selection", "get_rule", "list_rules", "rule_names", "register_rule", "epochs_needed",
+           "select", "prune_set", "PruneResult", "by_score"]
 
 
 @dataclass(frozen=True)
-class Rule:
-    """A named pruning rule: which score, which end to keep, and whether classes stay balanced."""
+class Selection:
+    """One selection request: what a rule may read to choose the kept indices.
 
-    name: str
-    score: str  # a score of .scores, or 'ssp'
-    keep: str  # 'easy' | 'hard' (ignored by random, ssp and ccs)
-    balanced: bool
-    description: str
+    ``run`` picks one dynamics run (the appendix's tables: one selection per run); ``None``
+    averages over all runs.
+    """
 
-    def with_options(self, *, balanced: bool | None = None, keep: str | None = None) -> "Rule":
-        return replace(self, balanced=self.balanced if balanced is None else balanced,
-                       keep=self.keep if keep is None else keep)
+    dyn: Dynamics | None
+    labels: torch.Tensor
+    ipc: int
+    factor: int = 1
+    run: int | None = None
+    num_classes: int | None = None
+    ipc_from: int | None = None
+    logits: bool = False
+    beta: float | None = None
+    seed: int = 0
+    stop_epoch: int = 100
+    top_k: int = 10
+
+    @property
+    def size(self) -> dict[str, Any]:
+        """The target size, as :func:`.select.prune`, :func:`.select.ccs` and :func:`.select.ssp` take it."""
+        return dict(ipc=self.ipc, factor=self.factor, num_classes=self.num_classes, ipc_from=self.ipc_from)
+
+    @property
+    def run_seed(self) -> int:
+        """The seed of this run's random choices (one stream per run, so runs choose independently)."""
+        return derive_seed(self.seed, f"select-run-{self.run}")
+
+    def difficulty(self, name: str) -> torch.Tensor:
+        """(N,) score ``name`` of every sample, averaged over the runs (or of the chosen run)."""
+        sub = self.dyn if self.run is None else dyn_run(self.dyn, self.run)
+        return score(name, sub, logits=self.logits, stop_epoch=self.stop_epoch, top_k=self.top_k).mean(0)
+
+    def embeddings(self) -> torch.Tensor:
+        """(N, R*D) the final models' features, the runs side by side (or the chosen run's)."""
+        runs = slice(None) if self.run is None else slice(self.run, self.run + 1)
+        emb = self.dyn.embeddings[runs].float()  # (R, N, D)
+        return emb.permute(1, 0, 2).flatten(1)
 
 
-RULES: dict[str, Rule] = {r.name: r for r in [
-    Rule("yoco", "lbpe", "easy", True, "YOCO: lowest LBPE score (easy samples), class-balanced"),
-    Rule("random", "random", "easy", True, "random samples, class-balanced"),
-    Rule("el2n", "el2n", "hard", False, "EL2N (Paul et al.): highest error norm over epochs 0-9"),
-    Rule("aum", "aum", "hard", False, "AUM (Pleiss et al.): lowest area under the margin"),
-    Rule("forgetting", "forgetting", "hard", False, "forgetting (Toneva et al.): most forgetting events"),
-    Rule("entropy", "entropy", "hard", False, "entropy (Coleman et al.): most uncertain final predictions"),
-    Rule("ssp", "ssp", "easy", False, "SSP (Sorscher et al.): samples nearest to k-means centres of embeddings"),
-    Rule("ccs", "el2n", "hard", False, "CCS (Zheng et al.): hard cutoff, then stratified over EL2N strata"),
-]}
+def by_score(rule: Rule, sel: Selection) -> torch.Tensor:
+    """The score-based rules: rank by the rule's score, keep its end (per class when balanced)."""
+    return prune(sel.difficulty(rule.score), sel.labels, balanced=rule.balanced, keep=rule.keep, **sel.size)
 
 
-def get_rule(name: str | Rule) -> Rule:
-    if isinstance(name, Rule):
-        return name
-    if name not in RULES:
-        raise UnknownNameError("pruning rule", name, list(RULES))
-    return RULES[name]
+# --- the rules, in the appendix's column order ----------------------------------------------
 
 
-def list_rules() -> list[Rule]:
-    return list(RULES.values())
+@register_rule("random", score="random", keep="easy", balanced=True, needs_dynamics=False,
+               help="random samples, class-balanced")
+def random_rule(rule: Rule, sel: Selection) -> torch.Tensor:
+    """Uniform draws from the run's seed; always the 'easy' end (keep modifiers change nothing)."""
+    diff = torch.rand(sel.labels.numel(), generator=torch.Generator().manual_seed(sel.run_seed))
+    return prune(diff, sel.labels, balanced=rule.balanced, keep="easy", **sel.size)
+
+
+@register_rule("ssp", score="ssp", keep="easy",
+               help="SSP (Sorscher et al.): samples nearest to k-means centres of embeddings")
+def ssp_rule(rule: Rule, sel: Selection) -> torch.Tensor:
+    """Not a score: k-means on the final models' features, the sample nearest each centre."""
+    return ssp(sel.embeddings(), sel.labels, balanced=rule.balanced, seed=sel.run_seed, **sel.size)
+
+
+register_rule("entropy", score="entropy", keep="hard",
+              help="entropy (Coleman et al.): most uncertain final predictions")(by_score)
+register_rule("aum", score="aum", keep="hard", help="AUM (Pleiss et al.): lowest area under the margin")(by_score)
+register_rule("forgetting", score="forgetting", keep="hard",
+              help="forgetting (Toneva et al.): most forgetting events")(by_score)
+register_rule("el2n", score="el2n", keep="hard", help="EL2N (Paul et al.): highest error norm over epochs 0-9")(by_score)
+
+
+@register_rule("ccs", score="el2n", keep="hard",
+               help="CCS (Zheng et al.): hard cutoff, then stratified over EL2N strata")
+def ccs_rule(rule: Rule, sel: Selection) -> torch.Tensor:
+    """EL2N ranks, but coverage chooses: the hardest beta cut, then equal shares of the strata."""
+    return ccs(sel.difficulty(rule.score), sel.labels, beta=sel.beta, balanced=rule.balanced, seed=sel.run_seed,
+               **sel.size)
+
+
+register_rule("yoco", score="lbpe", keep="easy", balanced=True,
+              help="YOCO: lowest LBPE score (easy samples), class-balanced")(by_score)
+
+
+# --- using the rules ------------------------------------------------------------------------
 
 
 def epochs_needed(rules: list[str | Rule], config: DynamicsConfig) -> int:
     """Epochs of dynamics the rules need together (0: no training needed, e.g. random only)."""
-    return max(epochs_needed_for(get_rule(r).score, stop_epoch=config.stop_epoch,
-                                 schedule_epochs=config.schedule_epochs) for r in rules)
+    return max(epochs_needed_for(r.score, stop_epoch=config.stop_epoch, schedule_epochs=config.schedule_epochs)
+               if r.needs_dynamics else 0 for r in map(get_rule, rules))
 
 
 def select(
@@ -89,25 +146,10 @@ def select(
     averages the difficulty over all runs (SSP: k-means on the runs' embeddings side by side).
     """
     r = get_rule(rule)
-    common = dict(ipc=ipc, factor=factor, num_classes=num_classes, ipc_from=ipc_from)
-    sel_seed = derive_seed(seed, f"select-run-{run}")
-    if r.score == "random":
-        n = labels.numel()
-        diff = torch.rand(n, generator=torch.Generator().manual_seed(sel_seed))
-        return prune(diff, labels, balanced=r.balanced, keep="easy", **common)
-    if dyn is None:
+    if r.needs_dynamics and dyn is None:
         raise BadInputError(f"rule {r.name} needs training dynamics")
-    runs = slice(None) if run is None else slice(run, run + 1)
-    if r.score == "ssp":
-        emb = dyn.embeddings[runs].float()  # (R, N, D)
-        emb = emb.permute(1, 0, 2).flatten(1)
-        return ssp(emb, labels, balanced=r.balanced, seed=sel_seed, **common)
-    opts = dict(logits=logits, stop_epoch=stop_epoch, top_k=top_k)
-    sub = dyn if run is None else dyn_run(dyn, run)
-    diff = score(r.score, sub, **opts).mean(0)
-    if r.name == "ccs":
-        return ccs(diff, labels, beta=beta, balanced=r.balanced, seed=sel_seed, **common)
-    return prune(diff, labels, balanced=r.balanced, keep=r.keep, **common)
+    sel = Selection(dyn, labels, ipc, factor, run, num_classes, ipc_from, logits, beta, seed, stop_epoch, top_k)
+    return (r.select or by_score)(r, sel)  # a Rule made by hand, not registered: ranked by its score
 
 
 def dyn_run(dyn: Dynamics, run: int) -> Dynamics:
@@ -190,7 +232,7 @@ def prune_set(
 ) -> PruneResult:
     """Prune the condensed set ``ds`` to ``ipc`` images per class under ``rule``.
 
-    ``rule``: yoco (LBPE, easy, balanced), random, el2n, aum, forgetting, entropy, ssp, ccs;
+    ``rule``: a registered rule (:func:`list_rules`; yoco: LBPE, easy, balanced);
     ``balanced`` / ``keep`` override the rule's defaults (the appendix's ablations).
     The training dynamics are recorded once (``runs`` networks, default ``config.runs`` or 3,
     only as many epochs as the rule needs) or reused from ``dynamics``; the difficulty is averaged over runs unless

@@ -1,7 +1,8 @@
 """The appendix's comparison (Table 2 shape): every rule at every target IPC, R dynamics x N
 evaluation networks, on each evaluation architecture; mean ± std over the R x N accuracies.
 
-Rule specs may carry modifiers for the ablations (appendix Tables 4-5):
+The rules compared are the registered ones (:mod:`.registry`), in registration order, unless
+named. Rule specs may carry modifiers for the ablations (appendix Tables 4-5):
 ``yoco:imbalanced``, ``yoco:hard``, ``el2n:balanced``, ``random:imbalanced``, ``yoco:logits``.
 
 Every finished cell is written to the results file at once (atomically), and ``resume=True``
@@ -28,12 +29,21 @@ from ..models import list_models
 from ..progress import progress_bar
 from ..train import check_compatible, evaluate, get_protocol
 from .dynamics import Dynamics, DynamicsConfig
+from .registry import Rule, rule_names
 from .rules import epochs_needed, get_dynamics, get_rule, select
 from .select import budget
 
-__all__ = ["RuleSpec", "parse_rule", "PruneTable", "prune_table", "DEFAULT_RULES"]
+__all__ = ["RuleSpec", "parse_rule", "PruneTable", "prune_table", "DEFAULT_RULES"]  # noqa: F822 (module __getattr__)
 
-DEFAULT_RULES = ("random", "ssp", "entropy", "aum", "forgetting", "el2n", "ccs", "yoco")
+
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_RULES``: every registered rule's name, read from the registry when asked (so a
+    rule registered later is compared too)."""
+    if name == "DEFAULT_RULES":
+        return tuple(rule_names())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _MODIFIERS = {"balanced", "imbalanced", "easy", "hard", "logits"}
 
 
@@ -46,6 +56,10 @@ class RuleSpec:
     balanced: bool | None = None
     keep: str | None = None
     logits: bool = False
+
+    def resolve(self) -> Rule:
+        """The registered rule with this spec's modifiers applied."""
+        return get_rule(self.rule).with_options(balanced=self.balanced, keep=self.keep)
 
 
 def parse_rule(spec: str) -> RuleSpec:
@@ -143,7 +157,7 @@ def prune_table(
     test: ImageSet,
     *,
     ipcs: Sequence[int] = (1, 2, 5),
-    rules: Sequence[str] = DEFAULT_RULES,
+    rules: Sequence[str] | None = None,
     nets: Sequence[str] = ("convnet",),
     runs: int = 3,
     eval_seeds: int = 3,
@@ -159,12 +173,45 @@ def prune_table(
     on_cell: Callable[[str, str, int, list[float]], None] | None = None,
     whole_set: bool = True,
 ) -> PruneTable:
-    """Run the whole comparison; see the module docstring. ``out`` is the JSON results file.
-    ``whole_set=False`` skips evaluating the unpruned set (when its accuracy is known)."""
-    specs = [parse_rule(r) for r in rules]
+    """Run the whole comparison; see the module docstring. ``rules`` default: every registered
+    rule. ``out`` is the JSON results file. ``whole_set=False`` skips evaluating the unpruned set
+    (when its accuracy is known)."""
+    specs = [parse_rule(r) for r in (rule_names() if rules is None else rules)]
+    ipcs = sorted({int(i) for i in ipcs})
+    proto, decoded = _check_request(condensed, test, specs, ipcs, nets, runs, eval_seeds, protocol)
+    cfg = replace(config or DynamicsConfig(runs=runs, seed=seed), runs=runs)
+    need = epochs_needed([s.rule for s in specs], cfg)
+    table = PruneTable(source=condensed.name, test=test.name, ipc_from=condensed.ipc(),
+                       factor=int(condensed.meta.get("factor", 1)), ipcs=ipcs, rules=[s.spec for s in specs],
+                       nets=list(nets), runs=runs, eval_seeds=eval_seeds, protocol=proto.name,
+                       settings={"dynamics": replace(cfg, epochs_run=need or None).to_dict(), "beta": beta,
+                                 "seed": seed, "protocol": proto.to_dict()})
+    if resume and out is not None and Path(out).exists():
+        _resume(table, out)
+    t0 = time.perf_counter()
+    dyn = None
+    if need > 0:
+        cfg = replace(cfg, epochs_run=need)
+        dyn = get_dynamics(condensed, cfg, dynamics=dynamics, device=device, progress=progress)
+        if dyn.runs > runs:
+            dyn = dyn.subset_runs(runs)
+        table.seconds["dynamics"] = float(dyn.meta.get("seconds", time.perf_counter() - t0))
+    total = len(nets) * (1 + len(specs) * len(ipcs) * runs)
+    bar = progress_bar(total, desc="prune-table", enabled=progress, unit="cell")
+    comparison = _Comparison(condensed, decoded, test, table, dyn, cfg, proto, beta, seed, device, out, bar)
+    for net in nets:
+        comparison.fill(net, specs, whole_set=whole_set, on_cell=on_cell)
+    bar.close()
+    comparison.save()
+    return table
+
+
+def _check_request(condensed: ImageSet, test: ImageSet, specs: list[RuleSpec], ipcs: list[int], nets: Sequence[str],
+                   runs: int, eval_seeds: int, protocol: Any) -> tuple[Any, ImageSet]:
+    """Every request checked before any training (a comparison runs for hours); returns the
+    evaluation protocol and the decoded set."""
     if len({s.spec for s in specs}) != len(specs):
         raise BadInputError("a rule is listed twice")
-    ipcs = sorted({int(i) for i in ipcs})
     if not ipcs:
         raise BadInputError("no target IPC given")
     if runs < 1 or eval_seeds < 1:
@@ -179,77 +226,89 @@ def prune_table(
     check_compatible(decoded, test)
     ipc_from = condensed.ipc()
     counts = decoded.counts()
-    for ipc in ipcs:  # every request is checked before any training
+    for ipc in ipcs:
         budget(decoded.labels, ipc=ipc, factor=factor, num_classes=decoded.num_classes, ipc_from=ipc_from)
-        balanced = [s.spec for s in specs if get_rule(s.rule).with_options(balanced=s.balanced).balanced]
+        balanced = [s.spec for s in specs if s.resolve().balanced]
         if balanced and min(counts) < ipc * factor * factor:
             raise BadInputError(f"class {counts.index(min(counts))} holds {min(counts)} decoded images, fewer "
                                 f"than the {ipc * factor * factor} that {balanced[0]} at IPC {ipc} needs")
-    cfg = config or DynamicsConfig(runs=runs, seed=seed)
-    cfg = replace(cfg, runs=runs)
-    need = epochs_needed([s.rule for s in specs], cfg)
-    table = PruneTable(source=condensed.name, test=test.name, ipc_from=ipc_from, factor=factor, ipcs=ipcs,
-                       rules=[s.spec for s in specs], nets=list(nets), runs=runs, eval_seeds=eval_seeds,
-                       protocol=proto.name,
-                       settings={"dynamics": replace(cfg, epochs_run=need or None).to_dict(), "beta": beta,
-                                 "seed": seed, "protocol": proto.to_dict()})
-    if resume and out is not None and Path(out).exists():
-        old = PruneTable.from_dict(json.loads(Path(out).read_text()))
-        if (old.source, old.test, old.runs, old.eval_seeds, old.protocol) != (
-                table.source, table.test, table.runs, table.eval_seeds, table.protocol):
-            raise MismatchError(f"{out} holds a comparison with other settings; use another --out or drop --resume")
-        table.cells, table.full, table.seconds = old.cells, old.full, old.seconds
+    return proto, decoded
 
-    def save() -> None:
-        if out is not None:
-            atomic_write_json(out, table.to_dict())
 
-    t0 = time.perf_counter()
-    dyn = None
-    if need > 0:
-        cfg = replace(cfg, epochs_run=need)
-        dyn = get_dynamics(condensed, cfg, dynamics=dynamics, device=device, progress=progress)
-        if dyn.runs > runs:
-            dyn = dyn.subset_runs(runs)
-    if dyn is not None:
-        table.seconds["dynamics"] = float(dyn.meta.get("seconds", time.perf_counter() - t0))
-    total = len(nets) * (1 + len(specs) * len(ipcs) * runs)
-    bar = progress_bar(total, desc="prune-table", enabled=progress, unit="cell")
-    for net in nets:
-        p_net = proto.with_overrides(model=net)
+def _resume(table: PruneTable, out: str | os.PathLike) -> None:
+    """Take the finished cells of ``out`` into ``table``, after checking it is the same comparison."""
+    old = PruneTable.from_dict(json.loads(Path(out).read_text()))
+    if (old.source, old.test, old.runs, old.eval_seeds, old.protocol) != (
+            table.source, table.test, table.runs, table.eval_seeds, table.protocol):
+        raise MismatchError(f"{out} holds a comparison with other settings; use another --out or drop --resume")
+    table.cells, table.full, table.seconds = old.cells, old.full, old.seconds
+
+
+@dataclass
+class _Comparison:
+    """One comparison under way: what every cell shares, and how a cell is filled and saved
+    (each finished dynamics run of a cell is written at once, so a killed run loses little)."""
+
+    condensed: ImageSet
+    decoded: ImageSet
+    test: ImageSet
+    table: PruneTable
+    dyn: Dynamics | None
+    cfg: DynamicsConfig
+    proto: Any
+    beta: float | None
+    seed: int
+    device: str | torch.device
+    out: str | os.PathLike | None
+    bar: Any
+
+    def save(self) -> None:
+        if self.out is not None:
+            atomic_write_json(self.out, self.table.to_dict())
+
+    def _accuracies(self, train: ImageSet, protocol: Any, seeds: list[int], since: float) -> list[float]:
+        """Test accuracies of fresh networks trained on ``train``; the time from ``since`` is
+        counted as evaluation."""
+        rep = evaluate(train, self.test, protocol=protocol, seeds=seeds, device=self.device, progress=False)
+        seconds = self.table.seconds
+        seconds["evaluation"] = seconds.get("evaluation", 0.0) + time.perf_counter() - since
+        return rep.accuracies
+
+    def fill(self, net: str, specs: list[RuleSpec], *, whole_set: bool,
+             on_cell: Callable[[str, str, int, list[float]], None] | None) -> None:
+        """Every cell of one evaluation network (the whole set first), skipping finished ones."""
+        table = self.table
+        p_net = self.proto.with_overrides(model=net)
         cells = table.cells.setdefault(net, {})
         if net not in table.full and whole_set:
             t1 = time.perf_counter()
-            rep = evaluate(condensed, test, protocol=p_net, seeds=list(range(runs * eval_seeds)), device=device,
-                           progress=False)
-            table.full[net] = rep.accuracies
-            table.seconds["evaluation"] = table.seconds.get("evaluation", 0.0) + time.perf_counter() - t1
-            save()
-        bar.update(1)
+            table.full[net] = self._accuracies(self.condensed, p_net, list(range(table.runs * table.eval_seeds)), t1)
+            self.save()
+        self.bar.update(1)
         for s in specs:
             per_rule = cells.setdefault(s.spec, {})
-            rule = get_rule(s.rule).with_options(balanced=s.balanced, keep=s.keep)
-            for ipc in ipcs:
-                key = str(ipc)
-                done = per_rule.get(key, [])
-                have_runs = len(done) // eval_seeds
-                accs = list(done[: have_runs * eval_seeds])
-                bar.update(have_runs)
-                for r in range(have_runs, runs):
-                    t1 = time.perf_counter()
-                    idx = select(rule, dyn, decoded.labels, ipc=ipc, factor=factor, run=r,
-                                 num_classes=decoded.num_classes, ipc_from=ipc_from, logits=s.logits, beta=beta,
-                                 seed=seed, stop_epoch=cfg.stop_epoch, top_k=cfg.top_k)
-                    sub = decoded.subset(idx, name=f"{s.spec}@ipc{ipc}/run{r}")
-                    rep = evaluate(sub, test, protocol=p_net, seeds=[r * eval_seeds + j for j in range(eval_seeds)],
-                                   device=device, progress=False)
-                    accs += rep.accuracies
-                    per_rule[key] = list(accs)
-                    table.seconds["evaluation"] = table.seconds.get("evaluation", 0.0) + time.perf_counter() - t1
-                    save()
-                    bar.update(1)
+            rule = s.resolve()
+            for ipc in table.ipcs:
+                accs = self._cell(p_net, s, rule, ipc, per_rule)
                 if on_cell is not None:
                     on_cell(net, s.spec, ipc, accs)
-    bar.close()
-    save()
-    return table
+
+    def _cell(self, p_net: Any, s: RuleSpec, rule: Rule, ipc: int, per_rule: dict[str, list[float]]) -> list[float]:
+        """One (rule, IPC_T) cell: one selection per dynamics run, N networks trained on each."""
+        table, n = self.table, self.table.eval_seeds
+        key = str(ipc)
+        done = per_rule.get(key, [])
+        have_runs = len(done) // n
+        accs = list(done[: have_runs * n])
+        self.bar.update(have_runs)
+        for r in range(have_runs, table.runs):
+            t1 = time.perf_counter()
+            idx = select(rule, self.dyn, self.decoded.labels, ipc=ipc, factor=table.factor, run=r,
+                         num_classes=self.decoded.num_classes, ipc_from=table.ipc_from, logits=s.logits, beta=self.beta,
+                         seed=self.seed, stop_epoch=self.cfg.stop_epoch, top_k=self.cfg.top_k)
+            sub = self.decoded.subset(idx, name=f"{s.spec}@ipc{ipc}/run{r}")
+            accs += self._accuracies(sub, p_net, [r * n + j for j in range(n)], t1)
+            per_rule[key] = list(accs)
+            self.save()
+            self.bar.update(1)
+        return accs

@@ -5,18 +5,14 @@ Entry points: :func:`simplify` (one joint run per lambda and seed, evaluated thr
 :func:`simplify_baselines` (blur, JPEG, MSE + bpd), :func:`tradeoff` (the plots).
 """
 
-from .baselines import DEFAULT_MSE_LAMBDAS, DEFAULT_QUALITIES, DEFAULT_SIGMAS, gaussian_blur, jpeg, simplify_baselines
+from .baselines import gaussian_blur, jpeg, simplify_baselines
 from .config import PRESETS, SimplifyConfig, make_simplify_config
 from .evaluate import fit, retrain
-from .joint import DensityTerm, JointTrainer, apply_simplifier, quantize
+from .joint import JointTrainer, apply_simplifier
 from .runner import SimplifyResult, load_simplifier, simplify
-from .tradeoff import read_runs, tradeoff
+from .tradeoff import tradeoff
 
 __all__ = [
-    "DEFAULT_MSE_LAMBDAS",
-    "DEFAULT_QUALITIES",
-    "DEFAULT_SIGMAS",
-    "DensityTerm",
     "JointTrainer",
     "PRESETS",
     "SimplifyConfig",
@@ -27,8 +23,6 @@ __all__ = [
     "jpeg",
     "load_simplifier",
     "make_simplify_config",
-    "quantize",
-    "read_runs",
     "retrain",
     "simplify",
     "simplify_baselines",

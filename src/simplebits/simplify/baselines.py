@@ -11,26 +11,28 @@ simplifier the cells of :func:`~simplebits.simplify.runner.simplify` (``DIR/mse-
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..data import ImageSet
+from ..density import BpdTerm
 from ..density.compress import jpeg_roundtrip, png_bpd
 from ..errors import BadInputError
 from ..io import atomic_write_json
 from .config import SimplifyConfig, make_simplify_config
 from .evaluate import retrain
 from .figures import comparison_grid, save_png
-from .joint import DensityTerm, quantize
-from .runner import _check_data, _mean_std, simplify
+from .joint import quantize
+from .runner import SimplifyResult, _check_data, _mean_std, simplify
 
 __all__ = ["gaussian_blur", "jpeg", "simplify_baselines", "DEFAULT_SIGMAS", "DEFAULT_QUALITIES", "DEFAULT_MSE_LAMBDAS"]
 
@@ -97,37 +99,76 @@ def simplify_baselines(
     use the same config as the SimpleBits run being compared.
     """
     cfg = config or make_simplify_config()
+    _check_baseline_inputs(train, test, sigmas, qualities)
+    dev = torch.device(device)
+    density = BpdTerm(cfg.density, shape=train.shape, device=dev)
+    out_dir = Path(out) if out is not None else None
+    doc_path = out_dir / "baselines.json" if out_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    done = _done_points(doc_path, cfg, train, resume=resume, force=force)
+    t0 = time.perf_counter()
+    bpd_orig = float(density.score(train.images).mean())
+    write = functools.partial(_write_doc, doc_path, train, test, cfg, bpd_orig, done)
+    points, rows_for_grid = _transform_points(train, test, cfg, sigmas, qualities, seeds, done=done, write=write,
+                                              density=density, device=dev, progress=progress)
+    if mse_lambdas:
+        res = simplify(train, test, lambdas=list(mse_lambdas), seeds=list(seeds if mse_seeds is None else mse_seeds),
+                       config=replace(cfg, mode="mse"), out=out_dir,
+                       resume=True, force=force, device=dev, progress=progress)
+        for p in _mse_points(res):
+            done[("mse", p["param"])] = p
+            points.append(p)
+        write()
+    if out_dir is not None and rows_for_grid:
+        save_png(out_dir / "baselines.png", comparison_grid(train.images, rows_for_grid, labels=train.labels,
+                                                            num_classes=train.num_classes))
+    write()
+    return {"points": points, "bpd_original": bpd_orig, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _write_doc(doc_path: Path | None, train: ImageSet, test: ImageSet, cfg: SimplifyConfig, bpd_orig: float,
+               done: dict[tuple[str, Any], dict[str, Any]]) -> None:
+    """``baselines.json`` with every point finished so far (rewritten after each, so an
+    interrupted sweep keeps them); nothing without an output directory."""
+    if doc_path is not None:
+        atomic_write_json(doc_path, {"dataset": train.name, "test": test.name, "digest": cfg.digest(),
+                                     "config": cfg.to_dict(), "bpd_original": bpd_orig,
+                                     "png_bpd_original": float(png_bpd(train.images).mean()),
+                                     "points": list(done.values())})
+
+
+def _check_baseline_inputs(train: ImageSet, test: ImageSet, sigmas: Sequence[float], qualities: Sequence[int]) -> None:
+    """The data and every blur / JPEG setting, checked before any work."""
     _check_data(train, test)
     for s in sigmas:
         gaussian_blur(train.images[:1], float(s))  # validate before any work
     for q in qualities:
         if isinstance(q, bool) or not isinstance(q, int) or not 1 <= q <= 95:
             raise BadInputError(f"JPEG quality must be an integer in 1..95; got {q!r}")
-    dev = torch.device(device)
-    density = DensityTerm(cfg.density, shape=train.shape, device=dev)
-    out_dir = Path(out) if out is not None else None
-    doc_path = out_dir / "baselines.json" if out_dir else None
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _done_points(doc_path: Path | None, cfg: SimplifyConfig, train: ImageSet, *, resume: bool,
+                 force: bool) -> dict[tuple[str, Any], dict[str, Any]]:
+    """Points an interrupted or earlier sweep finished, by (kind, param), to skip when resuming;
+    a file made with other settings or data is refused unless ``force`` (then it is replaced)."""
     doc = _load(doc_path) if doc_path is not None and resume and not force else {}
     if doc and (doc.get("digest") != cfg.digest() or doc.get("dataset") != train.name):
         if not force:
             raise BadInputError(f"{doc_path} holds baselines made with other settings or data; pass --force "
                                 "to replace them or choose another --out")
         doc = {}
-    done = {(p["kind"], p["param"]): p for p in doc.get("points", [])}
-    t0 = time.perf_counter()
+    return {(p["kind"], p["param"]): p for p in doc.get("points", [])}
+
+
+def _transform_points(train: ImageSet, test: ImageSet, cfg: SimplifyConfig, sigmas: Sequence[float],
+                      qualities: Sequence[int], seeds: Sequence[int], *, done: dict[tuple[str, Any], dict[str, Any]],
+                      write: Callable[[], None], density: BpdTerm, device: torch.device,
+                      progress: bool | None) -> tuple[list[dict[str, Any]], list[torch.Tensor]]:
+    """The blur and JPEG points, each retrained per seed unless ``done`` holds it, recorded in
+    ``done`` and written as it finishes; returns them and the transformed sets (for the grid)."""
     points: list[dict[str, Any]] = []
-    bpd_orig = float(density.score(train.images).mean())
     rows_for_grid: list[torch.Tensor] = []
-
-    def write() -> None:
-        if doc_path is not None:
-            atomic_write_json(doc_path, {"dataset": train.name, "test": test.name, "digest": cfg.digest(),
-                                         "config": cfg.to_dict(), "bpd_original": bpd_orig,
-                                         "png_bpd_original": float(png_bpd(train.images).mean()),
-                                         "points": list(done.values())})
-
     transforms = [("blur", float(s), lambda x, s=float(s): gaussian_blur(x, s)) for s in sigmas]
     transforms += [("jpeg", int(q), lambda x, q=int(q): jpeg(x, q)) for q in qualities]
     for kind, param, fn in transforms:
@@ -137,7 +178,7 @@ def simplify_baselines(
             points.append(done[(kind, param)])
             continue
         ds = ImageSet(images, train.labels, train.classes, {**train.meta, "name": f"{train.name}:{kind}{param:g}"})
-        runs = [retrain(ds, test, cfg=cfg, seed=s, device=dev, progress=progress) for s in seeds]
+        runs = [retrain(ds, test, cfg=cfg, seed=s, device=device, progress=progress) for s in seeds]
         p = {"kind": kind, "param": param, "bpd": float(density.score(images).mean()),
              "png_bpd": float(png_bpd(images).mean()),
              "retrain": _mean_std([r["accuracy"] for r in runs]), "accuracies": [r["accuracy"] for r in runs],
@@ -145,22 +186,16 @@ def simplify_baselines(
         done[(kind, param)] = p
         points.append(p)
         write()
-    if mse_lambdas:
-        mse_cfg = replace(cfg, mode="mse")
-        res = simplify(train, test, lambdas=list(mse_lambdas), seeds=list(seeds if mse_seeds is None else mse_seeds),
-                       config=mse_cfg, out=out_dir,
-                       resume=True, force=force, device=dev, progress=progress)
-        for row in res.summary():
-            p = {"kind": "mse", "param": row["lambda_sim"], "bpd": row["bpd"]["mean"],
-                 "png_bpd": row["png_bpd"]["mean"], "retrain": row["retrain"],
-                 "accuracies": [c["accuracy"]["retrain"] for c in res.cells if c["lambda_sim"] == row["lambda_sim"]],
-                 "curves": [c["curves"].get("retrain") for c in res.cells if c["lambda_sim"] == row["lambda_sim"]],
-                 "seeds": row["seeds"]}
-            done[("mse", p["param"])] = p
-            points.append(p)
-        write()
-    if out_dir is not None and rows_for_grid:
-        save_png(out_dir / "baselines.png", comparison_grid(train.images, rows_for_grid, labels=train.labels,
-                                                            num_classes=train.num_classes))
-    write()
-    return {"points": points, "bpd_original": bpd_orig, "seconds": round(time.perf_counter() - t0, 2)}
+    return points, rows_for_grid
+
+
+def _mse_points(res: SimplifyResult) -> list[dict[str, Any]]:
+    """One point per lambda of the MSE simplifier's :func:`simplify` result (mean over its seeds)."""
+    points = []
+    for row in res.summary():
+        cells = [c for c in res.cells if c["lambda_sim"] == row["lambda_sim"]]
+        points.append({"kind": "mse", "param": row["lambda_sim"], "bpd": row["bpd"]["mean"],
+                       "png_bpd": row["png_bpd"]["mean"], "retrain": row["retrain"],
+                       "accuracies": [c["accuracy"]["retrain"] for c in cells],
+                       "curves": [c["curves"].get("retrain") for c in cells], "seeds": row["seeds"]})
+    return points

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from ..errors import BadInputError, UnknownNameError
+from ..settings import setting
 
 __all__ = ["SimplifyConfig", "make_simplify_config", "config_from_dict", "PRESETS", "MODES", "INNER"]
 
@@ -94,30 +95,35 @@ class SimplifyConfig:
 
     mode: str = "simplebits"
     lambda_sim: float = 1.0
-    epochs: int = 4
-    batch_size: int = 32
-    classifier: str = "convnet"
+    epochs: int = setting(4, "joint-training epochs")
+    batch_size: int = setting(32, "images per step")
+    classifier: str = setting("convnet", "the classifier trained jointly (registry name, e.g. convnet, nf-wrn-16-2)",
+                              flag="--net", metavar="NAME")
     classifier_options: dict[str, Any] = field(default_factory=lambda: {"width": 32})
     simplifier_options: dict[str, Any] = field(default_factory=lambda: {"ngf": 16, "downsamples": 3, "ws": True})
-    density: str | None = None
-    lr_clf: float = 1e-3
+    density: str | None = setting(None, "density model for bpd: gray32, rgb32 or a flow file", metavar="MODEL",
+                                  default_text="by channel count")
+    lr_clf: float = setting(1e-3, "classifier AdamW learning rate")
     wd_clf: float = 1e-5
-    lr_sim: float = 2e-3
+    lr_sim: float = setting(2e-3, "simplifier AdamW learning rate")
     wd_sim: float = 1e-5
     betas_sim: tuple[float, float] = (0.5, 0.99)
-    inner: str = "adamw"
-    inner_lr: float | None = None
+    inner: str = setting("adamw", "the unrolled classifier update", choices=INNER, default_text="adamw")
+    inner_lr: float | None = setting(None, "learning rate of the unrolled update", default_text="--lr-clf")
     orig_weight: float = 10.0
-    relative: bool = False
+    relative: bool = setting(False, "classification terms count only where a simplified image does worse than its "
+                                    "original (quick: on, keeps lambda 0 the identity; paper: off, the paper's terms)")
     bpd_gate: float = 0.1
-    augment: str | None = None
-    max_skips: int = 20
+    augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
+                                  metavar="DSA", default_text="none")
+    max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
     clip_sim: float | None = None
     gate_lr_mult: float = 1.0
-    warmup_epochs: int = 0
-    retrain_epochs: int = 4
-    finetune_epochs: int = 1
-    retrain_seeds: int = 1
+    warmup_epochs: int = setting(0, "first epochs that train the classifier alone before the simplifier learns "
+                                    "(quick: 1, paper: 0)")
+    retrain_epochs: int = setting(4, "epochs of the fresh classifier (evaluation b)")
+    finetune_epochs: int = setting(1, "epochs of finetuning (evaluation c)")
+    retrain_seeds: int = setting(1, "fresh classifiers per run for evaluation (b)", default_text="1")
     seed: int = 0
     preset: str = "custom"
 

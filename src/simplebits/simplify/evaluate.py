@@ -1,10 +1,11 @@
 """How a simplified training set is judged (paper Fig. 5): a classifier trained on it, tested
 on the ORIGINAL test images.
 
-:func:`fit` is the one training loop used for (b) retraining a fresh classifier, (c)
-finetuning the jointly trained one, the blur/JPEG/MSE baselines and the distractor probes, so
-every point of a trade-off plot is trained the same way: AdamW (the joint classifier's
-optimiser, lr and weight decay), the config's batch size and augmentation, seeded order.
+:func:`fit` trains (b) the fresh classifier retrained, (c) the jointly trained one finetuned, the
+blur/JPEG/MSE baselines and the distractor probes, so every point of a trade-off plot is trained
+the same way: AdamW (the joint classifier's optimiser, lr and weight decay), the config's batch
+size and augmentation, seeded order; its steps are the workshop's one training loop
+(:func:`simplebits.train.loop.train_loop`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from torch import nn
 from ..augment import DSA
 from ..data import ImageSet, flip_allowed
 from ..models import create_model
-from ..progress import progress_bar
 from ..train import accuracy
+from ..train.loop import Batch, BatchHook, train_loop
 from ..train.seeding import derive_seed, generator
 from .config import SimplifyConfig
 
@@ -40,39 +41,45 @@ def fit(model: nn.Module, train: ImageSet, test: ImageSet | None, *, cfg: Simpli
     """Train ``model`` in place on ``train`` for ``epochs``; returns the test accuracy after each
     epoch (``curve``, the paper's S7 learning curves; before the last epoch on a fixed subset of
     ``CURVE_IMAGES`` test images when the test set is larger) and the final ``accuracy`` on the
-    whole test set (fractions)."""
+    whole test set (fractions). The steps are :func:`simplebits.train.loop.train_loop`'s, with
+    torch's threads and whole steps (no thread rule, no pieces), the optimiser's constant lr."""
     dev = next(model.parameters()).device
     opt = torch.optim.AdamW(model.parameters(), lr=lr or cfg.lr_clf, weight_decay=cfg.wd_clf)
-    dsa = DSA(cfg.augment, flip=flip_allowed(train)) if cfg.augment else None
-    x_all, y_all = train.images, train.labels
     n = len(train)
     bs = min(cfg.batch_size, n)
     curve: list[float] = []
     curve_test = test
     if test is not None and len(test) > CURVE_IMAGES:  # intermediate epochs: a fixed subset; the last: all
         curve_test = test.subset(torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:CURVE_IMAGES])
-    bar = progress_bar(epochs * -(-n // bs), desc=desc, enabled=progress)
-    with torch.random.fork_rng(devices=[] if dev.type == "cpu" else [dev]):
-        torch.manual_seed(derive_seed(seed, "retrain-dropout"))
-        for e in range(epochs):
-            model.train()
-            g_order, g_aug = generator(seed, f"retrain-order/{e}"), generator(seed, f"retrain-augment/{e}")
-            order = torch.randperm(n, generator=g_order)
-            for b in range(-(-n // bs)):
-                idx = order[b * bs:(b + 1) * bs]
-                x, y = x_all[idx].to(dev), y_all[idx].to(dev)
-                if dsa is not None:
-                    x = dsa(x, generator=g_aug)
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                bar.update(1)
-            if test is not None:
-                curve.append(accuracy(model, test if e == epochs - 1 else curve_test))
-    bar.close()
-    model.eval()
+
+    def on_epoch(epoch: int, net: nn.Module) -> None:
+        if test is not None:
+            curve.append(accuracy(net, test if epoch == epochs - 1 else curve_test))
+
+    train_loop(model, n=n, batch_size=bs, steps=epochs * -(-n // bs), optimizer=opt,
+               order=lambda epoch: torch.randperm(n, generator=generator(seed, f"retrain-order/{epoch}")),
+               batch=_retrain_batches(train, cfg, seed=seed, device=dev),
+               loss=lambda out, data, piece: F.cross_entropy(out, data.target),
+               dropout_seed=derive_seed(seed, "retrain-dropout"), on_epoch=on_epoch, progress=progress, desc=desc)
     return {"accuracy": curve[-1] if curve else None, "curve": curve}
+
+
+def _retrain_batches(train: ImageSet, cfg: SimplifyConfig, *, seed: int, device: torch.device) -> BatchHook:
+    """:func:`fit`'s batch hook: the batch moved to ``device`` and augmented (the config's DSA),
+    each epoch from its own augmentation stream."""
+    dsa = DSA(cfg.augment, flip=flip_allowed(train)) if cfg.augment else None
+    streams: dict[int, torch.Generator] = {}
+
+    def batch(epoch: int, step: int, idx: torch.Tensor) -> Batch:
+        x, y = train.images[idx].to(device), train.labels[idx].to(device)
+        if dsa is not None:
+            if epoch not in streams:
+                streams.clear()
+                streams[epoch] = generator(seed, f"retrain-augment/{epoch}")
+            x = dsa(x, generator=streams[epoch])
+        return Batch(x, y)
+
+    return batch
 
 
 def retrain(train: ImageSet, test: ImageSet, *, cfg: SimplifyConfig, seed: int, epochs: int | None = None,

@@ -1,27 +1,23 @@
 """Pictures of simplification: originals above simplified images (paper Fig. 3/4), the
 accuracy-vs-bpd trade-off (Fig. 5, with the S8 baselines) and retraining learning curves (S7).
 
-Image grids use PIL only; plots use matplotlib (Agg backend, imported on use).
+Image grids use PIL only (tiles and files from :mod:`simplebits.images`); plots use matplotlib
+(Agg backend, imported on use).
 """
 
 from __future__ import annotations
 
-import io as _io
 import os
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from ..io import atomic_write_bytes
+from ..images import canvas, paste, save_figure, save_png, to_uint8, upscale
 
 __all__ = ["comparison_grid", "save_png", "tradeoff_plot", "curves_plot", "pick_per_class"]
 
-
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [0, 1] -> (H, W, 3) uint8."""
-    a = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a
+_to_uint8 = to_uint8  # the old private name, kept for callers that reach for it
 
 
 def pick_per_class(labels: torch.Tensor, num_classes: int, per_class: int = 1) -> torch.Tensor:
@@ -42,30 +38,16 @@ def comparison_grid(originals: torch.Tensor, rows: Sequence[torch.Tensor], *, la
             indices = torch.arange(min(max_cols, originals.shape[0]))
     all_rows = [originals[indices]] + [r[indices] for r in rows]
     c, h, w = originals.shape[1:]
-    H, W = h * scale, w * scale
     ncol = len(indices)
-    out = np.full((len(all_rows) * (H + pad) + pad, ncol * (W + pad) + pad, 3), 255, np.uint8)
+    out = canvas(len(all_rows), ncol, (h * scale, w * scale), pad)
     for r, imgs in enumerate(all_rows):
         for k in range(ncol):
-            a = _to_uint8(imgs[k])
-            a = a.repeat(scale, axis=0).repeat(scale, axis=1)
-            y0, x0 = pad + r * (H + pad), pad + k * (W + pad)
-            out[y0:y0 + H, x0:x0 + W] = a
+            paste(out, r, k, upscale(to_uint8(imgs[k]), scale), pad)
     return out
 
 
-def save_png(path: str | os.PathLike, arr: np.ndarray) -> None:
-    from PIL import Image
-
-    buf = _io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def _savefig(fig: Any, path: str | os.PathLike) -> None:
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 _EVAL_STYLE = {"joint": ("o-", "jointly trained classifier"), "retrain": ("s-", "retrained on simplified set"),

@@ -41,9 +41,8 @@ from torch import nn
 from torch.func import functional_call
 
 from ..augment import DSA
-from ..density import bpd as bpd_fn
-from ..density import default_flow, fit_images, load_flow, score_bpd
-from ..errors import DivergedError, MismatchError
+from ..density import BpdTerm
+from ..errors import DivergedError
 from ..models import create_model
 from ..train.seeding import derive_seed, generator
 from .config import SimplifyConfig
@@ -60,34 +59,9 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * 255.0) / 255.0
 
 
-class DensityTerm:
-    """Per-example bpd of generated images under a (frozen) density model, differentiable."""
-
-    def __init__(self, spec: str | None, *, shape: tuple[int, int, int], device: torch.device) -> None:
-        self.spec = spec or default_flow(shape[0])
-        self.model = load_flow(self.spec, device=device)
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-        try:
-            fit_images(torch.zeros(1, *shape, device=device), self.model)
-        except MismatchError as e:
-            raise MismatchError(
-                f"density model {self.spec!r} does not fit images of shape {tuple(shape)}: {e}; "
-                "choose --density for this data (`simplebits train-flow` makes one)"
-            ) from None
-
-    def __call__(self, images: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """(N,) bpd with straight-through 8-bit rounding and uniform dequantisation (training)."""
-        return bpd_fn(self.model, fit_images(images, self.model), dequantize="uniform", straight_through=True,
-                      generator=generator)
-
-    @torch.no_grad()
-    def score(self, images: torch.Tensor, *, batch_size: int = 128) -> torch.Tensor:
-        """(N,) bpd for reports: the 8-bit images' dequantisation bound, per model dimension
-        (:func:`~simplebits.density.score_bpd`, deterministic); CPU."""
-        if images.shape[0] == 0:
-            return torch.zeros(0)
-        return score_bpd(self.model, fit_images(quantize(images), self.model), batch_size=batch_size)
+#: The simplifier's bpd term: the package's one (per example, straight-through 8-bit rounding by default,
+#: ``score`` for reports); the old name stays importable from here.
+DensityTerm = BpdTerm
 
 
 def _all_finite(tensors) -> bool:
@@ -112,7 +86,7 @@ class JointTrainer:
         self.cfg = cfg = config
         self.device = dev = torch.device(device)
         self.num_classes = num_classes
-        self.density = DensityTerm(cfg.density, shape=(channels, *image_hw), device=dev)
+        self.density = BpdTerm(cfg.density, shape=(channels, *image_hw), device=dev)
         self.simplifier = simplifier if simplifier is not None else create_model(
             "unet-simplifier", channels=channels, image_size=image_hw, seed=derive_seed(cfg.seed, "simplifier-init"),
             **cfg.simplifier_options)
@@ -194,62 +168,97 @@ class JointTrainer:
             return self._mse_step(x, x_sim, lam, g_noise)
         clf = self.classifier
         clf.train()
-        if self.dsa is not None:
-            prm = self.dsa.sample(x.shape[0], generator=g_aug, device=x.device)
-            xa, xsa = self.dsa.apply(x, prm), self.dsa.apply(x_sim, prm)
-        else:
-            xa, xsa = x, x_sim
+        xa, xsa = self._augment(x, x_sim, g_aug)
         params = dict(clf.named_parameters())
         buffers = dict(clf.named_buffers())
         logits_sim = self._forward(params, buffers, xsa, dropout_seed)
         l_sim = F.cross_entropy(logits_sim, y)
         grads = torch.autograd.grad(l_sim, tuple(params.values()), create_graph=True)
-        new = self._inner_update(params, grads)
-        if self.merge_passes:  # per-example network: one batched pass gives both (same values)
-            both = self._forward(new, buffers, torch.cat([xa, xsa]), dropout_seed)
-            out_orig, out_sim_after = both[: x.shape[0]], both[x.shape[0]:]
-        else:
-            out_orig = self._forward(new, buffers, xa, dropout_seed)
-            out_sim_after = self._forward(new, buffers, xsa, dropout_seed)
+        out_orig, out_sim_after = self._after_step(params, grads, buffers, xa, xsa, dropout_seed)
         l_orig_each = F.cross_entropy(out_orig, y, reduction="none")
         if cfg.relative:
             l_sim_after_each = F.cross_entropy(out_sim_after, y, reduction="none")
             l_sim_after = l_sim_after_each.mean()
         else:
             l_sim_after = F.cross_entropy(out_sim_after, y)
-        gate = ((cfg.bpd_gate - l_orig_each.detach()).clamp(0, 1) / cfg.bpd_gate)  # detached: the gate must not push loss up
-        open_ = gate > 0
-        bpd_term = x_sim.new_zeros(())
-        bpd_mean = float("nan")
-        if lam > 0 and bool(open_.any()):
-            b = self.density(x_sim[open_], generator=g_noise)
-            bpd_term = (gate[open_] * b).sum() / x.shape[0]
-            bpd_mean = float(b.detach().mean())
+        open_, bpd_term, bpd_mean = self._gated_bpd(x_sim, l_orig_each, lam, g_noise)
         if cfg.relative:
-            # the same three losses had the batch not been simplified: theta'_X from a step on X
-            # (no graph needed); each term then counts only where the simplified batch does worse
-            logits_x = self._forward(params, buffers, xa, dropout_seed)
-            l_x_each = F.cross_entropy(logits_x, y, reduction="none")
-            g_x = torch.autograd.grad(l_x_each.mean(), tuple(params.values()))
-            with torch.no_grad():
-                new_x = self._inner_update(params, g_x)
-                l_ref_each = F.cross_entropy(self._forward(new_x, buffers, xa, dropout_seed), y, reduction="none")
-            l_x_each = l_x_each.detach()
-            # no gradient where the simplified example does as well as the original, up to float
-            # rounding (``grads`` keeps a graph and ``g_x`` does not: their kernels round differently)
-            tol = RELATIVE_TOL
-            t_orig = F.relu(l_orig_each - l_ref_each - tol).mean()
-            t_sim = F.relu(F.cross_entropy(logits_sim, y, reduction="none") - l_x_each - tol).mean()
-            t_sim_after = F.relu(l_sim_after_each - l_ref_each - tol).mean()
+            t_orig, t_sim, t_sim_after = self._relative_terms(params, buffers, xa, y, dropout_seed, logits_sim,
+                                                              l_orig_each, l_sim_after_each)
         else:
             t_orig, t_sim, t_sim_after = l_orig_each.mean(), l_sim, l_sim_after
         loss = (cfg.orig_weight * t_orig + t_sim + t_sim_after + lam * bpd_term) / (cfg.orig_weight + 2 + lam)
+        if not self._update_both(x_sim, loss, params, grads):
+            return self._skip()
+        self.skips_in_a_row = 0
+        return {"loss": float(loss.detach()), "l_orig_after": float(l_orig_each.detach().mean()),
+                "l_sim": float(l_sim.detach()), "l_sim_after": float(l_sim_after.detach()),
+                "gate_open": float(open_.float().mean()), "bpd_open": bpd_mean,
+                "acc_sim": float((logits_sim.detach().argmax(1) == y).float().mean())}
+
+    def _augment(self, x: torch.Tensor, x_sim: torch.Tensor,
+                 g_aug: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The same augmentation (parameters drawn once) for the originals and the simplified batch."""
+        if self.dsa is None:
+            return x, x_sim
+        prm = self.dsa.sample(x.shape[0], generator=g_aug, device=x.device)
+        return self.dsa.apply(x, prm), self.dsa.apply(x_sim, prm)
+
+    def _after_step(self, params: dict[str, torch.Tensor], grads: tuple[torch.Tensor, ...],
+                    buffers: dict[str, torch.Tensor], xa: torch.Tensor, xsa: torch.Tensor,
+                    dropout_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of f' (the classifier after the unrolled update) on the originals and on the
+        simplified batch, differentiable in the simplified batch through the update."""
+        new = self._inner_update(params, grads)
+        if self.merge_passes:  # per-example network: one batched pass gives both (same values)
+            both = self._forward(new, buffers, torch.cat([xa, xsa]), dropout_seed)
+            return both[: xa.shape[0]], both[xa.shape[0]:]
+        return self._forward(new, buffers, xa, dropout_seed), self._forward(new, buffers, xsa, dropout_seed)
+
+    def _gated_bpd(self, x_sim: torch.Tensor, l_orig_each: torch.Tensor, lam: float,
+                   g_noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(which examples' gate is open, the gated bpd term averaged over the batch, the mean bpd
+        of the open examples or NaN): bpd only where the gate is open, the others contribute 0."""
+        cfg = self.cfg
+        # detached: the gate must not push loss up
+        gate = ((cfg.bpd_gate - l_orig_each.detach()).clamp(0, 1) / cfg.bpd_gate)
+        open_ = gate > 0
+        if not (lam > 0 and bool(open_.any())):
+            return open_, x_sim.new_zeros(()), float("nan")
+        b = self.density(x_sim[open_], generator=g_noise)
+        return open_, (gate[open_] * b).sum() / x_sim.shape[0], float(b.detach().mean())
+
+    def _relative_terms(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xa: torch.Tensor,
+                        y: torch.Tensor, dropout_seed: int, logits_sim: torch.Tensor, l_orig_each: torch.Tensor,
+                        l_sim_after_each: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The three classification terms of ``relative``: each counts only where the simplified
+        batch does worse than the same losses had the batch not been simplified (theta'_X from a
+        step on X, no graph needed)."""
+        logits_x = self._forward(params, buffers, xa, dropout_seed)
+        l_x_each = F.cross_entropy(logits_x, y, reduction="none")
+        g_x = torch.autograd.grad(l_x_each.mean(), tuple(params.values()))
+        with torch.no_grad():
+            new_x = self._inner_update(params, g_x)
+            l_ref_each = F.cross_entropy(self._forward(new_x, buffers, xa, dropout_seed), y, reduction="none")
+        l_x_each = l_x_each.detach()
+        # no gradient where the simplified example does as well as the original, up to float
+        # rounding (``grads`` keeps a graph and ``g_x`` does not: their kernels round differently)
+        tol = RELATIVE_TOL
+        t_orig = F.relu(l_orig_each - l_ref_each - tol).mean()
+        t_sim = F.relu(F.cross_entropy(logits_sim, y, reduction="none") - l_x_each - tol).mean()
+        t_sim_after = F.relu(l_sim_after_each - l_ref_each - tol).mean()
+        return t_orig, t_sim, t_sim_after
+
+    def _update_both(self, x_sim: torch.Tensor, loss: torch.Tensor, params: dict[str, torch.Tensor],
+                     grads: tuple[torch.Tensor, ...]) -> bool:
+        """The simplifier's step on ``loss`` and the classifier's on the simplified batch; False,
+        with neither taken, when the output, the loss or a gradient is not finite."""
         sim_params = [p for p in self.simplifier.parameters() if p.requires_grad]
         ok = _all_finite([x_sim.detach(), loss.detach()])
         g_sim = torch.autograd.grad(loss, sim_params, allow_unused=True) if ok else ()
         ok = ok and _all_finite(g_sim)
         if not ok:
-            return self._skip()
+            return False
         self.opt_sim.zero_grad(set_to_none=True)
         for p, g in zip(sim_params, g_sim):
             p.grad = None if g is None else g.detach()
@@ -257,7 +266,7 @@ class JointTrainer:
         # of l(f(X_sim)) at the current weights on the same batch and dropout masks: ``grads``,
         # already computed for the unrolled step, so no second forward/backward is needed.
         if not _all_finite(grads):
-            return self._skip()
+            return False
         self.opt_clf.zero_grad(set_to_none=True)
         for p, g in zip(params.values(), grads):
             p.grad = g.detach()
@@ -265,11 +274,7 @@ class JointTrainer:
             torch.nn.utils.clip_grad_norm_(sim_params, self.cfg.clip_sim)
         self.opt_sim.step()
         self.opt_clf.step()
-        self.skips_in_a_row = 0
-        return {"loss": float(loss.detach()), "l_orig_after": float(l_orig_each.detach().mean()),
-                "l_sim": float(l_sim.detach()), "l_sim_after": float(l_sim_after.detach()),
-                "gate_open": float(open_.float().mean()), "bpd_open": bpd_mean,
-                "acc_sim": float((logits_sim.detach().argmax(1) == y).float().mean())}
+        return True
 
     def warmup_step(self, x: torch.Tensor, y: torch.Tensor, *, g_aug: torch.Generator,
                     dropout_seed: int) -> dict[str, float] | None:

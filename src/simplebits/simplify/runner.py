@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import resource
 import statistics
 import time
 from dataclasses import dataclass, field, replace
@@ -33,24 +32,22 @@ import torch
 from ..data import ImageSet
 from ..data.condensed import save_condensed
 from ..data.imageset import fingerprint, flip_allowed
+from ..density import BpdTerm
 from ..density.compress import png_bpd
 from ..density.summary import BITS_DEFINITION
 from ..errors import BadInputError, MismatchError
 from ..io import atomic_write_json, load_state, save_state, save_tensors
 from ..progress import progress_bar
+from ..runtime import peak_rss_mb
 from ..train import accuracy, check_compatible
 from ..train.seeding import derive_seed
 from ..train.checkpoint import load_classifier, save_classifier
 from .config import SimplifyConfig, config_from_dict, make_simplify_config
 from .evaluate import fit, retrain
 from .figures import comparison_grid, pick_per_class, save_png
-from .joint import DensityTerm, JointTrainer
+from .joint import JointTrainer
 
 __all__ = ["simplify", "SimplifyResult", "load_simplifier", "cell_name", "check_lambdas"]
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def cell_name(cfg: SimplifyConfig) -> str:
@@ -164,90 +161,35 @@ def retrain_originals(train: ImageSet, test: ImageSet, cfg: SimplifyConfig, *, o
     return doc
 
 
+_CELL_FILES = (("result", "result.json"), ("checkpoint", "checkpoint.ckpt"), ("simplifier", "simplifier.safetensors"),
+               ("classifier", "classifier.safetensors"), ("set", "simplified.safetensors"), ("grid", "grid.png"),
+               ("examples", "examples.safetensors"))
+
+
 def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, cell_dir: Path | None,
               resume: bool, force: bool, device: torch.device, progress: bool | None,
-              orig_bpd: torch.Tensor, density: DensityTerm) -> tuple[dict[str, Any], ImageSet]:
-    paths = None
-    if cell_dir is not None:
-        paths = {k: cell_dir / v for k, v in (
-            ("result", "result.json"), ("checkpoint", "checkpoint.ckpt"), ("simplifier", "simplifier.safetensors"),
-            ("classifier", "classifier.safetensors"), ("set", "simplified.safetensors"), ("grid", "grid.png"),
-            ("examples", "examples.safetensors"))}
-        if paths["result"].exists():
-            done = json.loads(paths["result"].read_text())
-            same = done.get("digest") == cfg.digest() and done.get("config", {}).get("epochs") == cfg.epochs
-            if same and not force and paths["set"].exists():
-                from ..data.condensed import load_condensed
-
-                made = load_condensed(paths["set"])
-                if done.get("bits") != BITS_DEFINITION:  # made under an older bpd definition: re-score, keep the rest
-                    each = density.score(made.images)
-                    done.update(bpd_original=float(orig_bpd.mean()), bpd=float(each.mean()), bpd_std=float(each.std()),
-                                png_bpd=float(png_bpd(made.images).mean()), bits=BITS_DEFINITION)
-                    atomic_write_json(paths["result"], done)
-                return done, made
-            # the same settings but the simplified set was deleted: run the cell again
-            if not same and not force:
-                raise MismatchError(
-                    f"{cell_dir} holds a finished run with other settings; pass --force to replace it or "
-                    "choose another --out"
-                )
+              orig_bpd: torch.Tensor, density: BpdTerm) -> tuple[dict[str, Any], ImageSet]:
+    """One (lambda, seed) cell: read back when it finished with the same settings, else trained
+    (from its checkpoint with ``resume``), evaluated and, with a ``cell_dir``, written."""
+    paths = {k: cell_dir / v for k, v in _CELL_FILES} if cell_dir is not None else None
+    if paths is not None:
+        finished = _finished_cell(paths, cfg, force=force, orig_bpd=orig_bpd, density=density)
+        if finished is not None:
+            return finished
     trainer = JointTrainer(cfg, channels=train.channels, image_hw=tuple(train.shape[1:]),
                            num_classes=train.num_classes, flip=flip_allowed(train), device=device)
-    start, log, elapsed = 0, [], 0.0
-    if paths is not None and paths["checkpoint"].exists() and not force:
-        if not resume:
-            raise BadInputError(f"{paths['checkpoint']} holds an interrupted run; pass --resume to continue it, "
-                                 "or --force to start over")
-        st = load_state(paths["checkpoint"], kind="simplify-checkpoint")
-        saved = config_from_dict(st["config"])
-        if saved.digest() != cfg.digest():
-            diff = {k: (v, cfg.to_dict().get(k)) for k, v in saved.to_dict().items()
-                    if k not in ("epochs", "retrain_epochs", "finetune_epochs") and cfg.to_dict().get(k) != v}
-            raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
-                                "use the same settings to resume, or --force to start over")
-        trainer.load(st["trainer"])
-        start, log, elapsed = int(st["epoch"]), list(st["log"]), float(st["seconds"])
-    probe = _sample_for_log(len(train), cfg.seed)
+    start, log, elapsed = _resume_point(trainer, paths, cfg, resume=resume, force=force)
     n_steps = -(-len(train) // min(cfg.batch_size, len(train)))
-    bar = progress_bar(cfg.epochs * n_steps, desc=cell_name(cfg), enabled=progress)
-    bar.update(start * n_steps)
-    for e in range(start, cfg.epochs):
-        t0 = time.perf_counter()
-        rec = trainer.epoch(train.images, train.labels, epoch=e, on_step=lambda: bar.update(1))
-        sim = trainer.simplify_images(train.images[probe])
-        rec["bpd_probe"] = float(density.score(sim).mean())
-        rec["w"] = float(getattr(trainer.simplifier, "w", torch.tensor(float("nan"))).detach())
-        elapsed += time.perf_counter() - t0
-        log.append(rec)
-        bar.set_postfix(bpd=f"{rec['bpd_probe']:.3f}", skipped=rec["skipped_steps"])
-        if paths is not None:
-            save_state(paths["checkpoint"], {"config": cfg.to_dict(), "epoch": e + 1, "trainer": trainer.state(),
-                                             "log": log, "seconds": elapsed}, kind="simplify-checkpoint")
-    bar.close()
-    joint_seconds = elapsed
+    joint_seconds = _train_cell(trainer, train, cfg, paths, start=start, log=log, elapsed=elapsed, n_steps=n_steps,
+                                density=density, progress=progress)
     sim_images = trainer.simplify_images(train.images)
     simplified = ImageSet(sim_images, train.labels.clone(), train.classes,
-                          {**train.meta, "name": f"{train.name}:simplified-{cell_name(cfg)}", "simplified": cell_name(cfg),
-                           "source_dataset": train.name})
+                          {**train.meta, "name": f"{train.name}:simplified-{cell_name(cfg)}",
+                           "simplified": cell_name(cfg), "source_dataset": train.name})
     bpd_each = density.score(sim_images)
     png = png_bpd(sim_images).float()
-    acc: dict[str, Any] = {"joint": None, "retrain": None, "finetune": None}
-    curves: dict[str, list[float]] = {}
     t_eval = time.perf_counter()
-    if test is not None:
-        if trainer.classifier is not None:
-            acc["joint"] = accuracy(trainer.classifier, test)
-        runs = [retrain(simplified, test, cfg=cfg, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
-                        device=device, progress=progress) for k in range(cfg.retrain_seeds)]
-        acc["retrain"] = statistics.fmean(r["accuracy"] for r in runs)
-        acc["retrain_runs"] = [r["accuracy"] for r in runs]
-        curves["retrain"] = [statistics.fmean(v) for v in zip(*(r["curve"] for r in runs))]
-        if trainer.classifier is not None and cfg.finetune_epochs > 0:
-            tuned = copy.deepcopy(trainer.classifier)
-            r = fit(tuned, simplified, test, cfg=cfg, epochs=cfg.finetune_epochs, seed=cfg.seed,
-                    progress=progress, desc="finetune")
-            acc["finetune"], curves["finetune"] = r["accuracy"], r["curve"]
+    acc, curves = _evaluate_cell(trainer, simplified, test, cfg, device=device, progress=progress)
     eval_seconds = time.perf_counter() - t_eval
     joint_log = [r for r in log if not r.get("warmup")]  # warm-up steps are plain classifier steps
     joint_step_s = sum(r["seconds"] for r in joint_log) / max(1, len(joint_log) * n_steps)
@@ -263,30 +205,133 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
         "config": cfg.to_dict(), "digest": cfg.digest(),
     }
     if paths is not None:
-        cell_dir.mkdir(parents=True, exist_ok=True)
-        c, h, w = train.shape
-        save_classifier(paths["simplifier"], trainer.simplifier, name="unet-simplifier", channels=c, image_size=h,
-                        classes=train.classes, options=dict(cfg.simplifier_options),
-                        extra={"kind": "simplifier", "lambda_sim": cfg.lambda_sim, "image_hw": [h, w]})
-        if trainer.classifier is not None:
-            save_classifier(paths["classifier"], trainer.classifier, name=cfg.classifier, channels=c, image_size=h,
-                            classes=train.classes, options=dict(cfg.classifier_options),
-                            extra={"trained": "jointly with the simplifier", "lambda_sim": cfg.lambda_sim})
-        save_condensed(paths["set"], simplified, method="simplebits" if cfg.mode == "simplebits" else "mse-bpd",
-                       source=train.name, settings=cfg.to_dict(), seed=cfg.seed, bpd=result["bpd"],
-                       extra={"png_bpd": result["png_bpd"], "bpd_original": result["bpd_original"],
-                              "density": density.spec, "lambda_sim": cfg.lambda_sim})
-        pick = pick_per_class(train.labels, train.num_classes, per_class=2)
-        save_tensors(paths["examples"], {"original": train.images[pick].contiguous(), "simplified": sim_images[pick],
-                                         "labels": train.labels[pick]},
-                     {"kind": "simplify-examples", "lambda_sim": cfg.lambda_sim, "classes": list(train.classes)})
-        save_png(paths["grid"], comparison_grid(train.images, [sim_images], labels=train.labels,
-                                                num_classes=train.num_classes))
-        result["files"] = {k: str(v) for k, v in paths.items() if k != "checkpoint"
-                           and (k != "classifier" or trainer.classifier is not None)}
-        atomic_write_json(paths["result"], result)
-        paths["checkpoint"].unlink(missing_ok=True)
+        _write_cell(paths, trainer, train, cfg, simplified, result, density=density)
     return result, simplified
+
+
+def _finished_cell(paths: dict[str, Path], cfg: SimplifyConfig, *, force: bool, orig_bpd: torch.Tensor,
+                   density: BpdTerm) -> tuple[dict[str, Any], ImageSet] | None:
+    """The result and simplified set of a cell finished with the same settings (re-scored, not
+    retrained, when it was made under an older bpd definition); ``None`` when it must run. A
+    finished cell with other settings is refused unless ``force``."""
+    if not paths["result"].exists():
+        return None
+    done = json.loads(paths["result"].read_text())
+    same = done.get("digest") == cfg.digest() and done.get("config", {}).get("epochs") == cfg.epochs
+    if same and not force and paths["set"].exists():
+        from ..data.condensed import load_condensed
+
+        made = load_condensed(paths["set"])
+        if done.get("bits") != BITS_DEFINITION:  # made under an older bpd definition: re-score, keep the rest
+            each = density.score(made.images)
+            done.update(bpd_original=float(orig_bpd.mean()), bpd=float(each.mean()), bpd_std=float(each.std()),
+                        png_bpd=float(png_bpd(made.images).mean()), bits=BITS_DEFINITION)
+            atomic_write_json(paths["result"], done)
+        return done, made
+    # the same settings but the simplified set was deleted: run the cell again
+    if not same and not force:
+        raise MismatchError(
+            f"{paths['result'].parent} holds a finished run with other settings; pass --force to replace it or "
+            "choose another --out"
+        )
+    return None
+
+
+def _resume_point(trainer: JointTrainer, paths: dict[str, Path] | None, cfg: SimplifyConfig, *, resume: bool,
+                  force: bool) -> tuple[int, list[dict[str, Any]], float]:
+    """(first epoch, log so far, seconds so far): from the cell's checkpoint, loaded into
+    ``trainer``, when there is one to continue; an interrupted run is never silently restarted."""
+    if paths is None or not paths["checkpoint"].exists() or force:
+        return 0, [], 0.0
+    if not resume:
+        raise BadInputError(f"{paths['checkpoint']} holds an interrupted run; pass --resume to continue it, "
+                             "or --force to start over")
+    st = load_state(paths["checkpoint"], kind="simplify-checkpoint")
+    saved = config_from_dict(st["config"])
+    if saved.digest() != cfg.digest():
+        diff = {k: (v, cfg.to_dict().get(k)) for k, v in saved.to_dict().items()
+                if k not in ("epochs", "retrain_epochs", "finetune_epochs") and cfg.to_dict().get(k) != v}
+        raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
+                            "use the same settings to resume, or --force to start over")
+    trainer.load(st["trainer"])
+    return int(st["epoch"]), list(st["log"]), float(st["seconds"])
+
+
+def _train_cell(trainer: JointTrainer, train: ImageSet, cfg: SimplifyConfig, paths: dict[str, Path] | None, *,
+                start: int, log: list[dict[str, Any]], elapsed: float, n_steps: int, density: BpdTerm,
+                progress: bool | None) -> float:
+    """The joint epochs from ``start``, each logged (with the bpd of a fixed probe of simplified
+    images) into ``log`` and checkpointed; returns the joint training's seconds in all."""
+    probe = _sample_for_log(len(train), cfg.seed)
+    bar = progress_bar(cfg.epochs * n_steps, desc=cell_name(cfg), enabled=progress)
+    bar.update(start * n_steps)
+    for e in range(start, cfg.epochs):
+        t0 = time.perf_counter()
+        rec = trainer.epoch(train.images, train.labels, epoch=e, on_step=lambda: bar.update(1))
+        sim = trainer.simplify_images(train.images[probe])
+        rec["bpd_probe"] = float(density.score(sim).mean())
+        rec["w"] = float(getattr(trainer.simplifier, "w", torch.tensor(float("nan"))).detach())
+        elapsed += time.perf_counter() - t0
+        log.append(rec)
+        bar.set_postfix(bpd=f"{rec['bpd_probe']:.3f}", skipped=rec["skipped_steps"])
+        if paths is not None:
+            save_state(paths["checkpoint"], {"config": cfg.to_dict(), "epoch": e + 1, "trainer": trainer.state(),
+                                             "log": log, "seconds": elapsed}, kind="simplify-checkpoint")
+    bar.close()
+    return elapsed
+
+
+def _evaluate_cell(trainer: JointTrainer, simplified: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *,
+                   device: torch.device, progress: bool | None) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """The three accuracies on the original test set (paper §4): the joint classifier, fresh
+    classifiers retrained on the simplified set (``retrain_seeds`` of them) and the joint classifier
+    finetuned on it; with their learning curves. Nothing without a test set."""
+    acc: dict[str, Any] = {"joint": None, "retrain": None, "finetune": None}
+    curves: dict[str, list[float]] = {}
+    if test is None:
+        return acc, curves
+    if trainer.classifier is not None:
+        acc["joint"] = accuracy(trainer.classifier, test)
+    runs = [retrain(simplified, test, cfg=cfg, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
+                    device=device, progress=progress) for k in range(cfg.retrain_seeds)]
+    acc["retrain"] = statistics.fmean(r["accuracy"] for r in runs)
+    acc["retrain_runs"] = [r["accuracy"] for r in runs]
+    curves["retrain"] = [statistics.fmean(v) for v in zip(*(r["curve"] for r in runs))]
+    if trainer.classifier is not None and cfg.finetune_epochs > 0:
+        tuned = copy.deepcopy(trainer.classifier)
+        r = fit(tuned, simplified, test, cfg=cfg, epochs=cfg.finetune_epochs, seed=cfg.seed,
+                progress=progress, desc="finetune")
+        acc["finetune"], curves["finetune"] = r["accuracy"], r["curve"]
+    return acc, curves
+
+
+def _write_cell(paths: dict[str, Path], trainer: JointTrainer, train: ImageSet, cfg: SimplifyConfig,
+                simplified: ImageSet, result: dict[str, Any], *, density: BpdTerm) -> None:
+    """The cell's files (module docstring); ``result.json`` last, then the checkpoint goes."""
+    paths["result"].parent.mkdir(parents=True, exist_ok=True)
+    c, h, w = train.shape
+    save_classifier(paths["simplifier"], trainer.simplifier, name="unet-simplifier", channels=c, image_size=h,
+                    classes=train.classes, options=dict(cfg.simplifier_options),
+                    extra={"kind": "simplifier", "lambda_sim": cfg.lambda_sim, "image_hw": [h, w]})
+    if trainer.classifier is not None:
+        save_classifier(paths["classifier"], trainer.classifier, name=cfg.classifier, channels=c, image_size=h,
+                        classes=train.classes, options=dict(cfg.classifier_options),
+                        extra={"trained": "jointly with the simplifier", "lambda_sim": cfg.lambda_sim})
+    save_condensed(paths["set"], simplified, method="simplebits" if cfg.mode == "simplebits" else "mse-bpd",
+                   source=train.name, settings=cfg.to_dict(), seed=cfg.seed, bpd=result["bpd"],
+                   extra={"png_bpd": result["png_bpd"], "bpd_original": result["bpd_original"],
+                          "density": density.spec, "lambda_sim": cfg.lambda_sim})
+    sim_images = simplified.images
+    pick = pick_per_class(train.labels, train.num_classes, per_class=2)
+    save_tensors(paths["examples"], {"original": train.images[pick].contiguous(), "simplified": sim_images[pick],
+                                     "labels": train.labels[pick]},
+                 {"kind": "simplify-examples", "lambda_sim": cfg.lambda_sim, "classes": list(train.classes)})
+    save_png(paths["grid"], comparison_grid(train.images, [sim_images], labels=train.labels,
+                                            num_classes=train.num_classes))
+    result["files"] = {k: str(v) for k, v in paths.items() if k != "checkpoint"
+                       and (k != "classifier" or trainer.classifier is not None)}
+    atomic_write_json(paths["result"], result)
+    paths["checkpoint"].unlink(missing_ok=True)
 
 
 def simplify(
@@ -319,36 +364,19 @@ def simplify(
     resume : continue interrupted cells from their checkpoints (finished cells are always skipped).
     force : replace cells made with other settings instead of refusing.
     """
-    if config is None:
-        config = make_simplify_config(**overrides)
-    elif overrides:
-        raise BadInputError("pass either a config or keyword settings, not both")
-    lams = check_lambdas(list(lambdas))
-    seed_list = [int(s) for s in seeds]
-    if not seed_list:
-        raise BadInputError("seeds: empty list")
-    cfgs = [replace(config, lambda_sim=lam, seed=s).validate() for lam in lams for s in seed_list]
+    config, cfgs = _cell_configs(config, overrides, lambdas, seeds)
     _check_data(train, test)
     dev = torch.device(device)
-    density = DensityTerm(config.density, shape=train.shape, device=dev)  # mismatch fails before training
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise BadInputError(f"--out {out_dir} is a file; give a directory")
-        out_dir.mkdir(parents=True, exist_ok=True)
+    density = BpdTerm(config.density, shape=train.shape, device=dev)  # mismatch fails before training
+    out_dir = _prepare_out(out)
     t0 = time.perf_counter()
     orig_bpd = density.score(train.images)
     result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0)
     summary_path = out_dir / "simplify.json" if out_dir is not None else None
-    previous: list[dict[str, Any]] = []
-    if summary_path is not None and summary_path.exists():
-        try:
-            previous = json.loads(summary_path.read_text()).get("cells", [])
-        except (OSError, json.JSONDecodeError):
-            previous = []
+    previous = _previous_cells(summary_path)
     originals = None
     if test is not None:
-        originals = retrain_originals(train, test, replace(config, seed=seed_list[0]), out_dir=out_dir, device=dev,
+        originals = retrain_originals(train, test, replace(config, seed=cfgs[0].seed), out_dir=out_dir, device=dev,
                                       progress=progress)
     for cfg in cfgs:
         cell, simplified = _run_cell(train, test, cfg, cell_dir=out_dir / cell_name(cfg) if out_dir else None,
@@ -360,11 +388,54 @@ def simplify(
         result.cells.append(cell)
         result.simplified[cell["name"]] = simplified
         if summary_path is not None:
-            names = {c["name"] for c in result.cells}
-            keep = [c for c in previous if c.get("name") not in names]
-            doc = {"dataset": train.name, "test": test.name if test is not None else None,
-                   "cells": keep + result.cells, "summary": SimplifyResult(keep + result.cells, None, 0, 0).summary()}
-            atomic_write_json(summary_path, doc)
+            _write_summary(summary_path, train, test, previous, result.cells)
     result.seconds = time.perf_counter() - t0
-    result.peak_rss_mb = _peak_rss_mb()
+    result.peak_rss_mb = peak_rss_mb()
     return result
+
+
+def _cell_configs(config: SimplifyConfig | None, overrides: dict[str, Any], lambdas: Sequence[float],
+                  seeds: Sequence[int]) -> tuple[SimplifyConfig, list[SimplifyConfig]]:
+    """The run's config (given, or made from keyword settings) and one validated config per
+    (lambda, seed) cell, lambda-major."""
+    if config is None:
+        config = make_simplify_config(**overrides)
+    elif overrides:
+        raise BadInputError("pass either a config or keyword settings, not both")
+    lams = check_lambdas(list(lambdas))
+    seed_list = [int(s) for s in seeds]
+    if not seed_list:
+        raise BadInputError("seeds: empty list")
+    return config, [replace(config, lambda_sim=lam, seed=s).validate() for lam in lams for s in seed_list]
+
+
+def _prepare_out(out: str | os.PathLike | None) -> Path | None:
+    """The output directory, made (``None``: everything stays in memory); a file there is refused."""
+    if out is None:
+        return None
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise BadInputError(f"--out {out_dir} is a file; give a directory")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _previous_cells(summary_path: Path | None) -> list[dict[str, Any]]:
+    """Cells an earlier call recorded in ``simplify.json`` (kept in it beside this call's); an
+    unreadable summary counts as none, since every cell's own result.json is the record."""
+    if summary_path is None or not summary_path.exists():
+        return []
+    try:
+        return json.loads(summary_path.read_text()).get("cells", [])
+    except (OSError, json.JSONDecodeError):
+        return []
+
+
+def _write_summary(summary_path: Path, train: ImageSet, test: ImageSet | None, previous: list[dict[str, Any]],
+                   cells: list[dict[str, Any]]) -> None:
+    """``simplify.json``: this call's cells so far, earlier cells of other names, and the per-lambda summary."""
+    names = {c["name"] for c in cells}
+    keep = [c for c in previous if c.get("name") not in names]
+    doc = {"dataset": train.name, "test": test.name if test is not None else None,
+           "cells": keep + cells, "summary": SimplifyResult(keep + cells, None, 0, 0).summary()}
+    atomic_write_json(summary_path, doc)

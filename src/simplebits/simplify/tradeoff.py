@@ -80,42 +80,77 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     grid_blocks: list[np.ndarray] = []
     for ds, e in runs.items():
-        lines: dict[str, list[dict[str, Any]]] = {"joint": [], "retrain": [], "finetune": []}
-        for row in e["simplify"]:
-            for k in lines:
-                if row[k]:
-                    lines[k].append({"bpd": row["bpd"]["mean"], "acc": row[k]["mean"], "acc_std": row[k]["std"],
-                                     "label": f"λ={row['lambda_sim']:g}"})
-            md.append(f"| {ds} | SimpleBits | λ={row['lambda_sim']:g} | {_fmt(row['bpd'], False)} | "
-                      f"{_fmt(row['png_bpd'], False)} | {_fmt(row['joint'])} | {_fmt(row['retrain'])} | "
-                      f"{_fmt(row['finetune'])} |")
-        for p in sorted(e["baselines"], key=lambda p: (p["kind"], p["param"])):
-            name = {"blur": "Gaussian blur", "jpeg": "JPEG", "mse": "MSE + bpd simplifier"}.get(p["kind"], p["kind"])
-            lines.setdefault(name, []).append({"bpd": p["bpd"], "acc": (p["retrain"] or {}).get("mean"),
-                                               "acc_std": (p["retrain"] or {}).get("std", 0.0)})
-            setting = {"blur": "σ=", "jpeg": "q=", "mse": "λ="}.get(p["kind"], "") + f"{p['param']:g}"
-            md.append(f"| {ds} | {name} | {setting} | {p['bpd']:.2f} | {p['png_bpd']:.2f} | - | "
-                      f"{_fmt(p['retrain'])} | - |")
-        series[ds] = {k: v for k, v in lines.items() if v}
-        cs: dict[str, list[float]] = {}
-        for c in sorted(e["cells"], key=lambda c: (c["mode"], c["lambda_sim"], c["seed"])):
-            if c["mode"] == "simplebits" and c["seed"] == min(x["seed"] for x in e["cells"]) and c["curves"].get("retrain"):
-                cs[f"λ={c['lambda_sim']:g} ({c['bpd']:.2f} bpd)"] = c["curves"]["retrain"]
+        series[ds] = _series(ds, e, md)
+        cs = _retrain_curves(e)
         if cs:
             curves[ds] = cs
-        # Fig. 3/4: originals above one row per lambda (first seed's examples)
-        rows, originals = [], None
-        for c in sorted(e["cells"], key=lambda c: c["lambda_sim"]):
-            if c["mode"] != "simplebits" or c["seed"] != min(x["seed"] for x in e["cells"]):
-                continue
-            ex = Path(c["_dir"]) / c["name"] / "examples.safetensors"
-            if ex.exists():
-                t, _ = load_tensors(ex)
-                originals = t["original"] if originals is None else originals
-                rows.append(t["simplified"])
-        if originals is not None:
-            idx = torch.arange(0, originals.shape[0], 2)[:10]
-            grid_blocks.append(comparison_grid(originals, rows, indices=idx))
+        block = _grid_block(e)
+        if block is not None:
+            grid_blocks.append(block)
+    files = _draw(out_dir, series, curves, grid_blocks)
+    atomic_write_text(out_dir / "tradeoff.md", "\n".join(md) + "\n")
+    files["table"] = str(out_dir / "tradeoff.md")
+    doc = {"datasets": {ds: {"simplify": e["simplify"], "baselines": e["baselines"]} for ds, e in runs.items()},
+           "files": files}
+    atomic_write_json(out_dir / "tradeoff.json", doc)
+    doc["table"] = "\n".join(md)
+    return doc
+
+
+def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """One data set's plot lines (SimpleBits per evaluation, one per baseline kind); appends its
+    rows to the markdown table ``md``."""
+    lines: dict[str, list[dict[str, Any]]] = {"joint": [], "retrain": [], "finetune": []}
+    for row in e["simplify"]:
+        for k in lines:
+            if row[k]:
+                lines[k].append({"bpd": row["bpd"]["mean"], "acc": row[k]["mean"], "acc_std": row[k]["std"],
+                                 "label": f"λ={row['lambda_sim']:g}"})
+        md.append(f"| {ds} | SimpleBits | λ={row['lambda_sim']:g} | {_fmt(row['bpd'], False)} | "
+                  f"{_fmt(row['png_bpd'], False)} | {_fmt(row['joint'])} | {_fmt(row['retrain'])} | "
+                  f"{_fmt(row['finetune'])} |")
+    for p in sorted(e["baselines"], key=lambda p: (p["kind"], p["param"])):
+        name = {"blur": "Gaussian blur", "jpeg": "JPEG", "mse": "MSE + bpd simplifier"}.get(p["kind"], p["kind"])
+        lines.setdefault(name, []).append({"bpd": p["bpd"], "acc": (p["retrain"] or {}).get("mean"),
+                                           "acc_std": (p["retrain"] or {}).get("std", 0.0)})
+        setting = {"blur": "σ=", "jpeg": "q=", "mse": "λ="}.get(p["kind"], "") + f"{p['param']:g}"
+        md.append(f"| {ds} | {name} | {setting} | {p['bpd']:.2f} | {p['png_bpd']:.2f} | - | "
+                  f"{_fmt(p['retrain'])} | - |")
+    return {k: v for k, v in lines.items() if v}
+
+
+def _first_seed_cells(e: dict[str, Any]) -> list[dict[str, Any]]:
+    """The SimpleBits cells of the data set's lowest seed (one per lambda: what the pictures show)."""
+    return [c for c in e["cells"] if c["mode"] == "simplebits" and c["seed"] == min(x["seed"] for x in e["cells"])]
+
+
+def _retrain_curves(e: dict[str, Any]) -> dict[str, list[float]]:
+    """S7: the retraining learning curve of each lambda (first seed), labelled with its bpd."""
+    cs: dict[str, list[float]] = {}
+    for c in sorted(_first_seed_cells(e), key=lambda c: (c["mode"], c["lambda_sim"], c["seed"])):
+        if c["curves"].get("retrain"):
+            cs[f"λ={c['lambda_sim']:g} ({c['bpd']:.2f} bpd)"] = c["curves"]["retrain"]
+    return cs
+
+
+def _grid_block(e: dict[str, Any]) -> np.ndarray | None:
+    """Fig. 3/4: originals above one row per lambda (first seed's saved examples); None without any."""
+    rows, originals = [], None
+    for c in sorted(_first_seed_cells(e), key=lambda c: c["lambda_sim"]):
+        ex = Path(c["_dir"]) / c["name"] / "examples.safetensors"
+        if ex.exists():
+            t, _ = load_tensors(ex)
+            originals = t["original"] if originals is None else originals
+            rows.append(t["simplified"])
+    if originals is None:
+        return None
+    idx = torch.arange(0, originals.shape[0], 2)[:10]
+    return comparison_grid(originals, rows, indices=idx)
+
+
+def _draw(out_dir: Path, series: dict[str, dict[str, list[dict[str, Any]]]], curves: dict[str, dict[str, list[float]]],
+          grid_blocks: list[np.ndarray]) -> dict[str, str]:
+    """The trade-off plot, the learning curves and the stacked grids, each when there is something to draw."""
     files = {}
     if any(series.values()):
         tradeoff_plot(series, out_dir / "tradeoff.png")
@@ -128,10 +163,4 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
         padded = [np.pad(b, ((0, 8), (0, width - b.shape[1]), (0, 0)), constant_values=255) for b in grid_blocks]
         save_png(out_dir / "grids.png", np.concatenate(padded, axis=0))
         files["grids"] = str(out_dir / "grids.png")
-    atomic_write_text(out_dir / "tradeoff.md", "\n".join(md) + "\n")
-    files["table"] = str(out_dir / "tradeoff.md")
-    doc = {"datasets": {ds: {"simplify": e["simplify"], "baselines": e["baselines"]} for ds, e in runs.items()},
-           "files": files}
-    atomic_write_json(out_dir / "tradeoff.json", doc)
-    doc["table"] = "\n".join(md)
-    return doc
+    return files

@@ -1,8 +1,8 @@
 """The workshop's training loop, evaluation protocols and the evaluation entry point."""
 
-from .evaluate import EvalReport, check_compatible, check_teacher, evaluate, evaluate_real_subset
+from .evaluate import EvalReport, check_compatible, evaluate, evaluate_real_subset
 from .fulldata import FullData, cache_root, full_data
-from .loop import accuracy, predict_logits, progress_bar, train_classifier
+from .loop import accuracy, predict_logits, train_classifier
 from .protocols import Protocol, get_protocol, list_protocols, register_protocol
 from .scores import (
     RankingReport,
@@ -26,7 +26,6 @@ __all__ = [
     "augmentation_robust_score",
     "cache_root",
     "check_compatible",
-    "check_teacher",
     "derive_seed",
     "evaluate",
     "evaluate_real_subset",
@@ -38,7 +37,6 @@ __all__ = [
     "label_robust_score",
     "list_protocols",
     "predict_logits",
-    "progress_bar",
     "ranking_scores",
     "register_protocol",
     "soft_label_loss",

@@ -31,8 +31,22 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.pstdev(values) if len(values) > 1 else 0.0)
 
 
+class Accuracies:
+    """``mean`` and ``std`` (ddof = 0) of a result's ``accuracies``: one definition for every report."""
+
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        return mean_std(self.accuracies)[0]
+
+    @property
+    def std(self) -> float:
+        return mean_std(self.accuracies)[1]
+
+
 @dataclass
-class EvalReport:
+class EvalReport(Accuracies):
     """Accuracies (fractions) of fresh networks, one per seed, and their summary.
 
     ``std`` is the population standard deviation (ddof = 0), as in the DC/DSA/IDC papers.
@@ -49,14 +63,6 @@ class EvalReport:
     seconds: float
     baseline: "EvalReport | None" = None
     settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def mean(self) -> float:
-        return mean_std(self.accuracies)[0]
-
-    @property
-    def std(self) -> float:
-        return mean_std(self.accuracies)[1]
 
     def summary(self) -> str:
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f}"

@@ -31,7 +31,7 @@ from ..errors import BadInputError
 from ..io import atomic_write_json
 from ..models import create_model
 from .checkpoint import load_classifier, save_classifier
-from .evaluate import _seed_list, check_compatible, mean_std
+from .evaluate import Accuracies, _seed_list, check_compatible
 from .distributed import local_device
 from .loop import accuracy, train_classifier
 from .protocols import Protocol, get_protocol
@@ -51,7 +51,7 @@ def cache_root(cache: str | os.PathLike | None = None) -> Path:
 
 
 @dataclass
-class FullData:
+class FullData(Accuracies):
     """Accuracies (fractions) of networks trained on the whole training set, and the teacher."""
 
     key: str
@@ -64,14 +64,6 @@ class FullData:
     seconds: float
     teacher_path: Path
     cached: bool = False
-
-    @property
-    def mean(self) -> float:
-        return mean_std(self.accuracies)[0]
-
-    @property
-    def std(self) -> float:
-        return mean_std(self.accuracies)[1]
 
     def teacher(self, device: str | torch.device = "cpu") -> nn.Module:
         """The first seed's network (eval mode, frozen), read back from the cache."""

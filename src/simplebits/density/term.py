@@ -1,0 +1,74 @@
+"""The bpd term of a loss: per-example bits per dimension of generated images under a frozen
+density model, differentiable in the images.
+
+One class serves every capability that optimises images towards fewer bits: condensation's
+simplification term (paper Eq. 7), the simplifier's loss (S3) and post-hoc simplification
+(Alg. 1/2). Each used to load, freeze and check its own copy of the model, so the checks and
+the dequantisation could drift apart; here they are one.
+
+The loss is one draw of uniform dequantisation noise (:func:`~simplebits.density.bpd`), from the
+caller's generator so a seeded run repeats; the reported figure (:meth:`BpdTerm.score`) is the
+package's one reported bpd, :func:`~simplebits.density.score_bpd`, the expectation of what the
+loss sees.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import MismatchError
+from .bpd import bpd, score_bpd
+from .store import default_flow, fit_images, load_flow
+
+__all__ = ["BpdTerm"]
+
+
+class BpdTerm:
+    """Per-example bpd of generated images under a frozen density model, differentiable.
+
+    Parameters
+    ----------
+    spec : a shipped model name or a flow file; ``None``: the shipped default for the channel count.
+    shape : (C, H, W) of the images the term will see; checked against the model here, so a model
+        that does not fit the data fails before any training.
+    device : where a loaded model lives.
+    model : an already loaded density model to use instead of loading ``spec`` (post-hoc
+        simplification takes one from its caller); it is frozen and put in eval mode.
+    """
+
+    def __init__(self, spec: str | None = None, *, shape: tuple[int, int, int], device: str | torch.device = "cpu",
+                 model: nn.Module | None = None) -> None:
+        if model is None:
+            self.spec = spec or default_flow(shape[0])
+            model = load_flow(self.spec, device=device)
+        else:
+            self.spec = spec or getattr(model, "source", None) or type(model).__name__
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        try:
+            fit_images(torch.zeros(1, *shape, device=device), self.model)
+        except MismatchError as e:
+            raise MismatchError(
+                f"density model {self.spec!r} does not fit images of shape {tuple(shape)}: {e}; "
+                "choose --density for this data (`simplebits train-flow` makes one)"
+            ) from None
+
+    def __call__(self, images: torch.Tensor, *, generator: torch.Generator | None = None,
+                 straight_through: bool = True) -> torch.Tensor:
+        """(N,) bpd of ``images`` in [0, 1] with uniform dequantisation, one draw from ``generator``.
+
+        ``straight_through`` first rounds to the 8-bit grid with a straight-through gradient (what a
+        saved image holds); images already on the grid (condensation's logits) may skip it.
+        """
+        return bpd(self.model, fit_images(images, self.model), dequantize="uniform", straight_through=straight_through,
+                   generator=generator)
+
+    @torch.no_grad()
+    def score(self, images: torch.Tensor, *, batch_size: int = 128) -> torch.Tensor:
+        """(N,) bpd for reports, per model dimension, deterministic, CPU: the 8-bit images'
+        dequantisation bound (:func:`~simplebits.density.score_bpd`, which rounds to the grid)."""
+        if images.shape[0] == 0:
+            return torch.zeros(0)
+        return score_bpd(self.model, fit_images(images.clamp(0, 1), self.model), batch_size=batch_size)

@@ -1,0 +1,51 @@
+"""Where a run executes and what it costs: the device a name resolves to, and the peak memory.
+
+A base module (stdlib, torch and :mod:`simplebits.errors` only), so the CLI, the pipeline and
+every capability check a device name the same way, before any work, and report memory alike.
+"""
+
+from __future__ import annotations
+
+import resource
+
+import torch
+
+from .errors import BadInputError
+
+__all__ = ["resolve_device", "peak_rss_mb", "DEVICE_KINDS"]
+
+#: What a device name may be besides ``auto``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+DEVICE_KINDS = ("cpu", "cuda", "mps")
+
+
+def resolve_device(name: str, *, setting: str = "--device") -> str:
+    """The device to run on, checked before any work: ``auto`` -> ``cuda`` when available, else
+    ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` and ``mps`` are returned (trimmed, lower case) when this
+    machine has them. Anything else is a :class:`~simplebits.errors.BadInputError` of one line.
+
+    ``setting`` is how the user wrote the choice, named in the messages: ``--device`` on the
+    command line, ``device =`` in a pipeline config.
+    """
+    name = str(name).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_KINDS:
+        raise BadInputError(f"{setting} {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BadInputError(f"{setting} {name}: no CUDA device is available here; use {setting} cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise BadInputError(f"{setting} {name}: this machine has {count} CUDA device(s), numbered 0-{count - 1}")
+    if dev.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise BadInputError(f"{setting} {name}: Apple MPS is not available here; use {setting} cpu")
+    return name
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
