@@ -168,6 +168,87 @@ def test_docs_settings_table_is_current():
     assert settings_table() in doc, "regenerate: python -m simplebits.pipeline.schema (see docs/pipeline.md)"
 
 
+
+# the config fields each stage sets itself instead of its table (documented in pipeline/config.py)
+_FROM_RUN = {"simplify": {"density"}, "explain": {"seed", "density"}, "continual": set(), "prune": {"seed"}}
+
+
+def test_stage_tables_take_every_setting_of_their_config_dataclass():
+    from dataclasses import fields
+
+    from simplebits.continual.config import ContinualConfig
+    from simplebits.explain.posthoc import ExplainConfig
+    from simplebits.pipeline import config as pc
+    from simplebits.prune.dynamics import DynamicsConfig
+    from simplebits.settings import user_fields
+    from simplebits.simplify.config import SimplifyConfig
+
+    classes = {"simplify": SimplifyConfig, "explain": ExplainConfig, "continual": ContinualConfig,
+               "prune": DynamicsConfig}
+    generated = {"simplify": pc.SIMPLIFY_KEYS, "explain": pc.EXPLAIN_KEYS, "continual": pc.CONTINUAL_KEYS,
+                 "prune": pc.PRUNE_KEYS}
+    for name, cls in classes.items():
+        keys = {f.name for f in fields(pc.SECTIONS[name])}
+        settings = {f.name for f in user_fields(cls, where="toml")}
+        assert settings - keys == _FROM_RUN[name], name  # every setting is a key, but the run's own
+        assert set(generated[name]) <= settings and generated[name], name
+        assert all(getattr(pc.SECTIONS[name](), k) is None for k in generated[name])  # absent: the preset's
+
+    # nothing given: the stages build the configs they built before these keys existed
+    cfg = PipelineConfig()
+    assert pc.dynamics_config(cfg.prune, seed=0) is None  # prune_set's own default
+    from simplebits.continual import make_config
+    from simplebits.explain import make_explain_config
+    from simplebits.simplify import make_simplify_config
+
+    assert pc.simplify_config(cfg.simplify, density=None) == make_simplify_config(preset="quick", epochs=3)
+    assert pc.explain_config(cfg.explain, seed=0, density=None) == make_explain_config(space="latent", steps=300,
+                                                                                       seed=0)
+    assert pc.continual_config(cfg.continual) == make_config("quick")
+
+
+def test_generated_stage_keys_given_in_toml_reach_the_stage_configs(tmp_path):
+    from simplebits.pipeline import config as pc
+
+    p = tmp_path / "c.toml"
+    p.write_text('seed = 4\n[simplify]\nlr_sim = 0.01\nwarmup_epochs = 0\ninner = "sgd"\n'
+                 '[explain]\nlr = 0.2\nbatch_size = 4\n[continual]\nkd_weight = 0.5\nchannels = 3\n'
+                 '[prune]\nprotocol = "quick"\nstop_epoch = 5\ntop_k = 2\nmodel_options = {width = 16}\n')
+    cfg = load_config(p)
+    sc = pc.simplify_config(cfg.simplify, density=None)  # what the stages call (pipeline/runner.py)
+    assert (sc.lr_sim, sc.warmup_epochs, sc.inner, sc.epochs) == (0.01, 0, "sgd", 3)
+    ec = pc.explain_config(cfg.explain, seed=cfg.seed, density=None)
+    assert (ec.lr, ec.batch_size, ec.steps, ec.seed) == (0.2, 4, 300, 4)
+    kc = pc.continual_config(cfg.continual)
+    assert (kc.kd_weight, kc.channels, kc.preset) == (0.5, 3, "quick")
+    dc = pc.dynamics_config(cfg.prune, seed=cfg.seed)
+    assert (dc.protocol, dc.stop_epoch, dc.top_k, dc.model_options, dc.runs, dc.seed) == ("quick", 5, 2,
+                                                                                         {"width": 16}, 3, 4)
+    (tmp_path / "back.toml").write_text(cfg.to_toml())  # round trip: OUT/config.toml reads back the same
+    assert load_config(tmp_path / "back.toml") == cfg
+    assert "kd_weight = 0.5" in cfg.to_toml() and "model_options = {width = 16}" in cfg.to_toml()
+    # a given key is part of the config's identity; an unset one is not written
+    assert "max_train" not in cfg.to_toml() and "first_cycles" not in cfg.to_dict()["continual"]
+    # settings the config itself refuses are refused when the config is loaded, naming the table
+    with pytest.raises(BadInputError, match=r"\[simplify\]: warmup-epochs \(5\) must be fewer than epochs"):
+        parse_config({"simplify": {"warmup_epochs": 5}})
+    with pytest.raises(BadInputError, match=r"\[prune\]: unknown protocol 'nope'"):
+        parse_config({"prune": {"protocol": "nope"}})
+
+
+@pytest.mark.parametrize("text, where", [
+    ('[simplify]\nlr_sim = "fast"\n', "simplify.lr_sim must be a number"),
+    ('[explain]\nbatch_size = 1.5\n', "explain.batch_size must be a integer"),
+    ('[continual]\nhead = 1\n', "continual.head must be a string"),
+    ('[prune]\nmodel_options = 3\n', "prune.model_options must be a table"),
+])
+def test_generated_stage_key_of_the_wrong_type_is_one_clear_error(tmp_path, text, where):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(BadInputError, match=where) as e:
+        load_config(p)
+    assert len(str(e.value).splitlines()) == 1
+
 # ------------------------------------------------------------------------------------------ CLI errors
 
 

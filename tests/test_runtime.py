@@ -55,3 +55,22 @@ def test_peak_rss_is_positive_and_never_falls():
     b = peak_rss_mb()
     assert 0 < a <= b
     del big
+
+
+def test_the_api_defaults_to_auto_and_checks_the_device_like_the_cli(monkeypatch):
+    import inspect
+
+    import simplebits as sb
+    from simplebits.condense import condense
+    from simplebits.prune import prune_set
+    from simplebits.train import evaluate
+
+    for fn in (condense, evaluate, prune_set):
+        assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ds = sb.load_dataset("digits").subset(list(range(20)))
+    # a device this machine lacks: one clear error before any work, as `--device` gives it
+    with pytest.raises(BadInputError, match="no CUDA device is available here"):
+        evaluate(ds, ds, protocol="quick", seeds=1, device="cuda")
+    with pytest.raises(BadInputError, match="'gpu' is not a device"):
+        condense(ds, method="dc", ipc=1, iterations=1, device="gpu")

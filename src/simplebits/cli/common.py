@@ -71,8 +71,9 @@ VOCABULARY: list[tuple[str, str]] = [
                   "(condense)"),
     ("--steps N", "optimisation steps (explain: Adam steps per batch); never a network's depth"),
     ("--device DEVICE", "cpu, cuda, cuda:N, mps or auto (cuda when available); default auto on every command that "
-                        "trains. run, sweep and demo write it into the config's `device` key (a later "
-                        "--set device=... wins)"),
+                        "trains, and `device=\"auto\"` in the Python API (condense, evaluate, prune_set, simplify, ...). run, "
+                        "sweep and demo take the config file's `device` when it sets one, else auto, and write it "
+                        "into the config (a later --set device=... wins)"),
     ("--out PATH", "the file or folder written (checked before any work; see --force)"),
     ("--force", "replace an existing --out that this kind of command did not write"),
     ("--data-root DIR", "folder holding the data set's files"),

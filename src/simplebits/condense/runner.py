@@ -46,6 +46,7 @@ from .figures import difference_image, grid_image, save_png
 from .methods import make_method
 from .simplification import BpdTerm, combine
 from .synth import SyntheticSet, check_ipc
+from ..runtime import resolve_device
 
 __all__ = ["condense", "CondenseResult", "output_paths", "starting_set", "start_warning"]
 
@@ -145,7 +146,7 @@ def condense(
     *,
     out: str | os.PathLike | None = None,
     resume: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     on_iteration: Callable[[dict[str, Any]], None] | None = None,
     **overrides: Any,
@@ -162,6 +163,7 @@ def condense(
     resume : continue from ``out``'s checkpoint (same settings required; more ``iterations``
         allowed). Without it, an existing checkpoint is an error, never silently overwritten.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     cfg = fit_network(_resolve(config, overrides).validate(), tuple(real.shape[1:]))  # small images: a shallower network
     dev = local_device(device)
     w = world(dev)

@@ -45,6 +45,7 @@ from ..train import derive_seed, generator, predict_logits
 from ..train.loop import Batch, BatchHook, LossHook, train_loop
 from .config import ContinualConfig, make_config
 from .tasks import TaskSequence, build_tasks, fingerprint, load_replay
+from ..runtime import resolve_device
 
 __all__ = ["Setting", "SettingResult", "ContinualResult", "run_continual", "make_settings", "train_stage"]
 
@@ -317,7 +318,7 @@ def run_continual(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     root: str | os.PathLike | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     log: Callable[[str], None] | None = None,
 ) -> ContinualResult:
@@ -327,6 +328,7 @@ def run_continual(
     :class:`TaskSequence`; a setting's replay files are the condensed sets of the tasks before
     the last, in order.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     t0 = time.perf_counter()
     config = config or make_config()
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]

@@ -35,6 +35,7 @@ from ..settings import setting
 from .bpd import bpd, preprocess, score_bpd
 from .glow import Glow, GlowConfig
 from .store import card_path, save_flow
+from ..runtime import resolve_device
 
 __all__ = ["FlowTrainConfig", "TrainingDiverged", "train_flow", "checkpoint_path", "log_path", "card_path"]
 
@@ -99,7 +100,7 @@ def train_flow(
     config: FlowTrainConfig = FlowTrainConfig(),
     out: str | os.PathLike,
     resume: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     meta: dict[str, Any] | None = None,
     on_epoch: Callable[[dict[str, Any], Glow], None] | None = None,
@@ -119,6 +120,7 @@ def train_flow(
     shipped model); ``card`` (training data, the command, ...) is completed with the run's figures and
     written beside the weights as ``FILE.card.json`` (:func:`card_path`).
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     streamed, shape = _check_inputs(train, model_config, config)
     out = Path(out)
     ckpt = checkpoint_path(out)

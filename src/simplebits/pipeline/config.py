@@ -2,10 +2,13 @@
 
 Every setting has a type, a default and a line of help (the field metadata); ``docs/pipeline.md``'s
 settings table is generated from them (``python -m simplebits.pipeline.schema``), so the docs and
-the checks cannot drift apart. The ``[condense]`` table is generated too: besides its own keys, one
-key per field of :class:`~simplebits.condense.CondenseConfig`, with that field's type and help
-(absent: the preset's value; absent keys are left out of hashes, so older configs keep theirs);
-its method names come from the method registry. Loading checks, in order: TOML syntax, unknown
+the checks cannot drift apart. The tables whose stage builds a config dataclass are generated too
+(:func:`_section`): besides its own keys, ``[condense]`` has one key per setting of
+:class:`~simplebits.condense.CondenseConfig`, ``[simplify]`` of ``SimplifyConfig``,
+``[explain]`` of ``ExplainConfig``, ``[continual]`` of ``ContinualConfig`` and ``[prune]`` of
+the training dynamics' ``DynamicsConfig``, with that field's type and help (absent: the preset's
+value; absent keys are left out of hashes, so older configs keep theirs); the condensation
+method names come from the method registry. Loading checks, in order: TOML syntax, unknown
 tables and keys (naming the valid ones), types, ranges, names (methods, rules, protocols,
 presets), and settings that contradict each other (a pruning target IPC_T >= the set's IPC_F,
 pruning a condensed set that is not condensed, condensation settings a method refuses). Whether
@@ -19,21 +22,29 @@ import hashlib
 import json
 import math
 import sys
+import types
 from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from ..condense.config import CondenseConfig
+from ..continual.config import ContinualConfig
 from ..errors import BadInputError, NotFoundError, UnknownNameError
+from ..explain.posthoc import ExplainConfig
+from ..prune.dynamics import DynamicsConfig
 from ..settings import coerce, type_name, user_fields
+from ..simplify.config import SimplifyConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["SECTIONS", "CONDENSE_KEYS", "PipelineConfig", "apply_overrides", "builtin_config", "condense_config",
-           "config_hash", "list_builtin", "load_config", "parse_config", "section_dict", "settings_table"]
+__all__ = ["SECTIONS", "CONDENSE_KEYS", "CONTINUAL_KEYS", "EXPLAIN_KEYS", "PRUNE_KEYS", "SIMPLIFY_KEYS",
+           "PipelineConfig", "apply_overrides", "builtin_config", "condense_config", "config_hash", "continual_config",
+           "dynamics_config", "explain_config", "list_builtin", "load_config", "parse_config", "section_dict",
+           "settings_table", "simplify_config"]
 
 
 def _f(default: Any, help: str, *, choices: Any = None) -> Any:  # noqa: A002 - the word users read
@@ -91,34 +102,52 @@ class _CondenseKeys:
     batch_real: int = _f(128, "real images per class per matching step (0: the preset's)")
 
 
-#: CondenseConfig fields the run sets, not the [condense] table: the top-level ``seed``
-CONDENSE_FROM_RUN = ("seed",)
-
-
 def _condense(name: str) -> Any:
     from .. import condense
 
     return getattr(condense, name)
 
 
-def _generated_condense_keys() -> list[tuple[str, Any, Any]]:
-    """One key per CondenseConfig field the table does not declare itself: same name, type and help,
-    absent (None) = the preset's value, so a setting added to the config is a pipeline key too."""
-    from ..condense.config import CondenseConfig
+def _toml_type(tp: Any) -> bool:
+    """Whether a TOML value can be read as annotation ``tp`` (:func:`simplebits.settings.coerce`)."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return all(_toml_type(a) for a in get_args(tp) if a is not type(None))
+    if origin in (list, tuple):
+        return all(_toml_type(a) for a in get_args(tp) if a is not Ellipsis)
+    return tp in (int, float, str, bool) or tp is dict or origin is dict
 
-    own = {f.name for f in fields(_CondenseKeys)} | set(CONDENSE_FROM_RUN)
-    hints = get_type_hints(CondenseConfig)
-    return [(f.name, hints[f.name], field(default=None, metadata={**f.metadata, "generated": True}))
-            for f in user_fields(CondenseConfig, where="toml") if f.name not in own]
+
+def _section(name: str, own: type, config_cls: type, *, from_run: tuple[str, ...] = (),
+             doc: str = "") -> tuple[type, tuple[str, ...]]:
+    """The table ``name``: the pipeline's own keys (the dataclass ``own``) and one key per other field
+    of ``config_cls`` declared with :func:`~simplebits.settings.setting` for TOML (same name, type and
+    help; default None = the preset's value, left out of hashes; metadata ``generated``), except the
+    fields the run sets itself (``from_run``) and those whose type TOML cannot express. Returns the
+    table's dataclass and the generated key names, so a setting added to the config is a key too."""
+    skip = {f.name for f in fields(own)} | set(from_run)
+    hints = get_type_hints(config_cls)
+    gen = [(f.name, hints[f.name], field(default=None, metadata={**f.metadata, "generated": True}))
+           for f in user_fields(config_cls, where="toml") if f.name not in skip and _toml_type(hints[f.name])]
+    cls = make_dataclass(name, gen, bases=(own,), frozen=True)
+    cls.__module__ = __name__
+    cls.__doc__ = doc
+    return cls, tuple(n for n, _, _ in gen)
 
 
-CondenseSection = make_dataclass("CondenseSection", _generated_condense_keys(), bases=(_CondenseKeys,), frozen=True)
-CondenseSection.__module__ = __name__
-CondenseSection.__doc__ = ("The [condense] table: the pipeline's own keys (enabled, the ipc and lambda_sim lists, and "
-                           "method, preset, iterations, batch_real with their defaults) and every other setting of "
-                           "CondenseConfig, absent = the preset's value.")
-#: the [condense] keys generated from CondenseConfig (absent: the preset's value)
-CONDENSE_KEYS = tuple(f.name for f in fields(CondenseSection) if f.metadata.get("generated"))
+def _given(section: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The generated keys of ``section`` that are set (not None): what a stage passes to its config."""
+    return {k: getattr(section, k) for k in keys if getattr(section, k) is not None}
+
+
+#: CondenseConfig fields the run sets, not the [condense] table: the top-level ``seed``
+CONDENSE_FROM_RUN = ("seed",)
+#: the [condense] table and its keys generated from CondenseConfig (absent: the preset's value)
+CondenseSection, CONDENSE_KEYS = _section(
+    "CondenseSection", _CondenseKeys, CondenseConfig, from_run=CONDENSE_FROM_RUN,
+    doc="The [condense] table: the pipeline's own keys (enabled, the ipc and lambda_sim lists, and method, preset, "
+        "iterations, batch_real with their defaults) and every other setting of CondenseConfig, absent = the "
+        "preset's value.")
 
 
 def condense_config(c: Any, *, ipc: int, lam: float, seed: int) -> Any:
@@ -127,13 +156,16 @@ def condense_config(c: Any, *, ipc: int, lam: float, seed: int) -> Any:
     the preset's), ``lam`` (0: the plain method) and the run's ``seed``."""
     from ..condense import make_config
 
-    given = {k: getattr(c, k) for k in CONDENSE_KEYS if getattr(c, k) is not None}
+    given = _given(c, CONDENSE_KEYS)
     return make_config(c.method, ipc=ipc, preset=c.preset, iterations=c.iterations or None,
                        batch_real=c.batch_real or None, lambda_sim=lam if lam > 0 else None, seed=seed, **given)
 
 
 @dataclass(frozen=True)
-class PruneSection:
+class _PruneKeys:
+    """The [prune] keys of the pipeline itself; the others are the training dynamics' settings, generated
+    from the fields of :class:`~simplebits.prune.DynamicsConfig` (see :data:`PRUNE_KEYS`)."""
+
     enabled: bool = _f(True, "run the pruning stage")
     source: str = _f("random-real", "the set to prune: random-real (a random real subset at from_ipc) or condensed "
                                     "(the condensed set at from_ipc and the first lambda)")
@@ -143,8 +175,27 @@ class PruneSection:
     runs: int = _f(3, "training-dynamics runs averaged by the score-based rules")
 
 
+#: DynamicsConfig fields the run sets, not the [prune] table: the top-level ``seed``
+PRUNE_FROM_RUN = ("seed",)
+PruneSection, PRUNE_KEYS = _section(
+    "PruneSection", _PruneKeys, DynamicsConfig, from_run=PRUNE_FROM_RUN,
+    doc="The [prune] table: the pipeline's own keys and every other setting of DynamicsConfig (the training "
+        "dynamics of the score-based rules), absent = its default.")
+
+
+def dynamics_config(p: Any, *, seed: int) -> Any:
+    """The :class:`~simplebits.prune.DynamicsConfig` of the [prune] table ``p`` when it sets any key
+    generated from it (``runs`` and the run's ``seed`` as the stage passes them), else None: the
+    stage then leaves the dynamics to :func:`~simplebits.prune.prune_set`'s default, as before."""
+    given = _given(p, PRUNE_KEYS)
+    return DynamicsConfig(runs=p.runs, seed=seed, **given) if given else None
+
+
 @dataclass(frozen=True)
-class SimplifySection:
+class _SimplifyKeys:
+    """The [simplify] keys of the pipeline itself; the others are generated from the fields of
+    :class:`~simplebits.simplify.SimplifyConfig` (see :data:`SIMPLIFY_KEYS`)."""
+
     enabled: bool = _f(True, "run the SimpleBits stage (simplifier trained jointly with a classifier)")
     lambdas: list[float] = _f([8.0], "bpd weights; one simplifier per (lambda, seed)")
     seeds: int = _f(1, "joint-training seeds per lambda")
@@ -153,8 +204,27 @@ class SimplifySection:
     preset: str = _f("quick", "simplify preset (quick or paper)")
 
 
+#: SimplifyConfig fields the run sets, not the [simplify] table: the [density] model and the seeds
+SIMPLIFY_FROM_RUN = ("density", "seed")
+SimplifySection, SIMPLIFY_KEYS = _section(
+    "SimplifySection", _SimplifyKeys, SimplifyConfig, from_run=SIMPLIFY_FROM_RUN,
+    doc="The [simplify] table: the pipeline's own keys and every other setting of SimplifyConfig, absent = the "
+        "preset's value.")
+
+
+def simplify_config(s: Any, *, density: str | None) -> Any:
+    """The :class:`~simplebits.simplify.SimplifyConfig` of the [simplify] table ``s``: its preset, its
+    ``epochs``, the run's density model and the generated keys given."""
+    from ..simplify import make_simplify_config
+
+    return make_simplify_config(preset=s.preset, epochs=s.epochs, density=density, **_given(s, SIMPLIFY_KEYS))
+
+
 @dataclass(frozen=True)
-class ExplainSection:
+class _ExplainKeys:
+    """The [explain] keys of the pipeline itself; the others are generated from the fields of
+    :class:`~simplebits.explain.ExplainConfig` (see :data:`EXPLAIN_KEYS`)."""
+
     enabled: bool = _f(True, "train a classifier on the data and explain its predictions")
     select: str = _f("misclassified", "which test images: misclassified or correct")
     n: int = _f(8, "images explained")
@@ -164,8 +234,27 @@ class ExplainSection:
     max_steps: int = _f(0, "cap on the classifier's optimiser steps (0: the protocol's own)")
 
 
+#: ExplainConfig fields the run sets, not the [explain] table: the top-level ``seed``, the [density] model
+EXPLAIN_FROM_RUN = ("seed", "density")
+ExplainSection, EXPLAIN_KEYS = _section(
+    "ExplainSection", _ExplainKeys, ExplainConfig, from_run=EXPLAIN_FROM_RUN,
+    doc="The [explain] table: the pipeline's own keys and every other setting of ExplainConfig, absent = the "
+        "quick preset's value.")
+
+
+def explain_config(e: Any, *, seed: int, density: str | None) -> Any:
+    """The :class:`~simplebits.explain.ExplainConfig` of the [explain] table ``e``: its ``space`` and
+    ``steps``, the run's seed and density model and the generated keys given."""
+    from ..explain import make_explain_config
+
+    return make_explain_config(space=e.space, steps=e.steps, seed=seed, density=density, **_given(e, EXPLAIN_KEYS))
+
+
 @dataclass(frozen=True)
-class ContinualSection:
+class _ContinualKeys:
+    """The [continual] keys of the pipeline itself; the others are generated from the fields of
+    :class:`~simplebits.continual.ContinualConfig` (see :data:`CONTINUAL_KEYS`)."""
+
     enabled: bool = _f(False, "run the continual-learning stage")
     tasks: list[str] = _f(["printed-digits", "mnist-5k", "digits"], "task sequence (data set specs)")
     replay: str = _f("random-real", "replay sets of the earlier tasks: random-real or condensed (condense.method, "
@@ -173,6 +262,22 @@ class ContinualSection:
     replay_ipc: int = _f(10, "images per class of each replay set")
     epochs: int = _f(0, "training epochs per task (0: the quick preset's)")
     seeds: int = _f(1, "seeds")
+
+
+#: ContinualConfig fields the run sets, not the [continual] table: none (the seeds are the table's own key)
+CONTINUAL_FROM_RUN: tuple[str, ...] = ()
+ContinualSection, CONTINUAL_KEYS = _section(
+    "ContinualSection", _ContinualKeys, ContinualConfig, from_run=CONTINUAL_FROM_RUN,
+    doc="The [continual] table: the pipeline's own keys and every other setting of ContinualConfig, absent = the "
+        "quick preset's value.")
+
+
+def continual_config(k: Any) -> Any:
+    """The :class:`~simplebits.continual.ContinualConfig` of the [continual] table ``k``: the quick
+    preset, its ``epochs`` (0: the preset's) and the generated keys given."""
+    from ..continual import make_config
+
+    return make_config("quick", epochs=k.epochs or None, **_given(k, CONTINUAL_KEYS))
 
 
 @dataclass(frozen=True)
@@ -452,6 +557,8 @@ def _check_prune(cfg: PipelineConfig) -> None:
         get_rule(r)
     _positive("prune.from_ipc", p.from_ipc)
     _positive("prune.runs", p.runs)
+    if _given(p, PRUNE_KEYS):
+        _stage_settings("prune", lambda: dynamics_config(p, seed=cfg.seed))
     if not p.enabled:
         return
     if not p.targets or not p.rules:
@@ -481,6 +588,16 @@ def _check_simplify(cfg: PipelineConfig) -> None:
     _positive("simplify.seeds", s.seeds)
     _positive("simplify.epochs", s.epochs)
     _positive("simplify.train_size", s.train_size, zero=True)
+    if _given(s, SIMPLIFY_KEYS):  # the settings given, as the stage will make them
+        _stage_settings("simplify", lambda: simplify_config(s, density=cfg.density.model or None))
+
+
+def _stage_settings(table: str, make: Any) -> None:
+    """``make()`` (a stage's config from the keys given), its error naming the table."""
+    try:
+        make()
+    except BadInputError as e:
+        raise BadInputError(f"[{table}]: {e}") from None
 
 
 def _check_explain(cfg: PipelineConfig) -> None:
@@ -493,6 +610,8 @@ def _check_explain(cfg: PipelineConfig) -> None:
         raise UnknownNameError("explain.space", e.space, SPACES)
     _positive("explain.n", e.n)
     _positive("explain.steps", e.steps)
+    if _given(e, EXPLAIN_KEYS):
+        _stage_settings("explain", lambda: explain_config(e, seed=cfg.seed, density=cfg.density.model or None))
 
 
 def _check_continual(cfg: PipelineConfig) -> None:
@@ -504,6 +623,8 @@ def _check_continual(cfg: PipelineConfig) -> None:
     _positive("continual.replay_ipc", k.replay_ipc)
     _positive("continual.epochs", k.epochs, zero=True)
     _positive("continual.seeds", k.seeds)
+    if _given(k, CONTINUAL_KEYS):
+        _stage_settings("continual", lambda: continual_config(k))
     if k.enabled and k.replay == "condensed":  # the replay sets are condensed with the [condense] settings
         lams = cfg.condense.lambda_sim
         _condense_settings(cfg.condense, k.replay_ipc, lams[0] if lams else 0.0, cfg.seed)
@@ -528,7 +649,7 @@ def settings_table() -> str:
             help_text = f.metadata["help"]
             choices = f.metadata.get("choices")
             if choices is not None:
-                help_text += f" ({', '.join(choices() if callable(choices) else choices)})"
+                help_text += f" ({', '.join(str(c) for c in (choices() if callable(choices) else choices))})"
             rows.append(f"| `{prefix}{f.name}` | {_type_name(hints[f.name])} | {shown} | "
                         f"{help_text.replace('|', '/')} |")
 

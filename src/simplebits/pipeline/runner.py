@@ -41,7 +41,8 @@ from ..errors import BadInputError, MismatchError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
 from ..runtime import peak_rss_mb, resolve_device
 from ..train.seeding import derive_seed
-from .config import PipelineConfig, condense_config, config_hash, load_config, section_dict
+from .config import (PipelineConfig, condense_config, config_hash, continual_config, dynamics_config, explain_config,
+                     load_config, section_dict, simplify_config)
 
 __all__ = ["PipelineResult", "run", "STAGES"]
 
@@ -375,17 +376,20 @@ def stage_prune(ctx: Context) -> dict[str, Any]:
         parent_acc = next((s["accuracy"] for s in ctx.figures.get("condense", {}).get("sets", [])
                            if s["ipc"] == p.from_ipc and s["lambda_sim"] == lam), None)
     dyn_path = d / "parent.dynamics.safetensors"
+    dyn_cfg = dynamics_config(p, seed=cfg.seed)  # None unless [prune] sets a dynamics key: prune_set's default
+    dyn_key = {"dynamics": dyn_cfg.to_dict()} if dyn_cfg is not None else {}  # unset: the keys of older runs
     rows, files = [], {"parent": str(parent_path.relative_to(ctx.out))}
     for t in p.targets:
         for rule in p.rules:
             name = f"ipc{p.from_ipc}-to-{t}-{rule}"
-            key = {"parent": parent_key, "ipc": t, "rule": rule, "runs": p.runs, "seed": cfg.seed, "device": ctx.device}
+            key = {"parent": parent_key, "ipc": t, "rule": rule, "runs": p.runs, "seed": cfg.seed, "device": ctx.device,
+                   **dyn_key}
             path = d / f"{name}.safetensors"
 
             def make(t=t, rule=rule, path=path, name=name) -> dict[str, Any]:
                 ctx.log(f"pruning {parent_label} to ipc {t} by {rule}")
-                r = prune_set(parent, ipc=t, rule=rule, runs=p.runs, seed=cfg.seed, out=path, dynamics=dyn_path,
-                              device=ctx.device, progress=ctx.progress)
+                r = prune_set(parent, ipc=t, rule=rule, runs=p.runs, config=dyn_cfg, seed=cfg.seed, out=path,
+                              dynamics=dyn_path, device=ctx.device, progress=ctx.progress)
                 record_storage(path, model=cfg.density.model or None, device=ctx.device)  # in the file too
                 return {"indices": r.indices.tolist(), "seconds": r.seconds}
 
@@ -403,7 +407,7 @@ def stage_prune(ctx: Context) -> dict[str, Any]:
 
 
 def stage_simplify(ctx: Context) -> dict[str, Any]:
-    from ..simplify import make_simplify_config, retrain, simplify
+    from ..simplify import retrain, simplify
     from ..simplify.joint import DensityTerm
 
     s, cfg = ctx.cfg.simplify, ctx.cfg
@@ -412,7 +416,7 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
         per = max(1, min(s.train_size // train.num_classes, min(train.counts())))
         train = real_subset(train, per, seed=derive_seed(cfg.seed, "simplify/subset")).with_meta(
             name=f"{ctx.dataset}[{per * train.num_classes}]")
-    sc = make_simplify_config(preset=s.preset, epochs=s.epochs, density=cfg.density.model or None)
+    sc = simplify_config(s, density=cfg.density.model or None)
     seeds = list(range(cfg.seed, cfg.seed + s.seeds))
     out = ctx.out / "simplify"
     ctx.log(f"SimpleBits: lambdas {s.lambdas} x seeds {seeds}, {s.epochs} epochs on {len(train)} images")
@@ -456,7 +460,7 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
 
 
 def stage_explain(ctx: Context) -> dict[str, Any]:
-    from ..explain import explain, make_explain_config
+    from ..explain import explain
     from ..models import create_model
     from ..train import accuracy, get_protocol, train_classifier
     from ..train.checkpoint import load_classifier, save_classifier
@@ -482,7 +486,7 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
 
     clf = ctx.cached("explain/classifier.item.json", key, make)
     model, info = load_classifier(path, device=ctx.device)
-    ec = make_explain_config(space=e.space, steps=e.steps, seed=cfg.seed, density=cfg.density.model or None)
+    ec = explain_config(e, seed=cfg.seed, density=cfg.density.model or None)
     ctx.log(f"explain: simplifying {e.n} {e.select} test images ({e.space} space, {e.steps} steps)")
     refs = real_subset(ctx.train, min(10, min(ctx.train.counts())), seed=derive_seed(cfg.seed, "explain/refs"))
     r = explain(model, ctx.test, info=info, select=e.select, n=e.n, config=ec, references=refs, out=d,
@@ -498,7 +502,6 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
 
 
 def stage_continual(ctx: Context) -> dict[str, Any]:
-    from ..continual import make_config as make_continual_config
     from ..continual import make_settings, plot_curve, run_continual
     from ..condense import condense, output_paths
     from ..data.condensed import save_condensed
@@ -524,7 +527,7 @@ def stage_continual(ctx: Context) -> dict[str, Any]:
 
             ctx.cached(f"continual/replay-{i}.item.json", {"task": task, "condense": cc.to_dict()}, make)
         files.append(str(path))
-    ccfg = make_continual_config("quick", epochs=k.epochs or None)
+    ccfg = continual_config(k)
     settings = make_settings({f"replay ({k.replay})": files}, no_replay=True, kd=(False,))
     ctx.log(f"continual: {' -> '.join(k.tasks)}, replay {k.replay} ipc {k.replay_ipc}, {k.seeds} seed(s)")
     res = run_continual(list(k.tasks), settings, config=ccfg, seeds=list(range(cfg.seed, cfg.seed + k.seeds)),

@@ -41,6 +41,7 @@ from ..models import create_model
 from ..progress import progress_bar
 from ..settings import setting
 from ..train import derive_seed, get_protocol, list_protocols, predict_logits, train_classifier
+from ..runtime import resolve_device
 
 __all__ = ["DynamicsConfig", "Dynamics", "record_dynamics", "load_dynamics", "fingerprint", "FORMAT"]
 
@@ -344,7 +345,7 @@ def record_dynamics(
     *,
     path: str | os.PathLike | None = None,
     resume: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
 ) -> Dynamics:
     """Train ``config.runs`` fresh networks on ``ds`` (decoded) and record their dynamics.
@@ -353,6 +354,7 @@ def record_dynamics(
     ``resume`` the runs already in ``path`` are kept (after checking they match this set and
     these settings) and only the missing ones are trained. Same seed, same dynamics on CPU.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     train = decode(ds)
     if len(train) == 0:
         raise BadInputError("cannot record dynamics on an empty set")

@@ -24,6 +24,7 @@ from .dynamics import (Dynamics, DynamicsConfig, check_compatible, check_reusabl
 from .registry import RULES, Rule, get_rule, list_rules, register_rule, rule_names
 from .scores import epochs_needed_for, score
 from .select import budget, ccs, prune, ssp
+from ..runtime import resolve_device
 
 __all__ = ["Rule", "RULES", "Selection", "get_rule", "list_rules", "rule_names", "register_rule", "epochs_needed",
            "select", "prune_set", "PruneResult", "by_score"]
@@ -227,7 +228,7 @@ def prune_set(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
 ) -> PruneResult:
     """Prune the condensed set ``ds`` to ``ipc`` images per class under ``rule``.
@@ -241,6 +242,7 @@ def prune_set(
     With ``out``, writes the pruned set (its metadata names the parent, rule, IPC_F -> IPC_T and
     the kept indices).
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     r = get_rule(rule).with_options(balanced=balanced, keep=keep)
     factor = int(ds.meta.get("factor", 1))
     decoded = decode(ds)

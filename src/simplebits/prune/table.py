@@ -32,6 +32,7 @@ from .dynamics import Dynamics, DynamicsConfig
 from .registry import Rule, rule_names
 from .rules import epochs_needed, get_dynamics, get_rule, select
 from .select import budget
+from ..runtime import resolve_device
 
 __all__ = ["RuleSpec", "parse_rule", "PruneTable", "prune_table", "DEFAULT_RULES"]  # noqa: F822 (module __getattr__)
 
@@ -168,7 +169,7 @@ def prune_table(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     resume: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     on_cell: Callable[[str, str, int, list[float]], None] | None = None,
     whole_set: bool = True,
@@ -176,6 +177,7 @@ def prune_table(
     """Run the whole comparison; see the module docstring. ``rules`` default: every registered
     rule. ``out`` is the JSON results file. ``whole_set=False`` skips evaluating the unpruned set
     (when its accuracy is known)."""
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     specs = [parse_rule(r) for r in (rule_names() if rules is None else rules)]
     ipcs = sorted({int(i) for i in ipcs})
     proto, decoded = _check_request(condensed, test, specs, ipcs, nets, runs, eval_seeds, protocol)

@@ -33,6 +33,7 @@ from .evaluate import retrain
 from .figures import comparison_grid, save_png
 from .joint import quantize
 from .runner import SimplifyResult, _check_data, _mean_std, simplify
+from ..runtime import resolve_device
 
 __all__ = ["gaussian_blur", "jpeg", "simplify_baselines", "DEFAULT_SIGMAS", "DEFAULT_QUALITIES", "DEFAULT_MSE_LAMBDAS"]
 
@@ -84,7 +85,7 @@ def simplify_baselines(
     out: str | os.PathLike | None = None,
     resume: bool = True,
     force: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate the S8 baselines on ``train``/``test``; returns ``{"points": [...], "seconds": s}``.
@@ -98,6 +99,7 @@ def simplify_baselines(
     supplies the retraining settings (epochs, batch, optimiser) and the MSE simplifier's size;
     use the same config as the SimpleBits run being compared.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     cfg = config or make_simplify_config()
     _check_baseline_inputs(train, test, sigmas, qualities)
     dev = torch.device(device)

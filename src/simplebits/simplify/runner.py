@@ -46,6 +46,7 @@ from .config import SimplifyConfig, config_from_dict, make_simplify_config
 from .evaluate import fit, retrain
 from .figures import comparison_grid, pick_per_class, save_png
 from .joint import JointTrainer
+from ..runtime import resolve_device
 
 __all__ = ["simplify", "SimplifyResult", "load_simplifier", "cell_name", "check_lambdas"]
 
@@ -344,7 +345,7 @@ def simplify(
     out: str | os.PathLike | None = None,
     resume: bool = False,
     force: bool = False,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     **overrides: Any,
 ) -> SimplifyResult:
@@ -364,6 +365,7 @@ def simplify(
     resume : continue interrupted cells from their checkpoints (finished cells are always skipped).
     force : replace cells made with other settings instead of refusing.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     config, cfgs = _cell_configs(config, overrides, lambdas, seeds)
     _check_data(train, test)
     dev = torch.device(device)

@@ -22,6 +22,7 @@ from .distributed import local_device, warn_once, world
 from .loop import accuracy, train_classifier
 from .protocols import Protocol, get_protocol
 from .seeding import derive_seed
+from ..runtime import resolve_device
 
 __all__ = ["EvalReport", "evaluate", "evaluate_real_subset", "check_compatible", "check_teacher"]
 
@@ -152,7 +153,7 @@ def evaluate_real_subset(
     ipc: int,
     protocol: str | Protocol = "quick",
     seeds: int | Sequence[int] = 3,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     compile: bool = False,
     teacher: torch.nn.Module | None = None,
@@ -160,6 +161,7 @@ def evaluate_real_subset(
     """Random real subsets at ``ipc`` (a different subset per seed), each trained and tested.
 
     ``compile``, ``teacher``: as in :func:`evaluate`."""
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
     real_subset(real, ipc, seed=0)  # validate ipc against the class sizes before any training
@@ -182,7 +184,7 @@ def evaluate(
     protocol: str | Protocol = "quick",
     seeds: int | Sequence[int] = 3,
     baseline_from: ImageSet | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     compile: bool = False,
     teacher: torch.nn.Module | None = None,
@@ -210,6 +212,7 @@ def evaluate(
         the set's images and have its classes. :func:`simplebits.train.full_data` trains one on the
         whole real training set and caches it.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     p = get_protocol(protocol)
     seed_list = _seed_list(seeds)
     teacher = _teacher_for(p, teacher)

@@ -36,6 +36,7 @@ from .distributed import local_device
 from .loop import accuracy, train_classifier
 from .protocols import Protocol, get_protocol
 from .seeding import derive_seed
+from ..runtime import resolve_device
 
 __all__ = ["FullData", "full_data", "cache_root"]
 
@@ -103,7 +104,7 @@ def full_data(
     *,
     protocol: str | Protocol = "quick",
     seeds: int | Sequence[int] = 3,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     cache: str | os.PathLike | None = None,
     refresh: bool = False,
@@ -115,6 +116,7 @@ def full_data(
     protocol, seed and device type), so a one-seed teacher and a three-seed score share the first
     network; the first seed's network is the teacher. ``refresh`` retrains even when cached.
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     p = get_protocol(protocol).with_overrides(labels="hard", temperature=1.0)
     seed_list = _seed_list(seeds)
     check_compatible(real, test)

@@ -42,6 +42,7 @@ from ..errors import BadInputError
 from .evaluate import _seed_list, evaluate, evaluate_real_subset, mean_std
 from .fulldata import full_data
 from .protocols import Protocol, get_protocol
+from ..runtime import resolve_device
 
 __all__ = [
     "DEFAULT_AUGMENTATION",
@@ -168,7 +169,7 @@ def ranking_scores(
     temperature: float = 1.0,
     seeds: int | Sequence[int] = 3,
     teacher: torch.nn.Module | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     progress: bool | None = None,
     cache: str | None = None,
     lrs_weight: float = 0.5,
@@ -186,6 +187,7 @@ def ranking_scores(
     hard-label evaluations too (keyed by the set's fingerprint, the protocol, the seeds and, for soft
     labels, the teacher's identity).
     """
+    device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     base = get_protocol(protocol).with_overrides(labels=labels, temperature=float(temperature))
     _weight("the LRS weight", lrs_weight)
     _weight("the ARS weight", ars_weight)
