@@ -184,22 +184,25 @@ def test_old_spellings_in_a_real_run(capsys):
     assert captured.err.count("is deprecated") == 2
 
 
+class _Done:
+    """What a pipeline run returns, as far as `simplebits run` reads it (the tests below fake the run)."""
+
+    def to_dict(self):
+        return {}
+
+    def summary(self):
+        return "done"
+
+
 @pytest.mark.parametrize("cmd", [["run", "small"], ["demo"]])
 def test_run_and_demo_write_device_into_the_config(cmd, tmp_path, monkeypatch, capsys):
     import simplebits.pipeline as pipeline
 
     seen = {}
 
-    class Done:
-        def to_dict(self):
-            return {}
-
-        def summary(self):
-            return "done"
-
     def fake_run(cfg, **kw):
         seen["device"] = cfg.device
-        return Done()
+        return _Done()
 
     monkeypatch.setattr(pipeline, "run", fake_run)
     out = ["--out", str(tmp_path / "o")]
@@ -242,14 +245,7 @@ def test_run_keeps_the_device_its_config_file_names(tmp_path, monkeypatch):
 
     seen = {}
 
-    class Done:
-        def to_dict(self):
-            return {}
-
-        def summary(self):
-            return "done"
-
-    monkeypatch.setattr(pipeline, "run", lambda cfg, **kw: seen.update(device=cfg.device) or Done())
+    monkeypatch.setattr(pipeline, "run", lambda cfg, **kw: seen.update(device=cfg.device) or _Done())
     toml = tmp_path / "r.toml"
     toml.write_text(f'device = "cuda:1"\nout = "{tmp_path / "o"}"\n[data]\ndataset = "digits"\n')
     assert main(["run", str(toml)]) == 0 and seen["device"] == "cuda:1"  # not replaced by the default auto
