@@ -5,7 +5,10 @@ Paper settings (DC, IPC 1): ConvNet-3 width 128, instance norm, Fashion-MNIST 28
 per class, layerwise distance, one image update per outer iteration (real + synthetic
 gradients of all 10 classes, backward to the images, SGD step).
 
-    python benchmarks/condense_speed.py [--ipc 1] [--batch-real 256] [--repeats 3] [--no-compile]
+    python benchmarks/condense_speed.py [--ipc 1] [--batch-real 256] [--repeats 7] [--no-compile]
+
+The two sides alternate iteration by iteration after one warm-up each; the figure is the ratio of
+their median seconds per iteration (every pair's ratio and the ratio of the minima beside it).
 
 Baseline: for each class, one eager forward/backward of the whole contiguous real batch
 (``autograd.grad``), the synthetic gradient with ``create_graph``, the distance; then one
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import torch
@@ -69,8 +73,10 @@ def main() -> None:
     ap.add_argument("--batch-real", type=int, default=256)
     ap.add_argument("--ipc", type=int, default=1)
     ap.add_argument("--chunk", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7, help="timed iterations of each side, interleaved (default 7)")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--precision", default="auto", choices=["fp32", "bf16", "auto"],
+                    help="arithmetic of our real side (default auto: the paper preset's, bf16 where the CPU has it)")
     ap.add_argument("--class-threads", type=int, default=None,
                     help="worker threads for the classes' real side (default: the engine's rule: one class at a "
                          "time when compiled, side by side in eager mode; 1 = one class at a time)")
@@ -99,7 +105,7 @@ def main() -> None:
     # ---- ours
     net_o = make_net()
     engine = GradientEngine(net_o, matched_parameters(net_o), chunk=a.chunk, compile=not a.no_compile,
-                            class_threads=a.class_threads)
+                            class_threads=a.class_threads, precision=a.precision)
     syn_o = syn0.clone().requires_grad_(True)
     opt_o = torch.optim.SGD([syn_o], lr=0.1, momentum=0.5)
 
@@ -115,27 +121,29 @@ def main() -> None:
     loss_b = step_b()
     grad_diff = float((syn_o.grad - syn_b.grad).norm() / syn_b.grad.norm())
 
-    def timed(fn):
-        best = []
-        for _ in range(a.repeats):
+    # both sides alternate in one loop (b, o, b, o, ...) so a drift in the machine's speed hits both
+    # alike; the figure is the ratio of the medians, with every pair's ratio beside it
+    tb, to = [], []
+    for _ in range(a.repeats):
+        for fn, times in ((step_b, tb), (step_o, to)):
             t = time.perf_counter()
             fn()
-            best.append(time.perf_counter() - t)
-        return min(best), sum(best) / len(best)
-
-    b_min, b_mean = timed(step_b)
-    o_min, o_mean = timed(step_o)
+            times.append(time.perf_counter() - t)
+    b_med, o_med = statistics.median(tb), statistics.median(to)
+    pairs = [b / o for b, o in zip(tb, to)]
     print(json.dumps({
         "benchmark": "condense_speed",
         "settings": {"method": "dc", "ipc": a.ipc, "batch_real": a.batch_real, "classes": C, "net": "convnet w128",
                      "chunk": a.chunk, "compile": engine.compiled, "threads": torch.get_num_threads(),
-                     "class_threads": engine.workers(reals)},
-        "baseline_s_per_iteration": round(b_min, 3),
-        "baseline_s_per_iteration_mean": round(b_mean, 3),
-        "ours_s_per_iteration": round(o_min, 3),
-        "ours_s_per_iteration_mean": round(o_mean, 3),
-        "speedup": round(b_min / o_min, 2),
-        "speedup_mean": round(b_mean / o_mean, 2),
+                     "class_threads": engine.workers(reals),
+                     "precision": a.precision, "real_dtype": str(engine.real_dtype or torch.float32), "repeats": a.repeats, "timing": "interleaved"},
+        "baseline_s_per_iteration": round(b_med, 3),
+        "baseline_s_per_iteration_min": round(min(tb), 3),
+        "ours_s_per_iteration": round(o_med, 3),
+        "ours_s_per_iteration_min": round(min(to), 3),
+        "speedup": round(b_med / o_med, 2),
+        "speedup_of_minima": round(min(tb) / min(to), 2),
+        "speedup_per_pair": [round(r, 2) for r in pairs],
         "warmup_s": round(warm, 1),
         "loss_baseline": loss_b,
         "loss_ours": loss_o,

@@ -12,7 +12,7 @@ import torch
 
 from .errors import BadInputError
 
-__all__ = ["resolve_device", "peak_rss_mb", "DEVICE_KINDS"]
+__all__ = ["resolve_device", "peak_rss_mb", "DEVICE_KINDS", "PRECISIONS", "bf16_native", "resolve_precision"]
 
 #: What a device name may be besides ``auto``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
 DEVICE_KINDS = ("cpu", "cuda", "mps")
@@ -49,3 +49,36 @@ def resolve_device(name: str, *, setting: str = "--device") -> str:
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MiB (``ru_maxrss`` is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+#: arithmetic of the real-batch side of condensation (:class:`simplebits.condense.GradientEngine`)
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def bf16_native(device: str | torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions in hardware: a CUDA GPU that supports
+    bf16, or a CPU with AVX512-BF16 or AMX (read through torch's CPU capability checks; False
+    when they are missing). Elsewhere bf16 is emulated and slower than float32."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if dev.type != "cpu":
+        return False
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        check = getattr(torch.cpu, name, None)
+        try:
+            if check is not None and check():
+                return True
+        except Exception:  # noqa: BLE001 - a private check that changed: treat as not native
+            continue
+    return False
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype | None:
+    """``fp32`` -> None (no autocast), ``bf16`` -> torch.bfloat16, ``auto`` -> bf16 where
+    :func:`bf16_native` says the hardware has it, else None. Anything else: one clear error."""
+    if precision not in PRECISIONS:
+        raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and bf16_native(device)):
+        return torch.bfloat16
+    return None

@@ -1,8 +1,9 @@
-"""Differentiable augmentation for condensation (DSA) and CutMix for evaluation training."""
+"""Differentiable augmentation for condensation (DSA), CutMix and DC's MNIST augmentation for evaluation training."""
 
 from __future__ import annotations
 
 from simplebits.augment.cutmix import cutmix, cutmix_loss, maybe_cutmix
+from simplebits.augment.dcaug import DC_MNIST, DCAugment
 from simplebits.augment.dsa import DSA, DSAParams, parse_strategy
 
 #: DSA's default strategy (Zhao & Bilen 2021)
@@ -11,6 +12,8 @@ DSA_DEFAULT = "color_crop_cutout_flip_scale_rotate"
 DSA_IDC = "color_crop_flip_scale_rotate"
 
 __all__ = [
+    "DCAugment",
+    "DC_MNIST",
     "DSA",
     "DSAParams",
     "DSA_DEFAULT",

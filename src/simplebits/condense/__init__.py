@@ -10,7 +10,7 @@ Methods: ``dc``, ``dsa``, ``idc`` (multi-formation), ``dream``, ``dm``, each dec
 """
 
 from .config import EVAL_PROTOCOL, MATCHES, METHODS, PRESETS, CondenseConfig, derive_loops, fit_network, make_config
-from .registry import MethodSpec, get_method, list_methods, list_presets, register_method, unregister_method
+from .registry import MethodSpec, eval_protocol_for, get_method, list_methods, list_presets, register_method, unregister_method
 from .match import DISTANCES, GradientEngine, distance, matched_parameters
 from .runner import CondenseResult, condense, output_paths, start_warning, starting_set
 from .simplification import BpdTerm, combine
@@ -18,6 +18,7 @@ from .synth import SyntheticSet
 
 __all__ = [
     "EVAL_PROTOCOL",
+    "eval_protocol_for",
     "MATCHES",
     "METHODS",
     "PRESETS",

@@ -33,6 +33,7 @@ of :mod:`simplebits.train.threads` decide T; off the CPU the classes run one aft
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
@@ -42,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnknownNameError
+from ..runtime import resolve_precision
 from ..train.threads import balanced_pieces, step_pieces, threads_for
 
 __all__ = ["DISTANCES", "distance", "matched_parameters", "GradientEngine"]
@@ -101,7 +103,7 @@ class GradientEngine:
     """
 
     def __init__(self, model: nn.Module, params: Sequence[nn.Parameter], *, chunk: int = 0,
-                 compile: bool = False, class_threads: int | None = None) -> None:
+                 compile: bool = False, class_threads: int | None = None, precision: str = "fp32") -> None:
         #: memory layout of the real pieces: channels-last feeds the compiled kernels, eager
         #: convolutions on small pieces run faster contiguous
         self.layout = torch.channels_last if compile else torch.contiguous_format
@@ -116,6 +118,9 @@ class GradientEngine:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_size = 0
         self._warm: set[str] = set()  # the compiled functions already called once
+        device = self.params[0].device if self.params else torch.device("cpu")
+        #: the real side's autocast dtype (None: float32); the synthetic side always runs in float32
+        self.real_dtype = resolve_precision(precision, device)
         if compile:
             try:
                 # kernels read the thread count when they run (not when compiled), so one compiled
@@ -148,13 +153,23 @@ class GradientEngine:
             self._fast, self._fast_embed = self.model, getattr(self.model, "embed", None)
             return self._call_fast(fn_name, x)
 
+    def _real_arithmetic(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast for the real side when :attr:`real_dtype` is set (weights and gradients stay
+        float32; the convolutions run in bf16 with float32 accumulation), else nothing."""
+        if self.real_dtype is None:
+            return contextlib.nullcontext()
+        device = self.params[0].device if self.params else torch.device("cpu")
+        return torch.autocast(device_type=device.type, dtype=self.real_dtype)
+
     def real(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Gradient of the mean cross-entropy of (x, y) w.r.t. the matched parameters (detached)."""
         n = x.shape[0]
         grads: list[torch.Tensor] | None = None
         for a, b in self.pieces(n, tuple(x.shape[-2:])):
             xb = x[a:b].contiguous(memory_format=self.layout)
-            loss = F.cross_entropy(self._call_fast("forward", xb), y[a:b], reduction="sum") / n
+            with self._real_arithmetic():
+                out = self._call_fast("forward", xb)
+            loss = F.cross_entropy(out.float(), y[a:b], reduction="sum") / n
             g = torch.autograd.grad(loss, self.params)
             grads = list(g) if grads is None else [s + t for s, t in zip(grads, g)]
         assert grads is not None
@@ -223,8 +238,9 @@ class GradientEngine:
     @torch.no_grad()
     def embed_real(self, x: torch.Tensor) -> torch.Tensor:
         """Embeddings of real images (no graph), in pieces."""
-        outs = [self._call_fast("embed", x[a:b].contiguous(memory_format=self.layout))
-                for a, b in self.pieces(x.shape[0], tuple(x.shape[-2:]))]
+        with self._real_arithmetic():
+            outs = [self._call_fast("embed", x[a:b].contiguous(memory_format=self.layout)).float()
+                    for a, b in self.pieces(x.shape[0], tuple(x.shape[-2:]))]
         return torch.cat(outs)
 
     def embed_synthetic(self, x: torch.Tensor) -> torch.Tensor:

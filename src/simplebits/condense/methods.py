@@ -79,7 +79,8 @@ class Method:
         self.net.train()
         self.params = matched_parameters(self.net, cfg.match_params,
                                          cfg.match if cfg.match != "unrolled" else "all")
-        self.engine = GradientEngine(self.net, self.params, chunk=cfg.chunk, compile=compiles(cfg))
+        self.engine = GradientEngine(self.net, self.params, chunk=cfg.chunk, compile=compiles(cfg),
+                                     precision=cfg.precision)
         self.dsa = DSA(cfg.dsa, flip=flip_allowed(real)) if cfg.dsa else None
         self.updates = cfg.loops[0]
         self.g: torch.Generator = generator(cfg.seed, "iter/0")
@@ -211,29 +212,29 @@ class Method:
 
 
 # ---------------------------------------------------------------------------------------------- presets
-# paper: the published settings (hours on a CPU, meant for a GPU); quick: sized for a 2-core CPU
-# (config.py's module docstring). With --lambda-sim, config._SIMPLEBITS is applied on top.
+# paper: the published settings (hours on a CPU, meant for a GPU; the real side in bf16 where the
+# hardware has it: precision "auto"); quick: sized for a 2-core CPU, float32 (config.py's module docstring). With --lambda-sim, config._SIMPLEBITS is applied on top.
 _BASE = dict(match="layerwise", match_params="all", init="real", param="pixels", optimizer="sgd", lr_img=0.1,
              mom_img=0.5)
 # IDC: mse on conv weights, network trained on real data between updates, DSA, mix init, clamping
 _IDC = dict(match="mse", match_params="conv", init="mix", factor=2, inner_loop=0, net_steps=1, batch_real=128,
             batch_train=128, dsa=DSA_STRATEGY, param="pixels", optimizer="adam", lr_img=0.01, compile="auto")
 _IDC_PRESETS = {"quick": dict(_IDC, iterations=30, outer_loop=10),
-                "paper": dict(_IDC, iterations=2000, outer_loop=100)}
+                "paper": dict(_IDC, iterations=2000, outer_loop=100, precision="auto")}
 _DM = dict(init="real", dsa=DSA_STRATEGY, param="pixels", optimizer="sgd", lr_img=1.0, mom_img=0.5, outer_loop=1,
            inner_loop=0, compile="auto")
 
 
 @register_method("dc", eval_protocol="dc", help="gradient matching", presets={
     "quick": dict(_BASE, iterations=150, batch_real=256, compile="auto"),
-    "paper": dict(_BASE, iterations=1000, batch_real=256, init="noise", compile="auto")})
+    "paper": dict(_BASE, iterations=1000, batch_real=256, init="noise", compile="auto", precision="auto")})
 class DCMethod(Method):
     """DC (Zhao et al. 2021): per-class gradient matching, the shared machinery as it is."""
 
 
 @register_method("dsa", eval_protocol="dsa", help="with Siamese augmentation", presets={
     "quick": dict(_BASE, iterations=150, batch_real=256, dsa=DSA_STRATEGY, compile="auto"),
-    "paper": dict(_BASE, iterations=1000, batch_real=256, dsa=DSA_STRATEGY, compile="auto")})
+    "paper": dict(_BASE, iterations=1000, batch_real=256, dsa=DSA_STRATEGY, compile="auto", precision="auto")})
 class DSAMethod(Method):
     """DSA (Zhao & Bilen 2021): DC with the same augmentation on a class's real and synthetic batch
     (the ``dsa`` setting of its presets)."""
@@ -278,7 +279,7 @@ class DREAMMethod(IDCMethod):
 
 
 @register_method("dm", eval_protocol="dsa", help="distribution matching", presets={
-    "quick": dict(_DM, iterations=600, batch_real=128), "paper": dict(_DM, iterations=20000, batch_real=256)})
+    "quick": dict(_DM, iterations=600, batch_real=128), "paper": dict(_DM, iterations=20000, batch_real=256, precision="auto")})
 class DMMethod(Method):
     """Mean-embedding matching under a random network; one image update per network."""
 

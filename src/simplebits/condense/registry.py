@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 from ..errors import BadInputError, UnknownNameError
 
 __all__ = ["MethodSpec", "register_method", "unregister_method", "get_method", "list_methods", "list_presets",
-           "METHODS", "PRESETS", "EVAL_PROTOCOL"]
+           "METHODS", "PRESETS", "EVAL_PROTOCOL", "eval_protocol_for"]
 
 
 @dataclass(frozen=True)
@@ -192,3 +192,19 @@ METHODS: Sequence[str] = _Names(list_methods)
 PRESETS: Sequence[str] = _Names(list_presets)
 #: method -> its papers' evaluation protocol, the CLI's ``--evaluate`` default (live)
 EVAL_PROTOCOL: Mapping[str, str] = _EvalProtocols()
+
+
+def eval_protocol_for(method: str, data: Any = None) -> str:
+    """The protocol ``method``'s papers evaluate a set of ``data`` (an ImageSet) with.
+
+    ``EVAL_PROTOCOL[method]``, except that DC evaluates MNIST with its per-image crop / scale /
+    rotate augmentation (the DC paper's MNIST figures were measured that way): ``dc`` becomes
+    ``dc-mnist`` for a set that is MNIST or made from it (``data.is_mnist``).
+    """
+    proto = EVAL_PROTOCOL[method]
+    if proto == "dc" and data is not None:
+        from ..data import is_mnist
+
+        if is_mnist(data):
+            return "dc-mnist"
+    return proto

@@ -41,9 +41,10 @@ from ..progress import progress_bar
 from ..runtime import peak_rss_mb
 from ..train.distributed import local_device, warn_once, world
 from ..train.seeding import generator
-from .config import EVAL_PROTOCOL, CondenseConfig, config_from_dict, fit_network, make_config
+from .config import CondenseConfig, config_from_dict, fit_network, make_config
 from .figures import difference_image, grid_image, save_png
 from .methods import make_method
+from .registry import eval_protocol_for
 from .simplification import BpdTerm, combine
 from .synth import SyntheticSet, check_ipc
 from ..runtime import resolve_device
@@ -86,7 +87,7 @@ class CondenseResult:
             "seconds": round(self.seconds, 2),
             "seconds_per_iteration": round(self.seconds_per_iteration, 3),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-            "eval_protocol": EVAL_PROTOCOL[self.config.method],
+            "eval_protocol": eval_protocol_for(self.config.method, self.images),
             "files": self.files,
             "config": self.config.to_dict(),
         }
@@ -360,7 +361,7 @@ class _Run:
         cfg, real, log, bpd_term, ds = self.cfg, self.real, self.log, self.bpd_term, result.images
         meta_extra = {"seconds": round(self.elapsed, 2),
                       "seconds_per_iteration": round(result.seconds_per_iteration, 4),
-                      "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": EVAL_PROTOCOL[cfg.method],
+                      "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": eval_protocol_for(cfg.method, real),
                       "density": bpd_term.spec if bpd_term is not None else None,
                       "bpd_loss": result.bpd_loss,
                       "final_match_loss": log[-1]["match_loss"] if log else None,

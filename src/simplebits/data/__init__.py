@@ -4,7 +4,7 @@ Imports nothing else from simplebits but ``errors`` (and ``io`` for condensed-se
 """
 
 from .composites import clean_mnist, interpolated, mnist_base, mnist_noise, side_by_side, side_by_side_parts, stripes
-from .imageset import ImageSet, combine, fingerprint, flip_allowed, real_subset, resize, stratified_split, to_channels
+from .imageset import ImageSet, combine, fingerprint, flip_allowed, is_mnist, real_subset, resize, stratified_split, to_channels
 from .registry import SourceInfo, get_source, is_dataset_spec, list_sources, load_dataset, register_source
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "combine",
     "fingerprint",
     "flip_allowed",
+    "is_mnist",
     "real_subset",
     "resize",
     "stratified_split",

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..errors import BadInputError
 
-__all__ = ["combine", "fingerprint", "flip_allowed", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels", "UNBOUNDED"]
+__all__ = ["combine", "fingerprint", "flip_allowed", "is_mnist", "pad_to", "ImageSet", "validate_images", "validate_labels", "real_subset", "resize", "stratified_split", "to_channels", "UNBOUNDED"]
 
 # ``meta["range"]`` of a set whose float values may leave [0, 1] (a condensed set imported from
 # a tool that never clamps, e.g. DC/DSA/DM; or ``condense --no-clamp``).
@@ -404,15 +404,26 @@ def to_channels(ds: ImageSet, channels: int) -> ImageSet:
 DIGIT_SOURCES = frozenset({"mnist", "mnist-5k", "digits", "printed-digits", "svhn", "usps", "idx"})
 
 
+# MNIST itself: the DC paper evaluates MNIST with its own per-image augmentation (protocol dc-mnist)
+MNIST_SOURCES = frozenset({"mnist", "mnist-5k"})
+
+
+def source_names(ds: ImageSet) -> set[str]:
+    """The data set names a set says it comes from (``meta['source']`` / ``meta['source_dataset']``,
+    without the split): ``{"mnist-5k"}`` for ``mnist-5k:train`` and for a set condensed from it."""
+    return {str(ds.meta.get(key) or "").split(":", 1)[0] for key in ("source", "source_dataset")} - {""}
+
+
 def flip_allowed(ds: ImageSet) -> bool:
     """False for digit data (by ``meta['flip_ok']`` if set, else by the source's name)."""
     if "flip_ok" in ds.meta:
         return bool(ds.meta["flip_ok"])
-    for key in ("source", "source_dataset"):
-        name = str(ds.meta.get(key) or "").split(":", 1)[0]
-        if name in DIGIT_SOURCES:
-            return False
-    return True
+    return not source_names(ds) & DIGIT_SOURCES
+
+
+def is_mnist(ds: ImageSet) -> bool:
+    """Whether ``ds`` is MNIST or drawn / condensed from it (by the source's name)."""
+    return bool(source_names(ds) & MNIST_SOURCES)
 
 
 def combine(

@@ -73,7 +73,7 @@ class DensitySection:
 
 @dataclass(frozen=True)
 class EvaluateSection:
-    protocol: str = _f("quick", "evaluation protocol for every accuracy (quick, dc, dsa, idc)")
+    protocol: str = _f("quick", "evaluation protocol for every accuracy (quick, dc, dc-mnist, dsa, idc)")
     seeds: int = _f(3, "networks trained per accuracy (mean ± std over seeds seed..seed+seeds-1)")
     max_steps: int = _f(0, "cap on each network's optimiser steps (0: the protocol's own; quick caps at 300)")
     network: str = _f("", "network trained for every accuracy (\"\": the protocol's own); convnet, resnet10-ap, "

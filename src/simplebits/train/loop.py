@@ -195,17 +195,20 @@ def train_classifier(
 
 def _classifier_hooks(train: ImageSet, protocol: Protocol, *, seed: int, device: torch.device,
                       teacher: nn.Module | None) -> tuple[BatchHook, LossHook]:
-    """:func:`train_classifier`'s batch hook (DSA, then CutMix, both from the seed's augmentation
-    stream) and loss hook (cross-entropy on the mixed labels, or the teacher's soft labels)."""
-    from ..augment import DSA, maybe_cutmix
+    """:func:`train_classifier`'s batch hook (DC's per-image augmentation, DSA, then CutMix, all from
+    the seed's augmentation stream) and loss hook (cross-entropy on the mixed labels, or the teacher's soft labels)."""
+    from ..augment import DSA, DCAugment, maybe_cutmix
     from .soft import soft_label_loss
 
     x_all, y_all = train.images.to(device), train.labels.to(device)
     g_aug = generator(seed, "augment")
     dsa = DSA(protocol.dsa, flip=flip_allowed(train)) if protocol.dsa else None
+    dc_aug = DCAugment(protocol.dc_aug) if protocol.dc_aug else None
 
     def batch(epoch: int, step: int, idx: torch.Tensor) -> Batch:
         x, y = x_all[idx], y_all[idx]
+        if dc_aug is not None:
+            x = dc_aug(x, generator=g_aug)
         if dsa is not None:
             x = dsa(x, generator=g_aug)
         ya, yb, lam = y, y, 1.0

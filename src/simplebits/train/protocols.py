@@ -32,6 +32,7 @@ class Protocol:
     milestones: tuple[float, ...] = (0.5,)  # fractions of total steps where lr *= gamma
     gamma: float = 0.1
     dsa: str | None = None  # DSA strategy (None: no augmentation)
+    dc_aug: str | None = None  # DC's per-image augmentation (augment/dcaug.py; "crop_scale_rotate": DC on MNIST)
     cutmix_prob: float = 0.0  # probability of CutMix per batch (IDC: 0.5)
     cutmix_beta: float = 1.0  # CutMix lambda ~ Beta(beta, beta)
     max_steps: int | None = None  # cap on optimiser steps (CPU-sized protocols)
@@ -44,6 +45,10 @@ class Protocol:
         from .soft import check_label_mode
 
         check_label_mode(self.labels, self.temperature)
+        if self.dc_aug is not None:
+            from ..augment import DCAugment
+
+            DCAugment(self.dc_aug)  # an unknown op: one clear error now, not at the first batch
 
     @property
     def soft(self) -> bool:
@@ -53,7 +58,7 @@ class Protocol:
     @property
     def augments(self) -> bool:
         """Whether training augments its batches (DSA or CutMix)."""
-        return bool(self.dsa) or self.cutmix_prob > 0
+        return bool(self.dsa) or bool(self.dc_aug) or self.cutmix_prob > 0
 
     def label(self) -> str:
         """The protocol's name with its label mode, e.g. ``quick`` or ``quick+kl(T=4)``."""
@@ -77,6 +82,8 @@ class Protocol:
         d["milestones"] = list(self.milestones)
         if not self.soft:  # hard labels: the dictionary (and every key derived from it) as before soft labels
             del d["labels"], d["temperature"]
+        if self.dc_aug is None:  # likewise for protocols without DC's MNIST augmentation
+            del d["dc_aug"]
         return d
 
 
@@ -106,6 +113,13 @@ register_protocol(Protocol(
     name="dc",
     description="DC (Zhao et al. 2021): 300 epochs, batch 256, SGD 0.01 m0.9 wd5e-4, lr x0.1 at half, no augmentation",
     epochs=300,
+))
+register_protocol(Protocol(
+    name="dc-mnist",
+    description=("DC on MNIST, as the DC paper evaluates it: dc plus one per-image op of crop (+-4 px), "
+                 "scale (x0.8-1.2) or rotate (+-45 deg); the method dc's protocol on mnist / mnist-5k"),
+    epochs=300,
+    dc_aug="crop_scale_rotate",
 ))
 register_protocol(Protocol(
     name="dsa",

@@ -156,7 +156,7 @@ class RankingReport:
 def _aug_sides(p: Protocol) -> tuple[Protocol, Protocol]:
     """(with augmentation, without) versions of ``p``: its own augmentation, or DSA when it has none."""
     aug = p if p.augments else p.with_overrides(dsa=DEFAULT_AUGMENTATION)
-    return aug, p.with_overrides(dsa=None, cutmix_prob=0.0)
+    return aug, p.with_overrides(dsa=None, dc_aug=None, cutmix_prob=0.0)
 
 
 def ranking_scores(

@@ -1,0 +1,105 @@
+"""The real side of condensation in bfloat16 (``precision``): close gradients, float32 elsewhere,
+old digests kept, clear errors, ``auto`` only where the hardware has bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import make_blobs
+from simplebits import runtime
+from simplebits.condense import GradientEngine, condense, make_config, matched_parameters
+from simplebits.errors import BadInputError, UnknownNameError
+from simplebits.models import create_model
+
+TINY = {"net_options": {"width": 8}, "compile": False, "chunk": 4, "batch_real": 6, "iterations": 2}
+
+
+def _engine(precision: str) -> tuple[GradientEngine, list[torch.nn.Parameter]]:
+    net = create_model("convnet", channels=1, num_classes=3, image_size=28, seed=0, width=16)
+    params = matched_parameters(net)
+    return GradientEngine(net, params, precision=precision), params
+
+
+def test_bf16_real_gradients_are_float32_and_within_a_few_percent_of_fp32():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(40, 1, 28, 28, generator=g), torch.randint(0, 3, (40,), generator=g)
+    fp32, _ = _engine("fp32")
+    bf16, params = _engine("bf16")
+    assert fp32.real_dtype is None and bf16.real_dtype is torch.bfloat16
+    ref, got = fp32.real(x, y), bf16.real(x, y)
+    for a, b, p in zip(ref, got, params, strict=True):
+        assert b.dtype == torch.float32 and b.shape == p.shape
+        assert F.cosine_similarity(a.flatten(), b.flatten(), dim=0) > 0.99  # bf16 keeps 8 significant bits
+    whole_ref, whole = torch.cat([a.flatten() for a in ref]), torch.cat([b.flatten() for b in got])
+    assert float((whole - whole_ref).norm() / whole_ref.norm()) < 0.05
+    assert any(not torch.equal(a, b) for a, b in zip(ref, got))  # it did compute in bf16
+    emb = bf16.embed_real(x)
+    assert emb.dtype == torch.float32
+    torch.testing.assert_close(emb, fp32.embed_real(x), rtol=0.05, atol=0.05)
+
+
+def test_the_synthetic_side_stays_float32_and_differentiable():
+    bf16, params = _engine("bf16")
+    fp32, _ = _engine("fp32")
+    xs = torch.rand(3, 1, 28, 28, requires_grad=True)
+    y = torch.arange(3)
+    for a, b in zip(fp32.synthetic(xs, y), bf16.synthetic(xs, y), strict=True):
+        assert torch.equal(a, b)  # no autocast on the side that needs the second derivative
+    loss = sum(g.square().sum() for g in bf16.synthetic(xs, y))
+    (gx,) = torch.autograd.grad(loss, xs)
+    assert gx.dtype == torch.float32 and torch.isfinite(gx).all()
+
+
+def test_auto_follows_the_hardware_check(monkeypatch):
+    monkeypatch.setattr(runtime, "bf16_native", lambda device: True)
+    assert runtime.resolve_precision("auto", "cpu") is torch.bfloat16
+    monkeypatch.setattr(runtime, "bf16_native", lambda device: False)
+    assert runtime.resolve_precision("auto", "cpu") is None
+    assert runtime.resolve_precision("bf16", "cpu") is torch.bfloat16  # asked for: always
+    assert runtime.resolve_precision("fp32", "cpu") is None
+    with pytest.raises(BadInputError, match="fp32, bf16, auto"):
+        runtime.resolve_precision("fp16", "cpu")
+    assert isinstance(runtime.bf16_native("cpu"), bool) and runtime.bf16_native("meta") is False
+
+
+def test_config_default_keeps_old_digests_and_bf16_changes_them():
+    base = make_config("dc", ipc=1, preset="quick")
+    assert base.precision == "fp32" and "precision" not in base.to_dict()
+    bf = make_config("dc", ipc=1, preset="quick", precision="bf16")
+    assert bf.to_dict()["precision"] == "bf16" and bf.digest() != base.digest()
+    assert make_config("dc", ipc=1, preset="paper").precision == "auto"
+    with pytest.raises(UnknownNameError, match="precision"):
+        make_config("dc", precision="half")
+
+
+def test_a_bf16_condensation_runs_and_is_deterministic():
+    ds = make_blobs(8, 3, (1, 12, 12))
+    cfg = make_config("dc", ipc=1, preset="quick", precision="bf16", **TINY)
+    a = condense(ds, cfg, progress=False)
+    b = condense(ds, cfg, progress=False)
+    assert torch.equal(a.images.images, b.images.images)
+    assert a.to_dict()["config"]["precision"] == "bf16"
+    plain = condense(ds, make_config("dc", ipc=1, preset="quick", **TINY), progress=False)
+    assert not torch.equal(a.images.images, plain.images.images)
+    assert F.mse_loss(a.images.images, plain.images.images) < 1e-2  # same run up to bf16 rounding
+
+
+def test_the_cli_flag_overrides_the_preset_and_a_bad_value_is_exit_2(capsys):
+    from simplebits.cli.condense import config_of
+    from simplebits.cli.main import build_parser, main
+
+    def parsed(*extra: str):
+        return config_of(build_parser().parse_args(["condense", "digits", "--ipc", "1", "--out", "x.safetensors",
+                                                    *extra]))
+
+    assert parsed().precision == "fp32"
+    assert parsed("--preset", "paper").precision == "auto"
+    assert parsed("--preset", "paper", "--precision", "fp32").precision == "fp32"
+    assert parsed("--precision", "bf16").precision == "bf16"
+    with pytest.raises(SystemExit) as stop:
+        main(["condense", "digits", "--ipc", "1", "--out", "x.safetensors", "--precision", "fp16"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--precision" in err and "fp16" in err
