@@ -91,9 +91,8 @@ class DCAugment:
 
         crop, scale, rotate = chosen("crop"), chosen("scale"), chosen("rotate")
         # theta maps output to input coordinates in [-1, 1] (align_corners=False): identity by default
-        a, b = torch.ones(n), torch.zeros(n)
-        c, d = torch.zeros(n), torch.ones(n)
-        tx, ty = torch.zeros(n), torch.zeros(n)
+        one, zero = torch.ones(n, device=gdev), torch.zeros(n, device=gdev)
+        a, b, c, d, tx, ty = one, zero, zero, one, zero, zero
         # crop: output (i, j) reads input (i + dy, j + dx)
         tx = torch.where(crop, 2.0 * shift[:, 1] / w, tx)
         ty = torch.where(crop, 2.0 * shift[:, 0] / h, ty)
