@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--train-size", type=int, default=4000, help="class-balanced training subset per data set")
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--retrain-seeds", type=int, default=3)
-    ap.add_argument("--baselines-on", default="fashion-mnist")
+    ap.add_argument("--baselines-on", default="fashion-mnist", help="comma list of the data sets that get the baselines")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
@@ -62,7 +62,7 @@ def main() -> None:
         doc["datasets"][name] = {"summary": res.summary(), "seconds": round(time.perf_counter() - t1, 1),
                                  "per_step_s": [c["seconds"]["per_step"] for c in res.cells]}
         print(name, json.dumps(res.summary()), flush=True)
-        if not args.no_baselines and name == args.baselines_on:
+        if not args.no_baselines and name in args.baselines_on.split(","):
             t1 = time.perf_counter()
             b = simplify_baselines(train, test, seeds=list(range(args.retrain_seeds)), mse_seeds=seeds, config=cfg,
                                    out=OUT / f"{name}-baselines", progress=False)
