@@ -103,3 +103,23 @@ def test_the_cli_flag_overrides_the_preset_and_a_bad_value_is_exit_2(capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "--precision" in err and "fp16" in err
+
+
+def test_resuming_with_another_precision_names_it(tmp_path):
+    from simplebits.condense import output_paths
+    from simplebits.errors import MismatchError
+
+    ds = make_blobs(8, 3, (1, 12, 12))
+    base = make_config("dc", ipc=1, preset="quick", **{**TINY, "iterations": 3, "checkpoint_every": 1})
+    out = tmp_path / "part.safetensors"
+
+    def stop(entry):
+        if entry["iteration"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        condense(ds, base, out=out, progress=False, on_iteration=stop)
+    assert output_paths(out)["checkpoint"].exists()
+    bf16 = make_config("dc", ipc=1, preset="quick", precision="bf16", **{**TINY, "iterations": 3, "checkpoint_every": 1})
+    with pytest.raises(MismatchError, match="precision"):  # fp32 is left out of the saved settings: still named
+        condense(ds, bf16, out=out, resume=True, progress=False)

@@ -233,9 +233,10 @@ class _Run:
             state = load_state(paths["checkpoint"], kind="condense-checkpoint")
             saved = config_from_dict(state["config"])
             if saved.digest() != cfg.digest():
-                diff = {k: (v, cfg.to_dict().get(k)) for k, v in saved.to_dict().items()
+                was, now = saved.to_dict(), cfg.to_dict()  # a key left out at its default (clamp, precision) counts too
+                diff = {k: (was.get(k), now.get(k)) for k in sorted(was.keys() | now.keys())
                         if k not in ("iterations", "checkpoint_every", "compile", "chunk", "loops")
-                        and cfg.to_dict().get(k) != v}
+                        and was.get(k) != now.get(k)}
                 raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
                                     "use the same settings to resume or delete the checkpoint")
             with torch.no_grad():
