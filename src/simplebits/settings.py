@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 
 from .errors import BadInputError
 
-__all__ = ["setting", "user_fields", "add_arguments", "overrides", "doc_rows", "coerce", "type_name",
+__all__ = ["setting", "settings_difference", "user_fields", "add_arguments", "overrides", "doc_rows", "coerce", "type_name",
            "flag_name"]
 
 
@@ -232,3 +232,13 @@ def coerce(where: str, value: Any, tp: Any) -> Any:
             raise bad
         return dict(value)
     raise BadInputError(f"{where}: settings of type {tp!r} cannot be read from TOML")
+
+
+def settings_difference(saved: dict[str, Any], now: dict[str, Any], *,
+                        ignore: Iterable[str] = ()) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, value now)}`` for every setting that differs between two ``to_dict()``
+    forms, ``ignore`` aside. Keys are taken from both sides: a config leaves some settings out of its
+    dict at their default (so older digests hold), and such a setting still shows (as None)."""
+    skip = set(ignore)
+    return {k: (saved.get(k), now.get(k)) for k in sorted(saved.keys() | now.keys())
+            if k not in skip and saved.get(k) != now.get(k)}

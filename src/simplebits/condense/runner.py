@@ -39,6 +39,7 @@ from ..errors import BadInputError, DivergedError, MismatchError, NotFoundError
 from ..io import atomic_write_json, load_state, save_state
 from ..progress import progress_bar
 from ..runtime import peak_rss_mb
+from ..settings import settings_difference
 from ..train.distributed import local_device, warn_once, world
 from ..train.seeding import generator
 from .config import CondenseConfig, config_from_dict, fit_network, make_config
@@ -233,10 +234,8 @@ class _Run:
             state = load_state(paths["checkpoint"], kind="condense-checkpoint")
             saved = config_from_dict(state["config"])
             if saved.digest() != cfg.digest():
-                was, now = saved.to_dict(), cfg.to_dict()  # a key left out at its default (clamp, precision) counts too
-                diff = {k: (was.get(k), now.get(k)) for k in sorted(was.keys() | now.keys())
-                        if k not in ("iterations", "checkpoint_every", "compile", "chunk", "loops")
-                        and was.get(k) != now.get(k)}
+                diff = settings_difference(saved.to_dict(), cfg.to_dict(),
+                                           ignore=("iterations", "checkpoint_every", "compile", "chunk", "loops"))
                 raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
                                     "use the same settings to resume or delete the checkpoint")
             with torch.no_grad():

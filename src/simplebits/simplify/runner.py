@@ -39,6 +39,7 @@ from ..errors import BadInputError, MismatchError
 from ..io import atomic_write_json, load_state, save_state, save_tensors
 from ..progress import progress_bar
 from ..runtime import peak_rss_mb
+from ..settings import settings_difference
 from ..train import accuracy, check_compatible
 from ..train.seeding import derive_seed
 from ..train.checkpoint import load_classifier, save_classifier
@@ -250,8 +251,7 @@ def _resume_point(trainer: JointTrainer, paths: dict[str, Path] | None, cfg: Sim
     st = load_state(paths["checkpoint"], kind="simplify-checkpoint")
     saved = config_from_dict(st["config"])
     if saved.digest() != cfg.digest():
-        diff = {k: (v, cfg.to_dict().get(k)) for k, v in saved.to_dict().items()
-                if k not in ("epochs", "retrain_epochs", "finetune_epochs") and cfg.to_dict().get(k) != v}
+        diff = settings_difference(saved.to_dict(), cfg.to_dict(), ignore=("epochs", "retrain_epochs", "finetune_epochs"))
         raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
                             "use the same settings to resume, or --force to start over")
     trainer.load(st["trainer"])
