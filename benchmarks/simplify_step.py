@@ -12,8 +12,15 @@ classifier, and against a reference-style joint step measured in the same run.
   for f'(X) and f'(X_sim), bpd for every example (multiplied by the gate afterwards) and a
   second forward/backward for the classifier's own step on X_sim.
 
-The bpd gate is held open for every example (worst case: the full Glow pass each step). Prints
-one JSON document; ``--out`` also writes it.
+The bpd gate is held open for every example (worst case: the full Glow pass each step). Plain
+and joint steps alternate call by call, so a drift of the machine lands on both sides; the ratio
+is the ratio of the medians, with every pair's ratio beside it.
+
+``flops`` counts the floating-point operations of each part (``torch.utils.flop_counter``:
+convolutions and matrix products, forward and backward, the bulk of the work; element-wise
+operations are not counted). It does not depend on the machine, so it says what no engineering of
+the same computation can change: how many plain steps' worth of arithmetic one joint step is.
+Prints one JSON document; ``--out`` also writes it.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from simplebits.simplify import JointTrainer, make_simplify_config
 from simplebits.train.seeding import generator
@@ -67,6 +75,31 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def paired(fa, fb, repeats: int) -> tuple[float, float, list[float]]:
+    """Median seconds of ``fa`` and ``fb`` called alternately (two warm-up calls each), and the
+    ratio b / a of every pair."""
+    for _ in range(2):
+        fa()
+        fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fa()
+        t1 = time.perf_counter()
+        fb()
+        ta.append(t1 - t0)
+        tb.append(time.perf_counter() - t1)
+    return statistics.median(ta), statistics.median(tb), [b / a for a, b in zip(ta, tb)]
+
+
+def gflop(fn) -> float:
+    """Floating-point operations of one call (convolutions and matrix products), in 1e9."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", default="quick,paper")
@@ -91,8 +124,10 @@ def main() -> None:
             F.cross_entropy(clf(x), y).backward()
             opt.step()
 
-        t_plain = timed(plain, reps)
-        t_joint = timed(lambda: tr.step(x, y, g_aug=g, g_noise=g, dropout_seed=1), reps)
+        def joint():
+            tr.step(x, y, g_aug=g, g_noise=g, dropout_seed=1)
+
+        t_plain, t_joint, pairs = paired(plain, joint, reps)
         t_abs = None
         if cfg.relative:  # the paper's absolute classification terms, same trainer and batch
             tr.cfg = replace(cfg, relative=False)
@@ -101,11 +136,21 @@ def main() -> None:
         t_ref = timed(lambda: reference_style_step(tr, x, y, g, 1), reps)
         t_sim = timed(lambda: tr.simplifier(x).sum().backward(), reps)
         t_bpd = timed(lambda: tr.density(x.requires_grad_()).sum().backward(), reps)
+        x.requires_grad_(False)
+        flops = {"plain_step": gflop(plain), "joint_step": gflop(joint),
+                 "simplifier_fwd_bwd": gflop(lambda: tr.simplifier(x).sum().backward()),
+                 "bpd_fwd_bwd": gflop(lambda: tr.density(x.clone().requires_grad_()).sum().backward())}
+        flops["classifier_terms"] = flops["joint_step"] - flops["simplifier_fwd_bwd"] - flops["bpd_fwd_bwd"]
         r = {"batch": cfg.batch_size, "classifier": cfg.classifier, "classifier_options": cfg.classifier_options,
              "simplifier_options": cfg.simplifier_options, "inner": cfg.inner,
              "plain_step_s": round(t_plain, 4), "joint_step_s": round(t_joint, 4),
              "reference_style_joint_step_s": round(t_ref, 4),
              "joint_over_plain": round(t_joint / t_plain, 2),
+             "joint_over_plain_per_pair": sorted(round(r, 2) for r in pairs),
+             "gflop": {k: round(v, 3) for k, v in flops.items()},
+             "joint_over_plain_flops": round(flops["joint_step"] / flops["plain_step"], 2),
+             "gflop_per_s": {"plain_step": round(flops["plain_step"] / t_plain, 1),
+                             "joint_step": round(flops["joint_step"] / t_joint, 1)},
              "reference_style_over_joint": round(t_ref / t_joint, 2),
              "parts_s": {"simplifier_fwd_bwd": round(t_sim, 4), "bpd_fwd_bwd": round(t_bpd, 4)},
              "joint_images_per_s": round(cfg.batch_size / t_joint, 1),

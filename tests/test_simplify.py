@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 
@@ -195,6 +196,76 @@ def test_relative_terms_give_the_identity_no_push_at_lambda_zero(relative):
         assert g < 1e-6 and rec["loss"] < 1e-6, (g, rec)
     else:
         assert g > 1e-4, (g, rec)
+
+
+def test_no_unrolled_step_trains_the_simplifier_on_the_plain_classification_loss():
+    """--no-unrolled (the ablation): at lambda 0 the simplifier's gradient is that of l(f(X_sim))
+    under the classifier as it is, and the classifier takes the same AdamW step as on X_sim alone;
+    with relative terms an exact identity gets no push."""
+    ds = data(16)
+    x, y = ds.images[:16], ds.labels[:16]
+    for relative in (False, True):
+        cfg = tiny_cfg(lambda_sim=0.0, relative=relative, warmup_epochs=0, unrolled=False)
+        tr = JointTrainer(cfg, channels=1, image_hw=(16, 16), num_classes=2, simplifier=_ExactIdentity())
+        ref = copy.deepcopy(tr.classifier)
+        ref_opt = torch.optim.AdamW(ref.parameters(), lr=cfg.lr_clf, weight_decay=cfg.wd_clf)
+        a = torch.zeros((), requires_grad=True)
+        l_ref = nn.functional.cross_entropy(ref(x + a * (x - 0.5)), y)
+        want = float(torch.autograd.grad(l_ref, a, retain_graph=True)[0])
+        ref_opt.zero_grad()
+        l_ref.backward()
+        ref_opt.step()
+        rec = tr.step(x, y, g_aug=generator(0, "a"), g_noise=generator(0, "n"), dropout_seed=1)
+        assert rec is not None
+        got = float(tr.simplifier.a.grad)
+        if relative:
+            assert abs(got) < 1e-6, got
+        else:
+            assert abs(want) > 1e-4 and got == pytest.approx(want, rel=1e-4, abs=1e-7), (got, want)
+        for (k, p), q in zip(tr.classifier.named_parameters(), ref.parameters()):
+            assert torch.allclose(p, q, atol=1e-6), k
+
+
+def test_no_gate_counts_every_example_bpd():
+    """--no-gated (the ablation): the bpd term is computed for every example, even where the gate
+    (threshold bpd_gate) would keep it closed, and enters the loss with weight 1."""
+    ds = data()
+    g = generator(0, "t")
+    x, y = ds.images[:8], ds.labels[:8]
+    closed = _trainer(lambda_sim=1.0, bpd_gate=1e-9)
+    assert closed.step(x, y, g_aug=g, g_noise=g, dropout_seed=1)["gate_open"] == 0.0
+    for unrolled in (True, False):
+        tr = _trainer(lambda_sim=1.0, bpd_gate=1e-9, gated=False, unrolled=unrolled)
+        seen = []
+        real = tr.density
+
+        def spy(images, **kw):
+            seen.append(images.shape[0])
+            return real(images, **kw)
+
+        tr.density = spy
+        rec = tr.step(x, y, g_aug=generator(0, "t"), g_noise=generator(0, "t"), dropout_seed=1)
+        assert rec["gate_open"] == 1.0 and seen == [8] and rec["bpd_open"] > 0
+
+
+def test_ablation_switches_keep_earlier_digests_and_are_validated():
+    """The switches at their defaults leave a run's settings digest as before (finished runs stay
+    resumable); turned off they change it; a non-boolean value is a clear error."""
+    from simplebits.simplify.config import config_from_dict
+
+    # a run saved before the switches existed (its settings have neither key) keeps its digest
+    saved = tiny_cfg().to_dict()
+    assert "gated" not in saved and "unrolled" not in saved  # at their defaults, left out (stage keys hold)
+    old_digest = hashlib.sha256(json.dumps({k: v for k, v in saved.items() if k not in (
+        "epochs", "retrain_epochs", "finetune_epochs", "retrain_seeds")}, sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    assert config_from_dict(saved).digest() == tiny_cfg().digest() == old_digest
+    base = tiny_cfg()
+    assert len({base.digest(), tiny_cfg(gated=False).digest(), tiny_cfg(unrolled=False).digest()}) == 3
+    off = tiny_cfg(gated=False, unrolled=False)
+    assert config_from_dict(off.to_dict()) == off
+    with pytest.raises(BadInputError, match="unrolled must be true or false"):
+        tiny_cfg(unrolled="no")
 
 
 def _digits(n: int) -> ImageSet:

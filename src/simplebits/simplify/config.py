@@ -54,6 +54,11 @@ class SimplifyConfig:
         bpd term to decide what goes. One extra forward/backward per step (docs/simplify.md).
         ``mode="mse"`` replaces the classifier terms by the mean squared error to the input
         (S8 baseline): ``mse + lam * mean bpd``.
+    Ablation switches (both on in every preset; docs/simplify.md, "Ablation")
+        ``gated`` False: every example's bpd counts with weight 1 (no gate). ``unrolled`` False:
+        no unrolled step; the loss is ``(l(f(X_sim)) + lam * mean(gate * bpd)) / (1 + lam)`` on the
+        classifier as it is (relative: ``max(0, l_i(f(X_sim)) - l_i(f(X)))``), the gate from
+        ``l(f(x))``: a simplifier trained on a plain classification loss.
     Unrolled step
         ``inner`` sgd | adamw: the differentiable classifier update ``f -> f'``; ``inner_lr``
         its learning rate (None: ``lr_clf``). With adamw the update uses the classifier
@@ -114,6 +119,12 @@ class SimplifyConfig:
     relative: bool = setting(False, "classification terms count only where a simplified image does worse than its "
                                     "original (quick: on, keeps lambda 0 the identity; paper: off, the paper's terms)")
     bpd_gate: float = 0.1
+    gated: bool = setting(True, "bpd counts only for examples the stepped classifier already gets right (the paper's "
+                                "gate, threshold bpd_gate); off: every example's bpd counts fully (an ablation)",
+                            default_text="on")
+    unrolled: bool = setting(True, "classification terms through one unrolled classifier step (the paper); "
+                                   "off: on the classifier as it is, no step (an ablation)",
+                              default_text="on")
     augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
                                   metavar="DSA", default_text="none")
     max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
@@ -130,6 +141,9 @@ class SimplifyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["betas_sim"] = list(self.betas_sim)
+        for key in ("gated", "unrolled"):  # ablation switches (0.3): left out at the paper's value, so the
+            if d[key] is True:             # metadata, digests and pipeline stage keys of earlier runs hold
+                del d[key]
         return d
 
     def digest(self, *, ignore: tuple[str, ...] = ("epochs", "retrain_epochs", "finetune_epochs",
@@ -143,6 +157,9 @@ class SimplifyConfig:
             del d["warmup_epochs"]
         if d.get("relative") is False or d.get("mode") == "mse":
             del d["relative"]
+        if d.get("mode") == "mse":  # no classifier: the ablation switches do not apply
+            d.pop("gated", None)
+            d.pop("unrolled", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -175,8 +192,9 @@ class SimplifyConfig:
             raise BadInputError(f"gate-lr-mult must be a positive number; got {self.gate_lr_mult!r}")
         if self.inner_lr is not None and not (0 < self.inner_lr < float("inf")):
             raise BadInputError(f"inner-lr must be a positive number; got {self.inner_lr!r}")
-        if not isinstance(self.relative, bool):
-            raise BadInputError(f"relative must be true or false; got {self.relative!r}")
+        for name in ("relative", "gated", "unrolled"):
+            if not isinstance(getattr(self, name), bool):
+                raise BadInputError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.warmup_epochs >= self.epochs and self.mode == "simplebits":
             raise BadInputError(f"warmup-epochs ({self.warmup_epochs}) must be fewer than epochs ({self.epochs}): "
                                 "the simplifier learns only after the warm-up")

@@ -25,6 +25,10 @@ During the first ``warmup_epochs`` (quick preset: 1) only step 6 runs, on the un
 simplifier's output (the identity): the simplifier starts learning from a classifier that knows
 the task, not from an untrained one's noise (a deviation for short runs; see SimplifyConfig).
 
+Two ablation switches (on in every preset): ``gated=False`` weighs every example's bpd fully;
+``unrolled=False`` drops step 3 and trains the simplifier on ``l(f(X_sim))`` of the classifier as it
+is (:meth:`JointTrainer._plain_step`).
+
 ``mode="mse"`` is the S8 baseline: the simplifier minimises ``mean (X_sim - X)^2 + lam * mean bpd``
 and no classifier is involved.
 """
@@ -171,6 +175,8 @@ class JointTrainer:
         xa, xsa = self._augment(x, x_sim, g_aug)
         params = dict(clf.named_parameters())
         buffers = dict(clf.named_buffers())
+        if not cfg.unrolled:
+            return self._plain_step(x_sim, xa, xsa, y, params, buffers, lam, g_noise, dropout_seed)
         logits_sim = self._forward(params, buffers, xsa, dropout_seed)
         l_sim = F.cross_entropy(logits_sim, y)
         grads = torch.autograd.grad(l_sim, tuple(params.values()), create_graph=True)
@@ -193,6 +199,34 @@ class JointTrainer:
         self.skips_in_a_row = 0
         return {"loss": float(loss.detach()), "l_orig_after": float(l_orig_each.detach().mean()),
                 "l_sim": float(l_sim.detach()), "l_sim_after": float(l_sim_after.detach()),
+                "gate_open": float(open_.float().mean()), "bpd_open": bpd_mean,
+                "acc_sim": float((logits_sim.detach().argmax(1) == y).float().mean())}
+
+    def _plain_step(self, x_sim: torch.Tensor, xa: torch.Tensor, xsa: torch.Tensor, y: torch.Tensor,
+                    params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], lam: float,
+                    g_noise: torch.Generator, dropout_seed: int) -> dict[str, float] | None:
+        """``unrolled=False`` (an ablation): the classification term on the classifier as it is, no
+        unrolled step; ``(l(f(X_sim)) + lam * gated bpd) / (1 + lam)``, the gate from ``l(f(x))``."""
+        cfg = self.cfg
+        if self.merge_passes:  # per-example network: one batched pass gives both (same values)
+            both = self._forward(params, buffers, torch.cat([xa, xsa]), dropout_seed)
+            logits_x, logits_sim = both[: xa.shape[0]].detach(), both[xa.shape[0]:]
+        else:
+            with torch.no_grad():
+                logits_x = self._forward(params, buffers, xa, dropout_seed)
+            logits_sim = self._forward(params, buffers, xsa, dropout_seed)
+        l_sim_each = F.cross_entropy(logits_sim, y, reduction="none")
+        l_x_each = F.cross_entropy(logits_x, y, reduction="none")
+        l_sim = l_sim_each.mean()
+        t_sim = F.relu(l_sim_each - l_x_each - RELATIVE_TOL).mean() if cfg.relative else l_sim
+        open_, bpd_term, bpd_mean = self._gated_bpd(x_sim, l_x_each, lam, g_noise)
+        loss = (t_sim + lam * bpd_term) / (1 + lam)
+        # the classifier's own step: the gradient of l(f(X_sim)) at the current weights (graph kept for the loss)
+        grads = torch.autograd.grad(l_sim, tuple(params.values()), retain_graph=True)
+        if not self._update_both(x_sim, loss, params, grads):
+            return self._skip()
+        self.skips_in_a_row = 0
+        return {"loss": float(loss.detach()), "l_orig_after": float(l_x_each.mean()), "l_sim": float(l_sim.detach()),
                 "gate_open": float(open_.float().mean()), "bpd_open": bpd_mean,
                 "acc_sim": float((logits_sim.detach().argmax(1) == y).float().mean())}
 
@@ -220,8 +254,10 @@ class JointTrainer:
         """(which examples' gate is open, the gated bpd term averaged over the batch, the mean bpd
         of the open examples or NaN): bpd only where the gate is open, the others contribute 0."""
         cfg = self.cfg
-        # detached: the gate must not push loss up
-        gate = ((cfg.bpd_gate - l_orig_each.detach()).clamp(0, 1) / cfg.bpd_gate)
+        if cfg.gated:  # detached: the gate must not push loss up
+            gate = ((cfg.bpd_gate - l_orig_each.detach()).clamp(0, 1) / cfg.bpd_gate)
+        else:  # the no-gate ablation: every example's bpd counts fully
+            gate = torch.ones_like(l_orig_each.detach())
         open_ = gate > 0
         if not (lam > 0 and bool(open_.any())):
             return open_, x_sim.new_zeros(()), float("nan")

@@ -1,0 +1,187 @@
+"""Which part of SimpleBits decides its trade-off (issue #20, item 5): one lambda, one data set,
+one change to the quick preset per run, each point read against the full method's curve.
+
+    python benchmarks/simplify_ablation.py [--dataset mnist-5k] [--lambda-sim 2] [--train-size 4000]
+        [--retrain-seeds 3] [--variants base,paper-terms,no-unrolled,no-gate,ngf8,ngf32,epochs8,retrain16]
+
+Variants (each is the quick preset with one change; the same joint seed 0 and retraining seeds):
+
+* ``base``        the quick preset as it is;
+* ``paper-terms`` the paper's absolute classification terms (``relative=False``);
+* ``no-unrolled`` no unrolled classifier step: the simplifier is trained on ``l(f(X_sim))`` of the
+  classifier as it is (``unrolled=False``);
+* ``no-gate``     every example's bpd counts fully (``gated=False``);
+* ``ngf8`` / ``ngf32`` simplifier capacity: UNet base width 8 or 32 instead of 16;
+* ``epochs8``     training length: 8 joint-training epochs instead of 4 (1 warm-up in both);
+* ``retrain16``   the evaluation's length: the fresh classifiers (on the simplified set and on the
+  originals) train 16 epochs instead of 4; the simplifier is the base one's. Read it against its
+  own originals (``points_vs_originals``), not against the curve, which was retrained 4 epochs.
+
+The density model is not varied: the package ships one gray model, so that ablation needs a second
+model trained for it (not run; docs/simplify.md says so).
+
+Each point (bpd, retrained accuracy, mean ± std over the retraining seeds) is compared with the
+full method's trade-off curve and with the MSE + bpd baseline's, both read from the curve run
+(``--curve``, default benchmarks/results/simplify-v2/results.json) and interpolated at the point's bpd:
+``vs_curve`` > 0 means the variant sits above the full method's curve. Runs are resumable (finished
+cells are skipped). Results: benchmarks/results/simplify-ablation/ (cells), results.json (another
+``--lambda-sim``: results-lam<L>.json beside it, drawn as open markers), and the figure
+docs/img/simplify_ablation.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simplebits.data import load_dataset, real_subset
+from simplebits.io import atomic_write_json
+from simplebits.simplify import make_simplify_config, simplify
+
+ROOT = Path(__file__).resolve().parent
+QUICK_UNET = {"ngf": 16, "downsamples": 3, "ws": True}
+VARIANTS = {
+    "base": {},
+    "paper-terms": {"relative": False},
+    "no-unrolled": {"unrolled": False},
+    "no-gate": {"gated": False},
+    "ngf8": {"simplifier_options": {**QUICK_UNET, "ngf": 8}},
+    "ngf32": {"simplifier_options": {**QUICK_UNET, "ngf": 32}},
+    "epochs8": {"epochs": 8},
+    "retrain16": {"retrain_epochs": 16},
+}
+
+
+def _shown(path: Path) -> str:
+    """A path as the results show it: relative to the repository when inside it."""
+    try:
+        return str(path.resolve().relative_to(ROOT.parent))
+    except ValueError:
+        return str(path)
+
+
+def _interp(x: float, points: list[tuple[float, float]]) -> float | None:
+    """Accuracy of a curve at bpd ``x`` (linear between its points; None outside their range)."""
+    pts = sorted(points)
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    if not pts or x < xs[0] or x > xs[-1]:
+        return None
+    return float(np.interp(x, xs, ys))
+
+
+def _curves(path: Path, dataset: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
+    """(full-method curve, MSE + bpd curve, the originals) of ``dataset`` from a simplify_tradeoff run."""
+    d = json.loads(path.read_text())["datasets"][dataset]
+    curve = [(c["bpd"]["mean"], c["retrain"]["mean"]) for c in d["summary"]]
+    mse = [(b["bpd"], b["retrain"]["mean"]) for b in d.get("baselines", []) if b["kind"] == "mse"]
+    first = d["summary"][0]
+    originals = {"bpd": first["bpd_original"]["mean"], "retrain": first["retrain_original"]["mean"]}
+    return curve, mse + [(originals["bpd"], originals["retrain"])], originals
+
+
+def _plot(doc: dict, curve, mse, originals, out: Path, others: list[dict] = ()) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    c = sorted(curve)
+    ax.plot([p[0] for p in c], [100 * p[1] for p in c], "o-", color="C0", label="SimpleBits (quick), λ 0-8")
+    m = sorted(mse)
+    ax.plot([p[0] for p in m], [100 * p[1] for p in m], "s--", color="C1", label="MSE + bpd")
+    ax.plot([originals["bpd"]], [100 * originals["retrain"]], "k*", ms=12, label="originals")
+    for i, (name, r) in enumerate(doc["variants"].items()):
+        ax.errorbar([r["bpd"]], [100 * r["retrain"]["mean"]], yerr=[100 * r["retrain"]["std"]], fmt="D",
+                    color=f"C{i + 2}", label=f"{name} (λ {doc['lambda_sim']:g})")
+    colours = {name: f"C{i + 2}" for i, name in enumerate(doc["variants"])}
+    for other in others:  # the same variants at other lambdas: open markers, joined to their lambda-2 point
+        for name, r in other["variants"].items():
+            ax.errorbar([r["bpd"]], [100 * r["retrain"]["mean"]], yerr=[100 * r["retrain"]["std"]], fmt="D",
+                        mfc="none", color=colours.get(name, "grey"))
+            ax.annotate(f"{name}, λ {other['lambda_sim']:g}", (r["bpd"], 100 * r["retrain"]["mean"]), fontsize=7,
+                        xytext=(4, -10), textcoords="offset points")
+    ax.set_xlabel("bpd of the simplified training set (gray32, per model dimension)")
+    ax.set_ylabel("retrained accuracy on original test images (%)")
+    ax.set_title(f"{doc['dataset']}: one change to the quick preset per point")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(out)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="mnist-5k")
+    ap.add_argument("--lambda-sim", type=float, default=2.0)
+    ap.add_argument("--train-size", type=int, default=4000, help="class-balanced training subset")
+    ap.add_argument("--retrain-seeds", type=int, default=3)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--curve", default=str(ROOT / "results" / "simplify-v2" / "results.json"),
+                    help="simplify_tradeoff.py results with the full method's curve and the MSE baseline")
+    ap.add_argument("--out", default=str(ROOT / "results" / "simplify-ablation"))
+    ap.add_argument("--figure", default=str(ROOT.parent / "docs" / "img" / "simplify_ablation.png"))
+    args = ap.parse_args()
+    names = args.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    out = Path(args.out)
+    train = load_dataset(f"{args.dataset}:train")
+    if args.train_size and len(train) > args.train_size:
+        train = real_subset(train, args.train_size // train.num_classes, seed=0).with_meta(
+            name=f"{args.dataset}:train[{args.train_size}]")
+    test = load_dataset(f"{args.dataset}:test")
+    curve, mse, originals = _curves(Path(args.curve), args.dataset)
+    curve_retrain_epochs = json.loads(Path(args.curve).read_text())["config"]["retrain_epochs"]
+    doc = {"benchmark": "simplify_ablation", "dataset": args.dataset, "n_train": len(train),
+           "lambda_sim": args.lambda_sim, "retrain_seeds": args.retrain_seeds, "curve_from": _shown(Path(args.curve)),
+           "curve": curve, "mse_curve": mse, "originals_in_curve_run": originals, "variants": {}}
+    # the default lambda's results are results.json; another lambda's go beside them (results-lam4.json)
+    results = out / ("results.json" if args.lambda_sim == 2.0 else f"results-lam{args.lambda_sim:g}.json")
+    t0 = time.perf_counter()
+    for name in names:
+        cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, **VARIANTS[name])
+        t1 = time.perf_counter()
+        res = simplify(train, test, lambdas=[args.lambda_sim], seeds=[0], config=cfg, out=out / args.dataset / name,
+                       resume=True, progress=False)
+        cell = res.summary()[0]
+        r = {"change": VARIANTS[name], "bpd": cell["bpd"]["mean"], "bpd_original": cell["bpd_original"]["mean"],
+             "retrain": cell["retrain"], "retrain_original": cell["retrain_original"],
+             "joint": cell["joint"]["mean"], "finetune": cell["finetune"]["mean"],
+             "per_step_s": res.cells[0]["seconds"]["per_step"], "seconds": round(time.perf_counter() - t1, 1)}
+        r["bpd_change_pct"] = round(100 * (r["bpd"] / r["bpd_original"] - 1), 2)
+        r["points_vs_originals"] = round(100 * (r["retrain"]["mean"] - r["retrain_original"]["mean"]), 2)
+        on_curve, on_mse = _interp(r["bpd"], curve), _interp(r["bpd"], mse)
+        if cfg.retrain_epochs != curve_retrain_epochs:  # another evaluation than the curve's: not comparable
+            on_curve = on_mse = None
+        r["vs_curve_points"] = None if on_curve is None else round(100 * (r["retrain"]["mean"] - on_curve), 2)
+        r["vs_mse_points"] = None if on_mse is None else round(100 * (r["retrain"]["mean"] - on_mse), 2)
+        doc["variants"][name] = r
+        print(name, json.dumps({k: r[k] for k in ("bpd", "bpd_change_pct", "retrain", "points_vs_originals",
+                                                  "vs_curve_points", "vs_mse_points", "seconds")}), flush=True)
+        doc["seconds"] = round(time.perf_counter() - t0, 1)
+        atomic_write_json(results, doc)
+    doc["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    atomic_write_json(results, doc)
+    main_doc = out / "results.json"
+    if main_doc.is_file() and args.lambda_sim != 2.0:  # the figure shows every lambda run so far
+        doc_for_plot = json.loads(main_doc.read_text())
+    else:
+        doc_for_plot = doc
+    others = [json.loads(f.read_text()) for f in sorted(out.glob("results-lam*.json"))]
+    _plot(doc_for_plot, curve, mse, originals, Path(args.figure), others)
+    print(json.dumps(doc, indent=1))
+
+
+if __name__ == "__main__":
+    main()
