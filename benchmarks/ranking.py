@@ -34,16 +34,24 @@ from simplebits.train import full_data, get_protocol, ranking_scores
 ROOT = Path(__file__).resolve().parent
 
 
-def _condensed(method: str, dataset: str, ipc: int, real, folder: Path, log) -> Path:
-    path = folder / f"{dataset}-{method}-ipc{ipc}-s0.safetensors"
+def _budget(spec: str) -> tuple[str, dict]:
+    """``dc`` -> ("dc", {}); ``dc@40`` -> ("dc", {"iterations": 40}): a stated, reduced budget."""
+    method, _, iters = spec.partition("@")
+    return method, ({"iterations": int(iters)} if iters else {})
+
+
+def _condensed(method: str, dataset: str, ipc: int, real, folder: Path, log, *, precision: str | None = None) -> Path:
+    method, budget = _budget(method)
+    tag = "".join(f"-it{v}" for v in budget.values()) + (f"-{precision}" if precision else "")
+    path = folder / f"{dataset}-{method}-ipc{ipc}{tag}-s0.safetensors"
     if not path.is_file():
-        log(f"condensing {method} ipc {ipc} on {dataset} (quick preset) -> {path}")
-        condense(real, make_config(method, ipc=ipc, preset="quick", seed=0), out=path, progress=False,
-                 resume=path.with_suffix(path.suffix + ".ckpt").exists())
+        log(f"condensing {method} ipc {ipc} on {dataset} (quick preset{tag}) -> {path}")
+        cfg = make_config(method, ipc=ipc, preset="quick", seed=0, precision=precision, **budget)
+        condense(real, cfg, out=path, progress=False, resume=path.with_suffix(path.suffix + ".ckpt").exists())
     return path
 
 
-def _set(name: str, dataset: str, ipc: int, real, folder: Path, log) -> object:
+def _set(name: str, dataset: str, ipc: int, real, folder: Path, log, precision: str | None = None) -> object:
     if name.startswith("yoco-"):  # e.g. yoco-dm10: the quick dm IPC 10 set pruned to ipc by YOCO
         method, parent_ipc = name[5:].rstrip("0123456789"), int(name[5:].lstrip("abcdefghijklmnopqrstuvwxyz"))
         parent = load_condensed(_condensed(method, dataset, parent_ipc, real, folder, log))
@@ -56,7 +64,11 @@ def _set(name: str, dataset: str, ipc: int, real, folder: Path, log) -> object:
     if name == "random":
         # one random real subset, drawn with a seed the baseline draws never use
         return real_subset(real, ipc, seed=10_007).with_meta(name=f"random real ipc{ipc} (draw 10007)")
-    return load_condensed(_condensed(name, dataset, ipc, real, folder, log)).with_meta(name=f"{name} ipc{ipc}")
+    method, budget = _budget(name)
+    parts = ([f"{budget['iterations']} iterations"] if budget else []) + ([precision] if precision else [])
+    note = f" ({', '.join(parts)})" if parts else ""
+    path = _condensed(name, dataset, ipc, real, folder, log, precision=precision)
+    return load_condensed(path).with_meta(name=f"{method} ipc{ipc}{note}")
 
 
 def main() -> int:
@@ -65,7 +77,10 @@ def main() -> int:
     ap.add_argument("--ipc", type=int, default=1)
     ap.add_argument("--sets", default="random,dc,dm,idc",
                     help="comma list: random, dc, dm, idc, dsa, or yoco-METHODipc (e.g. yoco-dm10: that set pruned to "
-                         "--ipc by YOCO); sets already in --out are kept")
+                         "--ipc by YOCO); METHOD@N condenses with N outer iterations instead of the quick preset's "
+                         "(a stated, reduced budget, e.g. dc@40); sets already in --out are kept")
+    ap.add_argument("--precision", default=None, choices=("fp32", "bf16", "auto"),
+                    help="real-side precision of sets condensed by this run (default: the quick preset's, fp32)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--labels", default="kl", help="soft-label loss (kl, sce, mse)")
     ap.add_argument("--temperature", type=float, default=1.0)
@@ -116,8 +131,10 @@ def main() -> int:
         if name in done:
             log(f"{name}: already in {out}, kept")
             continue
-        ds = _set(name, args.dataset, args.ipc, real, folder, log)
+        ds = _set(name, args.dataset, args.ipc, real, folder, log, args.precision)
         row = {"set": name, "name": ds.name, "n_stored": len(ds), "factor": int(ds.meta.get("factor", 1) or 1)}
+        if "@" in name or (args.precision and name not in ("random",)):  # not the quick preset's own budget
+            row["condense_overrides"] = {**_budget(name)[1], **({"precision": args.precision} if args.precision else {})}
         for labels in ("hard", args.labels):
             ts = time.perf_counter()
             log(f"{ds.name}: {labels} labels")
