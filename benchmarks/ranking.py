@@ -133,7 +133,8 @@ def main() -> int:
             continue
         ds = _set(name, args.dataset, args.ipc, real, folder, log, args.precision)
         row = {"set": name, "name": ds.name, "n_stored": len(ds), "factor": int(ds.meta.get("factor", 1) or 1)}
-        if "@" in name or (args.precision and name not in ("random",)):  # not the quick preset's own budget
+        # a set condensed here with another budget than the quick preset's says so (yoco parents take neither)
+        if "@" in name or (args.precision and not name.startswith(("random", "yoco-"))):
             row["condense_overrides"] = {**_budget(name)[1], **({"precision": args.precision} if args.precision else {})}
         for labels in ("hard", args.labels):
             ts = time.perf_counter()
