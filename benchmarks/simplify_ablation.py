@@ -75,12 +75,15 @@ def _interp(x: float, points: list[tuple[float, float]]) -> float | None:
 
 
 def _curves(path: Path, dataset: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
-    """(full-method curve, MSE + bpd curve, the originals) of ``dataset`` from a simplify_tradeoff run."""
-    d = json.loads(path.read_text())["datasets"][dataset]
+    """(full-method curve, MSE + bpd curve, the originals and the run's retrain_epochs) of ``dataset``
+    from a simplify_tradeoff run."""
+    run = json.loads(path.read_text())
+    d = run["datasets"][dataset]
     curve = [(c["bpd"]["mean"], c["retrain"]["mean"]) for c in d["summary"]]
     mse = [(b["bpd"], b["retrain"]["mean"]) for b in d.get("baselines", []) if b["kind"] == "mse"]
     first = d["summary"][0]
-    originals = {"bpd": first["bpd_original"]["mean"], "retrain": first["retrain_original"]["mean"]}
+    originals = {"bpd": first["bpd_original"]["mean"], "retrain": first["retrain_original"]["mean"],
+                 "retrain_epochs": run["config"]["retrain_epochs"]}
     return curve, mse + [(originals["bpd"], originals["retrain"])], originals
 
 
@@ -142,7 +145,7 @@ def main() -> None:
             name=f"{args.dataset}:train[{args.train_size}]")
     test = load_dataset(f"{args.dataset}:test")
     curve, mse, originals = _curves(Path(args.curve), args.dataset)
-    curve_retrain_epochs = json.loads(Path(args.curve).read_text())["config"]["retrain_epochs"]
+    curve_retrain_epochs = originals["retrain_epochs"]
     doc = {"benchmark": "simplify_ablation", "dataset": args.dataset, "n_train": len(train),
            "lambda_sim": args.lambda_sim, "retrain_seeds": args.retrain_seeds, "curve_from": _shown(Path(args.curve)),
            "curve": curve, "mse_curve": mse, "originals_in_curve_run": originals, "variants": {}}

@@ -208,13 +208,8 @@ class JointTrainer:
         """``unrolled=False`` (an ablation): the classification term on the classifier as it is, no
         unrolled step; ``(l(f(X_sim)) + lam * gated bpd) / (1 + lam)``, the gate from ``l(f(x))``."""
         cfg = self.cfg
-        if self.merge_passes:  # per-example network: one batched pass gives both (same values)
-            both = self._forward(params, buffers, torch.cat([xa, xsa]), dropout_seed)
-            logits_x, logits_sim = both[: xa.shape[0]].detach(), both[xa.shape[0]:]
-        else:
-            with torch.no_grad():
-                logits_x = self._forward(params, buffers, xa, dropout_seed)
-            logits_sim = self._forward(params, buffers, xsa, dropout_seed)
+        logits_x, logits_sim = self._pair(params, buffers, xa, xsa, dropout_seed)
+        logits_x = logits_x.detach()
         l_sim_each = F.cross_entropy(logits_sim, y, reduction="none")
         l_x_each = F.cross_entropy(logits_x, y, reduction="none")
         l_sim = l_sim_each.mean()
@@ -243,11 +238,15 @@ class JointTrainer:
                     dropout_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of f' (the classifier after the unrolled update) on the originals and on the
         simplified batch, differentiable in the simplified batch through the update."""
-        new = self._inner_update(params, grads)
+        return self._pair(self._inner_update(params, grads), buffers, xa, xsa, dropout_seed)
+
+    def _pair(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xa: torch.Tensor,
+              xsa: torch.Tensor, dropout_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits of the classifier with ``params`` on the originals and on the simplified batch."""
         if self.merge_passes:  # per-example network: one batched pass gives both (same values)
-            both = self._forward(new, buffers, torch.cat([xa, xsa]), dropout_seed)
+            both = self._forward(params, buffers, torch.cat([xa, xsa]), dropout_seed)
             return both[: xa.shape[0]], both[xa.shape[0]:]
-        return self._forward(new, buffers, xa, dropout_seed), self._forward(new, buffers, xsa, dropout_seed)
+        return self._forward(params, buffers, xa, dropout_seed), self._forward(params, buffers, xsa, dropout_seed)
 
     def _gated_bpd(self, x_sim: torch.Tensor, l_orig_each: torch.Tensor, lam: float,
                    g_noise: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
