@@ -2,7 +2,7 @@
 under the `quick` preset, measured by probes.
 
     python benchmarks/simplify_distractors.py [--sets side-by-side,mnist-noise,stripes]
-        [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000]
+        [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000] [--epochs N] [--reinit-every N]
 
 * side-by-side (label = MNIST digit; the Fashion-MNIST half is the distractor): fresh probe
   classifiers are trained on the simplified training images and tested on the simplified test
@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=4000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
+    ap.add_argument("--reinit-every", type=int, default=None,
+                    help="re-initialise the joint classifier every N joint epochs (default: the quick preset's, never)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -68,7 +70,7 @@ def main() -> None:
         RESULTS = OUT / "results.json"
     lambdas = [float(v) for v in args.lambdas.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
-    cfg = make_simplify_config(preset="quick", epochs=args.epochs)
+    cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every)
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
     t0 = time.perf_counter()

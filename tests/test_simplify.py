@@ -268,6 +268,78 @@ def test_ablation_switches_keep_earlier_digests_and_are_validated():
         tiny_cfg(unrolled="no")
 
 
+def test_reinit_every_gives_the_simplifier_fresh_classifiers_and_resumes_to_the_same_result(tmp_path, monkeypatch):
+    """--reinit-every N: every N-th joint epoch after the first starts from a newly initialised
+    classifier (new optimiser) that first learns one pass from the simplified images alone; the
+    schedule, the log and a run resumed at such an epoch are as documented."""
+    cfg = tiny_cfg(epochs=5, warmup_epochs=1, reinit_every=2, lambda_sim=0.5)
+    tr = JointTrainer(cfg, channels=1, image_hw=(16, 16), num_classes=2)
+    assert [e for e in range(cfg.epochs) if tr.reinit_due(e)] == [3]
+    assert [e for e in range(6) if JointTrainer(tiny_cfg(epochs=6, warmup_epochs=1, reinit_every=1), channels=1,
+                                                image_hw=(16, 16), num_classes=2).reinit_due(e)] == [2, 3, 4, 5]
+    assert not any(_trainer().reinit_due(e) for e in range(10))  # 0 (the default): never
+    ds = data(16)
+    for e in range(3):
+        tr.epoch(ds.images, ds.labels, epoch=e)
+    before, opt_before = tr.classifier, tr.opt_clf
+    w_before = [p.detach().clone() for p in before.parameters()]
+    fresh = JointTrainer(cfg, channels=1, image_hw=(16, 16), num_classes=2)
+    fresh._new_classifier("classifier-init/3")
+    init = [p.detach().clone() for p in fresh.classifier.parameters()]
+    seen = []
+    real_warm = JointTrainer.warmup_step
+
+    def spy(self, x, y, **k):  # the re-warm pass starts from the fresh initialisation
+        if not seen:
+            seen.append([torch.equal(p, q) for p, q in zip(self.classifier.parameters(), init)])
+        return real_warm(self, x, y, **k)
+
+    monkeypatch.setattr(JointTrainer, "warmup_step", spy)
+    rec = tr.epoch(ds.images, ds.labels, epoch=3)
+    monkeypatch.setattr(JointTrainer, "warmup_step", real_warm)
+    assert seen and all(seen[0])
+    assert tr.classifier is not before and tr.opt_clf is not opt_before
+    assert all(torch.equal(p, q) for p, q in zip(before.parameters(), w_before))  # the old one is left alone
+    steps = int(next(iter(tr.opt_clf.state.values()))["step"])
+    assert steps == 2 * (len(ds) // 8)  # batches of 8: one re-warm pass and one joint pass, nothing before
+    assert rec["reinit"] is True and 0 <= rec["rewarm_acc_sim"] <= 1 and rec["rewarm_l_sim"] > 0
+    assert "reinit" not in tr.epoch(ds.images, ds.labels, epoch=4)
+
+    # a run interrupted before a re-initialising epoch resumes to the uninterrupted result
+    train, test = data(12), data(6, seed=5)
+    cfg = tiny_cfg(epochs=3, warmup_epochs=1, reinit_every=1)
+    full = simplify(train, test, lambdas=[0.5], config=cfg, out=tmp_path / "a", progress=False)
+    real_epoch = JointTrainer.epoch
+
+    def dying(self, *a, epoch, **k):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_epoch(self, *a, epoch=epoch, **k)
+
+    monkeypatch.setattr(JointTrainer, "epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        simplify(train, test, lambdas=[0.5], config=cfg, out=tmp_path / "b", progress=False)
+    monkeypatch.setattr(JointTrainer, "epoch", real_epoch)
+    resumed = simplify(train, test, lambdas=[0.5], config=cfg, out=tmp_path / "b", resume=True, progress=False)
+    torch.testing.assert_close(resumed.simplified["lam0.5-s0"].images, full.simplified["lam0.5-s0"].images,
+                               rtol=0, atol=0)
+    assert [r.get("reinit", False) for r in full.cells[0]["log"]] == [False, False, True]
+
+
+def test_reinit_every_keeps_earlier_digests_and_is_validated():
+    """0 (never, the default) leaves a run's settings and digest as before; a setting changes
+    the digest; a negative or non-integer value is a clear error."""
+    base = tiny_cfg()
+    assert "reinit_every" not in base.to_dict()
+    assert tiny_cfg(reinit_every=0).digest() == base.digest() != tiny_cfg(reinit_every=1).digest()
+    from simplebits.simplify.config import config_from_dict
+
+    assert config_from_dict(tiny_cfg(reinit_every=2).to_dict()).reinit_every == 2
+    for bad in (-1, 1.5, True):
+        with pytest.raises(BadInputError, match="reinit-every must be an integer >= 0"):
+            tiny_cfg(reinit_every=bad)
+
+
 def _digits(n: int) -> ImageSet:
     from sklearn.datasets import load_digits
 

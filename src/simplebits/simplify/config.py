@@ -125,6 +125,10 @@ class SimplifyConfig:
     unrolled: bool = setting(True, "classification terms through one unrolled classifier step (the paper); "
                                    "off: on the classifier as it is, no step (an ablation)",
                               default_text="on")
+    reinit_every: int = setting(0, "every N-th joint epoch after the first starts from a new classifier that first "
+                                   "learns one pass from the simplified images alone, so the simplifier must teach "
+                                   "classifiers that never saw the originals (0: never, the paper)",
+                                metavar="N", default_text="0")
     augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
                                   metavar="DSA", default_text="none")
     max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
@@ -144,6 +148,8 @@ class SimplifyConfig:
         for key in ("gated", "unrolled"):  # ablation switches (0.3): left out at the paper's value, so the
             if d[key] is True:             # metadata, digests and pipeline stage keys of earlier runs hold
                 del d[key]
+        if d["reinit_every"] == 0:  # likewise (0.3)
+            del d["reinit_every"]
         return d
 
     def digest(self, *, ignore: tuple[str, ...] = ("epochs", "retrain_epochs", "finetune_epochs",
@@ -160,6 +166,7 @@ class SimplifyConfig:
         if d.get("mode") == "mse":  # no classifier: the ablation switches do not apply
             d.pop("gated", None)
             d.pop("unrolled", None)
+            d.pop("reinit_every", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -178,7 +185,7 @@ class SimplifyConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BadInputError(f"{name.replace('_', '-')} must be an integer >= 1; got {v!r}")
-        for name in ("retrain_epochs", "finetune_epochs", "warmup_epochs"):
+        for name in ("retrain_epochs", "finetune_epochs", "warmup_epochs", "reinit_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise BadInputError(f"{name.replace('_', '-')} must be an integer >= 0; got {v!r}")

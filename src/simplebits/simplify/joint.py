@@ -29,6 +29,12 @@ Two ablation switches (on in every preset): ``gated=False`` weighs every example
 ``unrolled=False`` drops step 3 and trains the simplifier on ``l(f(X_sim))`` of the classifier as it
 is (:meth:`JointTrainer._plain_step`).
 
+``reinit_every=N`` (off in every preset) re-initialises the classifier and its optimiser at the
+start of every N-th joint epoch after the first and trains it one pass on the simplifier's current
+output alone (as the warm-up) before the joint steps resume: a classifier that never saw the
+originals must learn the task from the simplified images, which is what a user's fresh classifier
+does (the co-adaptation measured in docs/simplify.md, "Ablation").
+
 ``mode="mse"`` is the S8 baseline: the simplifier minimises ``mean (X_sim - X)^2 + lam * mean bpd``
 and no classifier is involved.
 """
@@ -102,17 +108,30 @@ class JointTrainer:
         self.opt_sim = torch.optim.AdamW(groups, lr=cfg.lr_sim, betas=cfg.betas_sim, weight_decay=cfg.wd_sim)
         self.classifier: nn.Module | None = None
         self.opt_clf: torch.optim.AdamW | None = None
+        self._format = (channels, num_classes, tuple(image_hw))
         if cfg.mode == "simplebits":
-            self.classifier = create_model(cfg.classifier, channels=channels, num_classes=num_classes,
-                                           image_size=image_hw, seed=derive_seed(cfg.seed, "classifier-init"),
-                                           **cfg.classifier_options).to(dev)
-            self.opt_clf = torch.optim.AdamW(self.classifier.parameters(), lr=cfg.lr_clf, weight_decay=cfg.wd_clf)
+            self._new_classifier("classifier-init")
         self.dsa = DSA(cfg.augment, flip=flip) if cfg.augment else None
         # f'(X) and f'(X_sim) can share one forward pass when every example's output depends on that
         # example alone and no dropout mask would differ between the two halves
         self.merge_passes = self.classifier is not None and not any(
             isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) for m in self.classifier.modules())
         self.skips_in_a_row = 0
+
+    def _new_classifier(self, purpose: str) -> None:
+        """A freshly initialised classifier (seed derived from ``purpose``) and a new optimiser."""
+        cfg = self.cfg
+        channels, num_classes, image_hw = self._format
+        self.classifier = create_model(cfg.classifier, channels=channels, num_classes=num_classes,
+                                       image_size=image_hw, seed=derive_seed(cfg.seed, purpose),
+                                       **cfg.classifier_options).to(self.device)
+        self.opt_clf = torch.optim.AdamW(self.classifier.parameters(), lr=cfg.lr_clf, weight_decay=cfg.wd_clf)
+
+    def reinit_due(self, epoch: int) -> bool:
+        """Whether ``config.reinit_every`` re-initialises the classifier at the start of ``epoch``:
+        every N-th joint epoch after the first (the first joint epoch keeps the warmed-up one)."""
+        k, w = self.cfg.reinit_every, self.cfg.warmup_epochs
+        return self.classifier is not None and k > 0 and epoch > w and (epoch - w) % k == 0
 
     # ------------------------------------------------------------------ state (checkpoints)
     def state(self) -> dict[str, Any]:
@@ -381,6 +400,11 @@ class JointTrainer:
         g_noise = generator(cfg.seed, f"dequant/{epoch}")
         order = torch.randperm(n, generator=g_order)
         warm = self.classifier is not None and epoch < cfg.warmup_epochs
+        reinit = self.reinit_due(epoch)
+        rewarm: dict[str, float] = {}
+        if reinit:  # seeded by the epoch, so a run resumed here re-initialises the same way
+            self._new_classifier(f"classifier-init/{epoch}")
+            rewarm = self._rewarm(images, labels, epoch=epoch)
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}
         skipped = 0
@@ -406,9 +430,30 @@ class JointTrainer:
             if on_step is not None:
                 on_step()
         out: dict[str, Any] = {"epoch": epoch, "skipped_steps": skipped, "seconds": round(time.perf_counter() - t0, 3),
-                               "warmup": warm}
+                               "warmup": warm, **({"reinit": True, **rewarm} if reinit else {})}
         out.update({k: sums[k] / counts[k] for k in sums})
         return out
+
+    def _rewarm(self, images: torch.Tensor, labels: torch.Tensor, *, epoch: int) -> dict[str, float]:
+        """A re-initialised classifier's first pass: classifier-only steps on the simplifier's current
+        (frozen) output, as the warm-up, so the joint steps that follow start from a classifier that
+        learnt the task from simplified images alone. Returns its mean loss and accuracy."""
+        cfg = self.cfg
+        n = images.shape[0]
+        bs = min(cfg.batch_size, n)
+        order = torch.randperm(n, generator=generator(cfg.seed, f"rewarm-order/{epoch}"))
+        g_aug = generator(cfg.seed, f"rewarm-augment/{epoch}")
+        loss = acc = 0.0
+        done = 0
+        for b in range(-(-n // bs)):
+            idx = order[b * bs:(b + 1) * bs]
+            if idx.numel() < 2 and n >= 2:
+                continue
+            rec = self.warmup_step(images[idx].to(self.device), labels[idx].to(self.device), g_aug=g_aug,
+                                   dropout_seed=derive_seed(cfg.seed, f"rewarm-dropout/{epoch}/{b}") & 0x7FFFFFFF)
+            if rec is not None:
+                loss, acc, done = loss + rec["l_sim"], acc + rec["acc_sim"], done + 1
+        return {"rewarm_l_sim": loss / max(1, done), "rewarm_acc_sim": acc / max(1, done)}
 
     @torch.no_grad()
     def simplify_images(self, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
