@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -268,6 +269,24 @@ def test_ablation_switches_keep_earlier_digests_and_are_validated():
         tiny_cfg(unrolled="no")
 
 
+@contextlib.contextmanager
+def _interrupted_at_epoch(monkeypatch, at: int):
+    """Joint training killed (KeyboardInterrupt) as epoch ``at`` starts, after the previous epoch's
+    checkpoint; the real epoch is back when the block ends."""
+    real_epoch = JointTrainer.epoch
+
+    def dying(self, *a, epoch, **k):
+        if epoch == at:
+            raise KeyboardInterrupt
+        return real_epoch(self, *a, epoch=epoch, **k)
+
+    monkeypatch.setattr(JointTrainer, "epoch", dying)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(JointTrainer, "epoch", real_epoch)
+
+
 def test_reinit_every_gives_the_simplifier_fresh_classifiers_and_resumes_to_the_same_result(tmp_path, monkeypatch):
     """--reinit-every N: every N-th joint epoch after the first starts from a newly initialised
     classifier (new optimiser) that first learns one pass from the simplified images alone; the
@@ -309,17 +328,8 @@ def test_reinit_every_gives_the_simplifier_fresh_classifiers_and_resumes_to_the_
     train, test = data(12), data(6, seed=5)
     cfg = tiny_cfg(epochs=3, warmup_epochs=1, reinit_every=1)
     full = simplify(train, test, lambdas=[0.5], config=cfg, out=tmp_path / "a", progress=False)
-    real_epoch = JointTrainer.epoch
-
-    def dying(self, *a, epoch, **k):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return real_epoch(self, *a, epoch=epoch, **k)
-
-    monkeypatch.setattr(JointTrainer, "epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
+    with _interrupted_at_epoch(monkeypatch, 2), pytest.raises(KeyboardInterrupt):
         simplify(train, test, lambdas=[0.5], config=cfg, out=tmp_path / "b", progress=False)
-    monkeypatch.setattr(JointTrainer, "epoch", real_epoch)
     resumed = simplify(train, test, lambdas=[0.5], config=cfg, out=tmp_path / "b", resume=True, progress=False)
     torch.testing.assert_close(resumed.simplified["lam0.5-s0"].images, full.simplified["lam0.5-s0"].images,
                                rtol=0, atol=0)
@@ -399,18 +409,9 @@ def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_resu
     assert torch.equal(torch.round(on_disk.images * 255), on_disk.images * 255)
 
     # interrupted after epoch 1's checkpoint, then resumed -> the same simplified images and figures
-    real_epoch = JointTrainer.epoch
-
-    def dying(self, *a, epoch, **k):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        return real_epoch(self, *a, epoch=epoch, **k)
-
-    monkeypatch.setattr(JointTrainer, "epoch", dying)
-    with pytest.raises(KeyboardInterrupt):
+    with _interrupted_at_epoch(monkeypatch, 1), pytest.raises(KeyboardInterrupt):
         simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
     assert (tmp_path / "b" / "lam0.5-s0" / "checkpoint.ckpt").exists()
-    monkeypatch.setattr(JointTrainer, "epoch", real_epoch)
     with pytest.raises(BadInputError, match="--resume"):
         simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
     with pytest.raises(MismatchError, match="other settings"):

@@ -409,10 +409,7 @@ class JointTrainer:
         counts: dict[str, int] = {}
         skipped = 0
         t0 = time.perf_counter()
-        for b in range(-(-n // bs)):
-            idx = order[b * bs:(b + 1) * bs]
-            if idx.numel() < 2 and n >= 2:
-                continue  # a last batch of one image: cross-entropy statistics are meaningless
+        for b, idx in _batches(order, bs):
             x = images[idx].to(self.device)
             y = labels[idx].to(self.device)
             dropout_seed = derive_seed(cfg.seed, f"dropout/{epoch}/{b}") & 0x7FFFFFFF
@@ -440,15 +437,11 @@ class JointTrainer:
         learnt the task from simplified images alone. Returns its mean loss and accuracy."""
         cfg = self.cfg
         n = images.shape[0]
-        bs = min(cfg.batch_size, n)
         order = torch.randperm(n, generator=generator(cfg.seed, f"rewarm-order/{epoch}"))
         g_aug = generator(cfg.seed, f"rewarm-augment/{epoch}")
         loss = acc = 0.0
         done = 0
-        for b in range(-(-n // bs)):
-            idx = order[b * bs:(b + 1) * bs]
-            if idx.numel() < 2 and n >= 2:
-                continue
+        for b, idx in _batches(order, min(cfg.batch_size, n)):
             rec = self.warmup_step(images[idx].to(self.device), labels[idx].to(self.device), g_aug=g_aug,
                                    dropout_seed=derive_seed(cfg.seed, f"rewarm-dropout/{epoch}/{b}") & 0x7FFFFFFF)
             if rec is not None:
@@ -459,6 +452,16 @@ class JointTrainer:
     def simplify_images(self, images: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
         """The simplifier's output for ``images``, on the 8-bit grid, CPU (eval mode)."""
         return apply_simplifier(self.simplifier, images, batch_size=batch_size)
+
+
+def _batches(order: torch.Tensor, bs: int):
+    """(batch number, indices) of one pass over ``order`` in batches of ``bs``; a last batch of one
+    image is left out (its cross-entropy statistics are meaningless) unless it is the whole set."""
+    n = order.numel()
+    for b in range(-(-n // bs)):
+        idx = order[b * bs:(b + 1) * bs]
+        if idx.numel() >= 2 or n < 2:
+            yield b, idx
 
 
 @torch.no_grad()
