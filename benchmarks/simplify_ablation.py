@@ -44,7 +44,7 @@ import json
 import resource
 from pathlib import Path
 
-import numpy as np
+from simplify_compare import interp, shown  # noqa: I001 (a sibling script: benchmarks/ is on sys.path)
 
 from simplebits.data import ImageSet, load_dataset, real_subset
 from simplebits.io import atomic_write_json
@@ -64,23 +64,6 @@ VARIANTS = {
     "reinit1": {"reinit_every": 1},
     "reinit1-epochs8": {"reinit_every": 1, "epochs": 8},
 }
-
-
-def _shown(path: Path) -> str:
-    """A path as the results show it: relative to the repository when inside it."""
-    try:
-        return str(path.resolve().relative_to(ROOT.parent))
-    except ValueError:
-        return str(path)
-
-
-def _interp(x: float, points: list[tuple[float, float]]) -> float | None:
-    """Accuracy of a curve at bpd ``x`` (linear between its points; None outside their range)."""
-    pts = sorted(points)
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    if not pts or x < xs[0] or x > xs[-1]:
-        return None
-    return float(np.interp(x, xs, ys))
 
 
 def _curves(path: Path, dataset: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
@@ -119,10 +102,12 @@ def _plot(doc: dict, curve, mse, originals, out: Path, others: list[dict] = ()) 
     m = sorted(mse)
     ax.plot([p[0] for p in m], [100 * p[1] for p in m], "s--", color="C1", label="MSE + bpd")
     ax.plot([originals["bpd"]], [100 * originals["retrain"]], "k*", ms=12, label="originals")
-    for i, (name, r) in enumerate(doc["variants"].items()):
+    order = list(VARIANTS)  # colours by the variants' fixed order, whichever runs came first
+    ranked = sorted(doc["variants"].items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    for i, (name, r) in enumerate(ranked):
         ax.errorbar([r["bpd"]], [100 * r["retrain"]["mean"]], yerr=[100 * r["retrain"]["std"]], fmt="D",
                     color=f"C{i + 2}", label=f"{name} (λ {doc['lambda_sim']:g})")
-    colours = {name: f"C{i + 2}" for i, name in enumerate(doc["variants"])}
+    colours = {name: f"C{i + 2}" for i, (name, _) in enumerate(ranked)}
     for other in others:  # the same variants at other lambdas: open markers, joined to their lambda-2 point
         for name, r in other["variants"].items():
             ax.errorbar([r["bpd"]], [100 * r["retrain"]["mean"]], yerr=[100 * r["retrain"]["std"]], fmt="D",
@@ -167,7 +152,7 @@ def main() -> None:
     curve, mse, originals = _curves(Path(args.curve), args.dataset)
     curve_retrain_epochs = originals["retrain_epochs"]
     doc = {"benchmark": "simplify_ablation", "dataset": args.dataset, "n_train": len(train),
-           "lambda_sim": args.lambda_sim, "retrain_seeds": args.retrain_seeds, "curve_from": _shown(Path(args.curve)),
+           "lambda_sim": args.lambda_sim, "retrain_seeds": args.retrain_seeds, "curve_from": shown(Path(args.curve)),
            "curve": curve, "mse_curve": mse, "originals_in_curve_run": originals, "variants": {}}
     # the default lambda's results are results.json; another lambda's go beside them (results-lam4.json)
     results = out / ("results.json" if args.lambda_sim == 2.0 else f"results-lam{args.lambda_sim:g}.json")
@@ -189,7 +174,7 @@ def main() -> None:
              "seconds": round(res.cells[0]["seconds"]["joint"] + res.cells[0]["seconds"]["evaluation"], 1)}
         r["bpd_change_pct"] = round(100 * (r["bpd"] / r["bpd_original"] - 1), 2)
         r["points_vs_originals"] = round(100 * (r["retrain"]["mean"] - r["retrain_original"]["mean"]), 2)
-        on_curve, on_mse = _interp(r["bpd"], curve), _interp(r["bpd"], mse)
+        on_curve, on_mse = interp(r["bpd"], curve), interp(r["bpd"], mse)
         if cfg.retrain_epochs != curve_retrain_epochs:  # another evaluation than the curve's: not comparable
             on_curve = on_mse = None
         r["vs_curve_points"] = None if on_curve is None else round(100 * (r["retrain"]["mean"] - on_curve), 2)

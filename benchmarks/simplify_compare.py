@@ -17,6 +17,7 @@ For every data set of the run (a ``simplify_tradeoff.py`` results file):
   retraining seeds), for every λ run with at least two joint seeds; the originals' retrained
   accuracy is pooled over the runs' own (each run retrains them from its first seed).
 
+``interp`` and ``shown`` are shared with ``simplify_ablation.py`` and ``simplify_tradeoff.py``.
 No training: it reads JSON and prints JSON (written to ``--out``, default ``compare.json`` beside
 the run).
 """
@@ -35,7 +36,7 @@ from simplebits.io import atomic_write_json
 ROOT = Path(__file__).resolve().parent
 
 
-def _interp(x: float, pts: list[tuple[float, float]]) -> float | None:
+def interp(x: float, pts: list[tuple[float, float]]) -> float | None:
     """The curve's value at ``x`` (linear between points sorted by bpd; None outside its range)."""
     pts = sorted(pts)
     if not pts or x < pts[0][0] or x > pts[-1][0]:
@@ -43,7 +44,7 @@ def _interp(x: float, pts: list[tuple[float, float]]) -> float | None:
     return float(np.interp(x, [p[0] for p in pts], [p[1] for p in pts]))
 
 
-def _shown(path: Path) -> str:
+def shown(path: Path) -> str:
     """A path as the results show it: relative to the repository when inside it."""
     try:
         return str(path.resolve().relative_to(ROOT.parent))
@@ -63,14 +64,14 @@ def compare(run: dict, *, cut: float) -> dict:
         orig_bpd, orig_acc = first["bpd_original"]["mean"], 100 * first["retrain_original"]["mean"]
         rows = []
         for b in d.get("baselines", []):
-            at = _interp(b["bpd"], curve)
+            at = interp(b["bpd"], curve)
             rows.append({"kind": b["kind"], "param": b["param"], "bpd": round(b["bpd"], 4),
                          "baseline": round(100 * b["retrain"]["mean"], 2),
                          "baseline_std": round(100 * b["retrain"]["std"], 2),
                          "simplebits": None if at is None else round(at, 2),
                          "simplebits_minus_baseline": None if at is None else round(at - 100 * b["retrain"]["mean"], 2)})
         matched = [r for r in rows if r["simplebits"] is not None]
-        at_cut = _interp(orig_bpd * (1 - cut / 100), curve)
+        at_cut = interp(orig_bpd * (1 - cut / 100), curve)
         out[name] = {
             "bpd_original": round(orig_bpd, 4), "retrain_original": round(orig_acc, 2),
             "curve": [(round(b, 4), round(a, 2)) for b, a in sorted(curve)],
@@ -122,9 +123,9 @@ def main() -> None:
     args = ap.parse_args()
     run_path = Path(args.run)
     run = json.loads(run_path.read_text())
-    doc = {"run": _shown(run_path), "datasets": compare(run, cut=args.cut)}
+    doc = {"run": shown(run_path), "datasets": compare(run, cut=args.cut)}
     if args.seeds_run:
-        doc["seeds_run"] = _shown(Path(args.seeds_run))
+        doc["seeds_run"] = shown(Path(args.seeds_run))
         doc["joint_seeds"] = joint_seeds([run_path.parent, Path(args.seeds_run).parent])
     atomic_write_json(Path(args.out) if args.out else run_path.parent / "compare.json", doc)
     print(json.dumps(doc, indent=1))

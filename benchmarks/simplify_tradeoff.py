@@ -22,6 +22,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from simplify_compare import shown  # noqa: I001 (a sibling script: benchmarks/ is on sys.path)
+
 from simplebits.data import load_dataset, real_subset
 from simplebits.io import atomic_write_json
 from simplebits.simplify import make_simplify_config, simplify, simplify_baselines, tradeoff
@@ -29,14 +31,6 @@ from simplebits.simplify import make_simplify_config, simplify, simplify_baselin
 ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "results" / "simplify"
 RESULTS = ROOT / "results" / "simplify_tradeoff.json"
-
-
-def _shown(path: Path) -> str:
-    """A path as the results show it: relative to the repository when inside it."""
-    try:
-        return str(path.resolve().relative_to(ROOT.parent))
-    except ValueError:
-        return str(path)
 
 
 def _cells_seconds(cells: list[dict]) -> float:
@@ -101,7 +95,7 @@ def main() -> None:
                                                   p["retrain"]) for p in b["points"]]), flush=True)
         atomic_write_json(RESULTS, doc)
     plots = tradeoff(dirs, out=OUT / "plots")
-    doc["plots"] = {k: _shown(Path(v)) for k, v in plots["files"].items()}
+    doc["plots"] = {k: shown(Path(v)) for k, v in plots["files"].items()}
     doc["seconds"] = round(time.perf_counter() - t0, 1)
     doc["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     atomic_write_json(RESULTS, doc)
