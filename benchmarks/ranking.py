@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parent
 
 def _budget(spec: str) -> tuple[str, dict]:
     """``dc`` -> ("dc", {}); ``dc@40`` -> ("dc", {"iterations": 40}): a stated, reduced budget."""
-    method, _, iters = spec.partition("@")
+    method, at, iters = spec.partition("@")
+    if at and not (iters.isdigit() and int(iters) >= 1):
+        raise ValueError(f"set {spec!r}: the budget after '@' must be a whole number of iterations >= 1, e.g. dc@40")
     return method, ({"iterations": int(iters)} if iters else {})
 
 
@@ -88,6 +90,11 @@ def main() -> int:
     ap.add_argument("--sets-dir", default=str(ROOT / "results" / "ranking" / "sets"))
     ap.add_argument("--out", default=None, help="JSON file (default results/ranking/<dataset>-ipc<IPC>.json)")
     args = ap.parse_args()
+    for name in args.sets.split(","):  # a malformed budget is a usage error before anything runs, not a traceback later
+        try:
+            _budget(name)
+        except ValueError as e:
+            ap.error(str(e))
     out = Path(args.out or ROOT / "results" / "ranking" / f"{args.dataset}-ipc{args.ipc}.json")
     folder = Path(args.sets_dir)
     folder.mkdir(parents=True, exist_ok=True)
