@@ -52,6 +52,40 @@ def test_the_synthetic_side_stays_float32_and_differentiable():
     assert gx.dtype == torch.float32 and torch.isfinite(gx).all()
 
 
+def test_the_networks_own_steps_follow_the_precision_and_match_the_eager_fp32_step():
+    """dc's inner loop (and idc's steps on real batches) take the real side's path: float32 logits,
+    bf16 arithmetic under precision bf16, the same values as the module itself in fp32."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(12, 1, 28, 28, generator=g)
+    fp32, _ = _engine("fp32")
+    bf16, _ = _engine("bf16")
+    bf16.model.load_state_dict(fp32.model.state_dict())
+    with torch.no_grad():
+        ref = fp32.model(x)
+        a, b = fp32.train_logits(x), bf16.train_logits(x)
+    assert a.dtype == b.dtype == torch.float32 and a.shape == (12, 3)
+    torch.testing.assert_close(a, ref)  # fp32: the same step as before
+    assert not torch.equal(b, ref)  # bf16: it did compute in bf16 ...
+    torch.testing.assert_close(b, ref, rtol=0.05, atol=0.05)  # ... and stays close
+    logits = bf16.train_logits(x)
+    logits.sum().backward()  # differentiable w.r.t. the weights, float32 gradients
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in bf16.model.parameters())
+
+
+def test_dc_inner_loop_and_idc_net_steps_go_through_the_engine(monkeypatch):
+    calls = []
+    original = GradientEngine.train_logits
+    monkeypatch.setattr(GradientEngine, "train_logits",
+                        lambda self, x: calls.append((len(x), self.real_dtype)) or original(self, x))
+    ds = make_blobs(8, 3, (1, 12, 12))
+    condense(ds, make_config("dc", ipc=2, preset="quick", precision="bf16", inner_loop=3, **TINY), progress=False)
+    # 2 iterations x (2 updates - 1) x 3 steps, each on the 6 synthetic images, in bf16
+    assert calls == [(6, torch.bfloat16)] * 6
+    calls.clear()
+    condense(ds, make_config("idc", ipc=1, preset="quick", outer_loop=2, batch_train=5, **TINY), progress=False)
+    assert calls == [(5, None)] * 2  # idc: net_steps on real batches, float32 by default
+
+
 def test_auto_follows_the_hardware_check(monkeypatch):
     monkeypatch.setattr(runtime, "bf16_native", lambda device: True)
     assert runtime.resolve_precision("auto", "cpu") is torch.bfloat16

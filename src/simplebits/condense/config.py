@@ -11,7 +11,7 @@ Declared with each method (:func:`~simplebits.condense.registry.register_method`
 ``paper``  the published settings (DC/DSA: 1000 outer iterations, batch_real 256, ConvNet-3 w128;
            IDC: 2000 iterations x 100 image updates; DM: 20000 iterations; SimpleBits: logits +
            Adam lr 0.1, betas (0.5, 0.99)). Hours on a CPU; meant for a GPU. The real-batch side
-           computes in bf16 where the hardware has it (``precision="auto"``: 1.6-1.9x faster on a
+           (and the network's own steps between image updates) computes in bf16 where the hardware has it (``precision="auto"``: 1.6-1.9x faster on a
            CPU with AVX512-BF16, real gradients within ~1 %; PyTorch's default TF32 convolutions
            on recent GPUs round too, to 11 significant bits against bf16's 8). ``precision="fp32"``
            gives the float32 run.
@@ -142,7 +142,8 @@ class CondenseConfig:
                             "machine's cache)", default_text="0")
     compile: bool | str = setting(False, "torch.compile the real-batch network: true, false or \"auto\" (runs of "
                                          "enough iterations to pay)", cli=False)  # --compile / --no-compile by hand
-    precision: str = setting("fp32", "arithmetic of the real-batch side: fp32; bf16 (autocast, float32 weights and "
+    precision: str = setting("fp32", "arithmetic of the passes that need no image gradient (the real-batch side "
+                                     "and the network's own steps between image updates): fp32; bf16 (autocast, float32 weights and "
                                      "gradients; 1.6-1.9x faster where the hardware has bf16, real gradients within "
                                      "~1%); auto (bf16 where the hardware has it, else fp32)",
                              choices=PRECISIONS, default_text="fp32; the paper presets: auto")

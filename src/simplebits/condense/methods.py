@@ -205,7 +205,7 @@ class Method:
             self._net_step(xb, ys[sel])
 
     def _net_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        loss = F.cross_entropy(self.net(x.contiguous(memory_format=self.engine.layout)), y)
+        loss = F.cross_entropy(self.engine.train_logits(x), y)
         self.net_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.net_opt.step()
