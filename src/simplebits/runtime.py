@@ -51,7 +51,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-#: arithmetic of the real-batch side of condensation (:class:`simplebits.condense.GradientEngine`)
+#: arithmetic of the passes of condensation that need no image gradient (:class:`simplebits.condense.GradientEngine`)
 PRECISIONS = ("fp32", "bf16", "auto")
 
 
