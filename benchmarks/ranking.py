@@ -7,7 +7,9 @@ the random-real subsets of the same size the same way; and networks on the whole
 (cached) for HLR and as the teacher. Prints one JSON document (also written to --out) with every
 accuracy, HLR, IOR, LRS, ARS (mean ± std over seeds), the storage bits of each set, wall time
 and peak RSS. Evaluations are sequential (ensembled evaluation measured no gain on this CPU,
-docs/evaluate.md).
+docs/evaluate.md). Resumable: condensation checkpoints (``.ckpt`` beside the set), every finished
+evaluation is kept in ``--sets-dir``/DATASET-ipcN.evaluations.json, and rows already in ``--out``
+are kept, so the same command after a kill loses at most one evaluation (three networks).
 
     python benchmarks/ranking.py --dataset fashion-mnist --ipc 1 --sets random,dc,dm,idc
 """
@@ -29,7 +31,7 @@ from simplebits.data.condensed import load_condensed
 from simplebits.density import storage_bits
 from simplebits.io import atomic_write_json
 from simplebits.prune import prune_set
-from simplebits.train import full_data, get_protocol, ranking_scores
+from simplebits.train import EvaluationMemo, full_data, get_protocol, ranking_scores
 
 ROOT = Path(__file__).resolve().parent
 
@@ -110,7 +112,8 @@ def main() -> int:
     full_seconds = time.perf_counter() - tf
     teacher = full.teacher()
     probs = torch.softmax(teacher(real_subset(real, 10, seed=1).images), 1).max(1).values
-    memo: dict = {}
+    # every finished evaluation is kept on disk: a killed run resumes after the last one (not the last set)
+    memo = EvaluationMemo(folder / f"{args.dataset}-ipc{args.ipc}.evaluations.json")
     rows, done, earlier = [], set(), []
     if out.is_file():  # sets already in the file (same data set, IPC, seeds, labels) are kept, not re-run
         old = json.loads(out.read_text())
@@ -143,6 +146,7 @@ def main() -> int:
         # a set condensed here with another budget than the quick preset's says so (yoco parents take neither)
         if "@" in name or (args.precision and not name.startswith(("random", "yoco-"))):
             row["condense_overrides"] = {**_budget(name)[1], **({"precision": args.precision} if args.precision else {})}
+        reused_before = len(memo.reused)
         for labels in ("hard", args.labels):
             ts = time.perf_counter()
             log(f"{ds.name}: {labels} labels")
@@ -154,6 +158,8 @@ def main() -> int:
                                           for k, v in d["accuracies"].items()},
                            "scores": d["scores"], "seconds": round(time.perf_counter() - ts, 1)}
             log(f"  {labels}: " + ", ".join(f"{k} {v['mean']:.2f}" for k, v in d["scores"].items()))
+        # evaluations an earlier, killed run of this file finished (their time is not in this row's seconds)
+        row["evaluations_reused"] = len(memo.reused) - reused_before
         row["storage_hard"] = storage_bits(ds)
         row["storage_soft"] = storage_bits(ds, labels="soft", teacher=teacher)
         rows.append(row)

@@ -14,8 +14,9 @@ from torch import nn
 from simplebits.cli.main import main
 from simplebits.density import storage_bits
 from simplebits.density.compress import encode_png
-from simplebits.errors import BadInputError, MismatchError
+from simplebits.errors import BadInputError, CorruptFileError, MismatchError
 from simplebits.train import (
+    EvaluationMemo,
     RankingReport,
     augmentation_robust_score,
     evaluate,
@@ -29,6 +30,7 @@ from simplebits.train import (
     train_classifier,
 )
 from simplebits.train import fulldata as fulldata_mod
+from simplebits.train import scores as scores_mod
 from simplebits.train.checkpoint import save_classifier
 
 TINY = get_protocol("quick").with_overrides(max_steps=40, batch_size=32)
@@ -189,6 +191,62 @@ def test_ranking_scores_end_to_end_reuses_shared_runs(tmp_path):
     uneven = real.subset(torch.tensor([0, 10, 20, 1]))
     with pytest.raises(BadInputError, match="unequal"):
         ranking_scores(uneven, real, test, protocol=TINY, seeds=1, cache=tmp_path)
+
+
+
+def test_a_ranking_killed_after_some_evaluations_resumes_from_the_memo_file(tmp_path, monkeypatch):
+    real, test = make_blobs(10, 3, seed=6), make_blobs(8, 3, seed=7)
+    subset = real.subset(torch.tensor([0, 10, 20, 1, 11, 21]))
+    path = tmp_path / "evals.json"
+    calls = []
+    real_evaluate = scores_mod.evaluate
+
+    def dies_on_the_second(*a, **k):  # the run is killed while training its second evaluation's networks
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(scores_mod, "evaluate", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        ranking_scores(subset, real, test, protocol=TINY, seeds=2, cache=tmp_path, progress=False,
+                       memo=EvaluationMemo(path))
+    assert len(EvaluationMemo(path)) == 1  # the finished evaluation is on disk
+    monkeypatch.setattr(scores_mod, "evaluate", real_evaluate)
+    memo = EvaluationMemo(path)
+    resumed = ranking_scores(subset, real, test, protocol=TINY, seeds=2, cache=tmp_path, progress=False, memo=memo)
+    assert len(memo.reused) == 1 and len(memo) == 4
+    fresh = ranking_scores(subset, real, test, protocol=TINY, seeds=2, cache=tmp_path, progress=False)
+    assert resumed.accuracies == fresh.accuracies  # same seeds, same result: resuming changes nothing
+
+    def boom(*a, **k):
+        raise AssertionError("trained a network the memo holds")
+
+    monkeypatch.setattr(scores_mod, "evaluate", boom)
+    monkeypatch.setattr(scores_mod, "evaluate_real_subset", boom)
+    again = EvaluationMemo(path)
+    assert ranking_scores(subset, real, test, protocol=TINY, seeds=2, cache=tmp_path, progress=False,
+                          memo=again).accuracies == fresh.accuracies and len(again.reused) == 4
+    with pytest.raises(AssertionError, match="memo holds"):  # other seeds are another key: not served
+        ranking_scores(subset, real, test, protocol=TINY, seeds=[5, 6], cache=tmp_path, progress=False, memo=again)
+    assert all(k in again for k in list(again))  # its keys index it again
+
+
+@pytest.mark.parametrize("text, match", [
+    ("{not json", "not a simplebits evaluation memo"),
+    ('{"format": "other", "runs": []}', "header"),
+    ('{"format": "simplebits-evaluation-memo", "runs": [{"key": "k", "accuracies": [1.5]}]}', "entry 0"),
+    ('{"format": "simplebits-evaluation-memo", "runs": [{"key": "k", "accuracies": [NaN]}]}', "entry 0"),
+    ('{"format": "simplebits-evaluation-memo", "runs": [{"key": "k", "accuracies": []}]}', "entry 0"),
+])
+def test_a_damaged_evaluation_memo_is_refused_not_replaced(tmp_path, text, match):
+    path = tmp_path / "evals.json"
+    path.write_text(text)
+    with pytest.raises(CorruptFileError, match=match):
+        EvaluationMemo(path)
+    assert path.read_text() == text  # left for the user to look at
+    with pytest.raises(BadInputError, match="does not exist"):
+        EvaluationMemo(tmp_path / "missing" / "evals.json")
 
 
 # ------------------------------------------------------------------------------------ storage

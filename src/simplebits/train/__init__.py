@@ -5,6 +5,7 @@ from .fulldata import FullData, cache_root, full_data
 from .loop import accuracy, predict_logits, train_classifier
 from .protocols import Protocol, get_protocol, list_protocols, register_protocol
 from .scores import (
+    EvaluationMemo,
     RankingReport,
     augmentation_robust_score,
     hard_label_recovery,
@@ -17,6 +18,7 @@ from .seeding import derive_seed, generator
 
 __all__ = [
     "EvalReport",
+    "EvaluationMemo",
     "FullData",
     "LABEL_MODES",
     "Protocol",

@@ -31,14 +31,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from ..data import ImageSet, fingerprint
-from ..errors import BadInputError
+from ..errors import BadInputError, CorruptFileError
+from ..io import atomic_write_json
 from .evaluate import _seed_list, evaluate, evaluate_real_subset, mean_std
 from .fulldata import full_data
 from .protocols import Protocol, get_protocol
@@ -46,6 +50,7 @@ from ..runtime import resolve_device
 
 __all__ = [
     "DEFAULT_AUGMENTATION",
+    "EvaluationMemo",
     "RankingReport",
     "augmentation_robust_score",
     "hard_label_recovery",
@@ -153,6 +158,88 @@ class RankingReport:
                 "settings": self.settings}
 
 
+class EvaluationMemo(MutableMapping):
+    """A ``memo`` for :func:`ranking_scores` kept in a JSON file, so that a killed run loses one evaluation at most.
+
+    Each evaluation (one set or random-real side, one protocol, all seeds) is written to ``path``
+    atomically as soon as it finishes; a new process given the same file skips every evaluation the
+    file holds. The key is the one :func:`ranking_scores` uses: the set's fingerprint (or the real
+    data's and the IPC), the protocol's settings, the seeds and, for soft labels, the teacher's
+    weights' hash, so a different set, protocol, seed list or teacher is never served a stored
+    result. The key does not hold the code's version: delete the file after changing how networks
+    are trained. A file that is not one of these raises :class:`~simplebits.errors.CorruptFileError`
+    naming the file (delete it to start afresh); it is never silently replaced.
+    """
+
+    FORMAT = "simplebits-evaluation-memo"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise BadInputError(f"cannot keep evaluations in {self.path}: the folder {self.path.parent} does not "
+                                "exist; create it first")
+        self._runs: dict[str, list[float]] = {}
+        if self.path.is_file():
+            self._runs = self._read()
+        self._stored = set(self._runs)  # the evaluations earlier runs left in the file
+        self.reused: set[str] = set()  # those this process was served instead of training networks
+
+    def _read(self) -> dict[str, list[float]]:
+        bad = f"{self.path} is not a simplebits evaluation memo"
+        try:
+            doc = json.loads(self.path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise CorruptFileError(f"{bad} ({e}); delete it to start afresh") from None
+        if not (isinstance(doc, dict) and doc.get("format") == self.FORMAT and isinstance(doc.get("runs"), list)):
+            raise CorruptFileError(f"{bad} (no {self.FORMAT!r} header); delete it to start afresh")
+        runs = {}
+        for i, r in enumerate(doc["runs"]):
+            ok = (isinstance(r, dict) and isinstance(r.get("key"), str) and isinstance(r.get("accuracies"), list)
+                  and r["accuracies"] and all(isinstance(a, (int, float)) and not isinstance(a, bool)
+                                              and math.isfinite(a) and 0.0 <= a <= 1.0 for a in r["accuracies"]))
+            if not ok:
+                raise CorruptFileError(f"{bad} (entry {i} is not a key with accuracies in [0, 1]); delete it to "
+                                       "start afresh")
+            runs[r["key"]] = [float(a) for a in r["accuracies"]]
+        return runs
+
+    @staticmethod
+    def _key(k: Any) -> str:
+        return json.dumps(k, sort_keys=True, default=list)
+
+    def __getitem__(self, k: Any) -> list[float]:
+        key = self._key(k)
+        v = list(self._runs[key])
+        if key in self._stored:
+            self.reused.add(key)
+        return v
+
+    def __setitem__(self, k: Any, accuracies: Sequence[float]) -> None:
+        key = self._key(k)
+        self._runs[key] = [float(a) for a in accuracies]
+        self._stored.discard(key)
+        self._write()
+
+    def __delitem__(self, k: Any) -> None:
+        key = self._key(k)
+        del self._runs[key]
+        self._stored.discard(key)
+        self._write()
+
+    def _write(self) -> None:
+        atomic_write_json(self.path, {"format": self.FORMAT, "version": 1,
+                                      "runs": [{"key": key, "accuracies": v} for key, v in self._runs.items()]})
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter([json.loads(key) for key in self._runs])  # keys as lists: they index the memo again
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __contains__(self, k: object) -> bool:
+        return self._key(k) in self._runs
+
+
 def _aug_sides(p: Protocol) -> tuple[Protocol, Protocol]:
     """(with augmentation, without) versions of ``p``: its own augmentation, or DSA when it has none."""
     aug = p if p.augments else p.with_overrides(dsa=DEFAULT_AUGMENTATION)
@@ -174,7 +261,7 @@ def ranking_scores(
     cache: str | None = None,
     lrs_weight: float = 0.5,
     ars_weight: float = 0.5,
-    memo: dict[Any, list[float]] | None = None,
+    memo: MutableMapping[Any, list[float]] | None = None,
 ) -> RankingReport:
     """HLR, IOR, LRS and ARS of ``train`` (a reduced set of ``real``), DD-Ranking's definitions.
 
@@ -185,7 +272,8 @@ def ranking_scores(
     the teacher. Evaluations shared between the scores are run once; pass the same ``memo`` dict to
     several calls (sets of one size, hard and soft labels) and they share their random-real and
     hard-label evaluations too (keyed by the set's fingerprint, the protocol, the seeds and, for soft
-    labels, the teacher's identity).
+    labels, the teacher's identity). An :class:`EvaluationMemo` keeps them in a file, so that a
+    killed run resumes after the last evaluation it finished.
     """
     device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
     base = get_protocol(protocol).with_overrides(labels=labels, temperature=float(temperature))
