@@ -233,7 +233,9 @@ def test_a_ranking_killed_after_some_evaluations_resumes_from_the_memo_file(tmp_
 
 
 @pytest.mark.parametrize("text, match", [
-    ("{not json", "not a simplebits evaluation memo"),
+    ("{not json", "evaluation memo is not valid JSON"),
+    ("[" * 5000 + "]" * 5000, "evaluation memo is not valid JSON"),  # too deep for the parser
+    ("[1, 2]", "evaluation memo is a JSON list"),
     ('{"format": "other", "runs": []}', "header"),
     ('{"format": "simplebits-evaluation-memo", "runs": [{"key": "k", "accuracies": [1.5]}]}', "entry 0"),
     ('{"format": "simplebits-evaluation-memo", "runs": [{"key": "k", "accuracies": [NaN]}]}', "entry 0"),

@@ -42,7 +42,7 @@ import torch
 
 from ..data import ImageSet, fingerprint
 from ..errors import BadInputError, CorruptFileError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, parse_json_object
 from .evaluate import _seed_list, evaluate, evaluate_real_subset, mean_std
 from .fulldata import full_data
 from .protocols import Protocol, get_protocol
@@ -187,10 +187,11 @@ class EvaluationMemo(MutableMapping):
     def _read(self) -> dict[str, list[float]]:
         bad = f"{self.path} is not a simplebits evaluation memo"
         try:
-            doc = json.loads(self.path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as e:
+            text = self.path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
             raise CorruptFileError(f"{bad} ({e}); delete it to start afresh") from None
-        if not (isinstance(doc, dict) and doc.get("format") == self.FORMAT and isinstance(doc.get("runs"), list)):
+        doc = parse_json_object(text, self.path, "evaluation memo")  # the package's guarded JSON reader
+        if not (doc.get("format") == self.FORMAT and isinstance(doc.get("runs"), list)):
             raise CorruptFileError(f"{bad} (no {self.FORMAT!r} header); delete it to start afresh")
         runs = {}
         for i, r in enumerate(doc["runs"]):
