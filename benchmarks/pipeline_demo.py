@@ -1,10 +1,13 @@
 """`simplebits demo` end to end: wall time and peak RSS of a fresh run, then of a rerun that finds
 every stage finished (the skip path), as a ratio in the same run. Prints JSON.
 
-    python benchmarks/pipeline_demo.py [--out benchmarks/results/pipeline_demo.json] [--keep DIR]
+    python benchmarks/pipeline_demo.py [--out benchmarks/results/pipeline_demo.json] [--keep DIR] [--fp32-baseline]
 
 Targets: a fresh `simplebits demo` in <= 15 minutes on a 2-core CPU (issue "The main job"), then
 <= 6 minutes with every budget kept (issue "Fast where users wait"). The run goes to a temporary directory (or --keep DIR) with the built-in demo config.
+``--fp32-baseline`` first runs the same demo with every ``precision`` key set to fp32 (the demo
+before it trained in bf16; same budgets, a separate directory) and reports the speed-up and both
+runs' figures: the baseline measured in the same run.
 """
 
 from __future__ import annotations
@@ -20,10 +23,14 @@ import time
 from pathlib import Path
 
 
-def run_demo(out: Path) -> dict:
+FP32 = [f"{k}.precision=\"fp32\"" for k in ("evaluate", "condense", "prune", "explain")]
+
+
+def run_demo(out: Path, sets: list[str] | None = None) -> dict:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "simplebits.cli.main", "demo", "--out", str(out), "--json"],
+    extra = [a for kv in sets or [] for a in ("--set", kv)]
+    r = subprocess.run([sys.executable, "-m", "simplebits.cli.main", "demo", "--out", str(out), "--json", *extra],
                        capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
@@ -35,18 +42,42 @@ def run_demo(out: Path) -> dict:
             "stage_s": doc["seconds"], "skipped": doc["skipped"], "figures": doc["figures"]}
 
 
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
+def headline(f: dict) -> dict:
+    """The figures a reader compares: accuracies (mean, std, per seed), bpd, the explanation's numbers."""
+    keep = ("mean", "std", "accuracies")
+    return {
+        "random_real_ipc1": {k: f["baseline"]["rows"][0]["accuracy"][k] for k in keep},
+        "condensed": [{**{k: s[k] for k in ("label", "bpd", "png_bpd")},
+                       "accuracy": {k: s["accuracy"][k] for k in keep}} for s in f["condense"]["sets"]],
+        "pruned": [{**{k: r[k] for k in ("rule", "ipc_from", "ipc_to")},
+                    "accuracy": {k: r["accuracy"][k] for k in keep}} for r in f["prune"]["rows"]],
+        "simplify": f["simplify"]["rows"], "simplify_originals": f["simplify"]["original"],
+        "explain": {k: f["explain"][k] for k in ("n", "bpd_orig", "bpd_sim", "prediction_kept", "classifier_accuracy")},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None, help="also write the JSON here")
     ap.add_argument("--keep", default=None, help="run in this directory (kept) instead of a temporary one")
+    ap.add_argument("--fp32-baseline", action="store_true",
+                    help="first run the demo with every precision key set to fp32, as the baseline")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(args.keep) if args.keep else Path(tmp) / "demo"
+        base = run_demo(Path(str(d) + "-fp32"), FP32) if args.fp32_baseline else None
         fresh = run_demo(d)
         again = run_demo(d)
         f = fresh["figures"]
         res = {
-            "benchmark": "pipeline_demo", "threads": os.cpu_count(), "dataset": f["data"]["dataset"],
+            "benchmark": "pipeline_demo", "cpu": cpu_name(), "threads": os.cpu_count(), "dataset": f["data"]["dataset"],
             "fresh_wall_s": fresh["wall_s"], "fresh_peak_rss_mb": fresh["peak_rss_mb"],
             "target_wall_s": 360, "meets_target": fresh["wall_s"] <= 360, "earlier_target_wall_s": 900,
             "stage_s": fresh["stage_s"],
@@ -54,20 +85,12 @@ def main() -> None:
             "rerun_speedup": round(fresh["wall_s"] / again["wall_s"], 1),
             "same_figures_on_rerun": again["figures"] == fresh["figures"],
             "report_bytes": (d / "report.html").stat().st_size,
-            "headline": {
-                "random_real_ipc1": f["baseline"]["rows"][0]["accuracy"],
-                "condensed": [{k: s[k] for k in ("label", "bpd", "png_bpd", "accuracy")} for s in f["condense"]["sets"]],
-                "pruned": [{k: r[k] for k in ("rule", "ipc_from", "ipc_to", "accuracy")} for r in f["prune"]["rows"]],
-                "simplify": f["simplify"]["rows"], "simplify_originals": f["simplify"]["original"],
-                "explain": {k: f["explain"][k] for k in ("n", "bpd_orig", "bpd_sim", "prediction_kept",
-                                                         "classifier_accuracy")},
-            },
+            "headline": headline(f),
         }
-        for group in ("condensed", "pruned"):
-            for row in res["headline"][group]:
-                row["accuracy"] = {k: row["accuracy"][k] for k in ("mean", "std", "accuracies")}
-        res["headline"]["random_real_ipc1"] = {k: res["headline"]["random_real_ipc1"][k]
-                                               for k in ("mean", "std", "accuracies")}
+        if base is not None:
+            res["fp32_baseline"] = {"sets": FP32, "wall_s": base["wall_s"], "peak_rss_mb": base["peak_rss_mb"],
+                                    "stage_s": base["stage_s"], "speedup": round(base["wall_s"] / fresh["wall_s"], 2),
+                                    "figures": headline(base["figures"])}
     text = json.dumps(res, indent=2)
     print(text)
     if args.out:

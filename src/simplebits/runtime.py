@@ -12,7 +12,8 @@ import torch
 
 from .errors import BadInputError
 
-__all__ = ["resolve_device", "peak_rss_mb", "DEVICE_KINDS", "PRECISIONS", "bf16_native", "resolve_precision"]
+__all__ = ["resolve_device", "peak_rss_mb", "DEVICE_KINDS", "PRECISIONS", "bf16_native", "resolve_precision",
+           "precision_name"]
 
 #: What a device name may be besides ``auto``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
 DEVICE_KINDS = ("cpu", "cuda", "mps")
@@ -82,3 +83,9 @@ def resolve_precision(precision: str, device: str | torch.device) -> torch.dtype
     if precision == "bf16" or (precision == "auto" and bf16_native(device)):
         return torch.bfloat16
     return None
+
+
+def precision_name(precision: str, device: str | torch.device) -> str:
+    """``precision`` with ``auto`` replaced by what :func:`resolve_precision` computes in on ``device``:
+    ``"bf16"`` or ``"fp32"`` (what a report or a cache key should name)."""
+    return "bf16" if resolve_precision(precision, device) is not None else "fp32"

@@ -29,7 +29,7 @@ import platform
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,7 +39,7 @@ from ..data import ImageSet, fingerprint, load_dataset, real_subset
 from ..density.summary import BITS_DEFINITION
 from ..errors import BadInputError, MismatchError, NotFoundError
 from ..io import atomic_write_json, atomic_write_text
-from ..runtime import peak_rss_mb, resolve_device
+from ..runtime import peak_rss_mb, precision_name, resolve_device, resolve_precision
 from ..train.seeding import derive_seed
 from .config import (PipelineConfig, condense_config, config_hash, continual_config, dynamics_config, explain_config,
                      load_config, section_dict, simplify_config)
@@ -164,12 +164,14 @@ class Context:
 
     @property
     def protocol(self):
-        """The evaluation protocol, with ``evaluate.max_steps`` applied."""
+        """The evaluation protocol, with ``evaluate.max_steps``, ``network`` and ``precision`` applied."""
         from ..train import get_protocol
 
         p = get_protocol(self.cfg.evaluate.protocol)
         if self.cfg.evaluate.network:
             p = p.with_overrides(model=self.cfg.evaluate.network)
+        if self.cfg.evaluate.precision:  # auto resolved here: the stage keys name the arithmetic computed
+            p = p.with_overrides(precision=precision_name(self.cfg.evaluate.precision, self.device))
         return p.with_overrides(max_steps=self.cfg.evaluate.max_steps) if self.cfg.evaluate.max_steps else p
 
     @property
@@ -316,7 +318,10 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
                              if start is not None else None)
             path = condensed_path(ctx, ipc, lam)
             label = f"{c.method} ipc{ipc}" + (f" lambda {lam:g}" if lam > 0 else "")
-            key = {"data": ctx.data_key, "condense": cc.to_dict(), "device": ctx.device}
+            settings = cc.to_dict()
+            if settings.get("precision") == "auto":  # the key names the arithmetic computed on this device
+                settings["precision"] = precision_name("auto", ctx.device)
+            key = {"data": ctx.data_key, "condense": settings, "device": ctx.device}
 
             def make(cc=cc, path=path, label=label) -> dict[str, Any]:
                 ctx.log(f"condensing {label} ({cc.iterations} iterations"
@@ -377,6 +382,8 @@ def stage_prune(ctx: Context) -> dict[str, Any]:
                            if s["ipc"] == p.from_ipc and s["lambda_sim"] == lam), None)
     dyn_path = d / "parent.dynamics.safetensors"
     dyn_cfg = dynamics_config(p, seed=cfg.seed)  # None unless [prune] sets a dynamics key: prune_set's default
+    if dyn_cfg is not None and dyn_cfg.precision == "auto":  # the key names the arithmetic computed
+        dyn_cfg = replace(dyn_cfg, precision=precision_name("auto", ctx.device))
     dyn_key = {"dynamics": dyn_cfg.to_dict()} if dyn_cfg is not None else {}  # unset: the keys of older runs
     rows, files = [], {"parent": str(parent_path.relative_to(ctx.out))}
     for t in p.targets:
@@ -471,6 +478,8 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
     proto = get_protocol(e.protocol)
     if e.max_steps:
         proto = proto.with_overrides(max_steps=e.max_steps)
+    if e.precision:
+        proto = proto.with_overrides(precision=precision_name(e.precision, ctx.device))
     c, h, _ = ctx.train.shape
     key = {"data": ctx.data_key, "protocol": proto.to_dict(), "seed": cfg.seed, "device": ctx.device}
 
@@ -479,7 +488,7 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
         model = create_model(proto.model, channels=c, num_classes=ctx.train.num_classes, image_size=h,
                              seed=cfg.seed).to(ctx.device)
         train_classifier(model, ctx.train, protocol=proto, seed=cfg.seed, progress=ctx.progress)
-        acc = accuracy(model, ctx.test)
+        acc = accuracy(model, ctx.test, autocast=resolve_precision(proto.precision, ctx.device))
         save_classifier(path, model.cpu(), name=proto.model, channels=c, image_size=h, classes=ctx.train.classes,
                         extra={"source": ctx.dataset, "protocol": proto.name, "seed": cfg.seed, "test_accuracy": acc})
         return {"test_accuracy": acc}

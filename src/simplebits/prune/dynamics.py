@@ -41,7 +41,7 @@ from ..models import create_model
 from ..progress import progress_bar
 from ..settings import setting
 from ..train import derive_seed, get_protocol, list_protocols, predict_logits, train_classifier
-from ..runtime import resolve_device
+from ..runtime import PRECISIONS, resolve_device, resolve_precision
 
 __all__ = ["DynamicsConfig", "Dynamics", "record_dynamics", "load_dynamics", "fingerprint", "FORMAT"]
 
@@ -72,6 +72,10 @@ class DynamicsConfig:
     epochs_run: int | None = setting(None, "epochs actually trained (set from the rules' needs)", cli=False, toml=False)
     record: str = setting("train", "outputs recorded: on the augmented training batch (train, as the reference) or "
                                    "on clean images after each epoch (clean)", choices=RECORDS)
+    precision: str = setting("fp32", "arithmetic of the dynamics runs: fp32; bf16 (autocast, float32 weights and "
+                                     "gradients; faster where the CPU has AMX/AVX512-BF16; the recorded "
+                                     "outputs and the selection change with rounding); auto (bf16 where the hardware "
+                                     "has it)", choices=PRECISIONS, flag="--dynamics-precision")
     model: str = setting("convnet", "network of the dynamics runs", cli=False)
     model_options: dict[str, Any] = setting({}, "options of the dynamics network", cli=False)
     seed: int = setting(0, "base seed of the dynamics runs (the CLI's --seed, shared with the selection)", cli=False)
@@ -90,6 +94,8 @@ class DynamicsConfig:
                 f"stop_epoch ({self.stop_epoch}) is beyond the {self.schedule_epochs}-epoch schedule; "
                 "lower --stop-epoch or raise --epochs"
             )
+        if self.precision not in PRECISIONS:
+            raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.epochs_run is not None and not 1 <= self.epochs_run <= self.schedule_epochs:
             raise BadInputError(f"epochs_run must be in [1, {self.schedule_epochs}], got {self.epochs_run}")
 
@@ -103,7 +109,8 @@ class DynamicsConfig:
 
     def train_protocol(self):
         p = get_protocol(self.protocol)
-        over: dict[str, Any] = {"model": self.model, "model_options": dict(self.model_options)}
+        over: dict[str, Any] = {"model": self.model, "model_options": dict(self.model_options),
+                                "precision": self.precision}
         if self.epochs:
             over["epochs"] = int(self.epochs)
         return p.with_overrides(**over)
@@ -113,12 +120,16 @@ class DynamicsConfig:
         d = asdict(self)
         for k in ("runs", "epochs_run", "stop_epoch", "top_k"):
             d.pop(k)
+        if self.precision == "fp32":  # every earlier version recorded in float32: their files stay reusable
+            d.pop("precision")
         d["epochs"] = self.schedule_epochs
         return d
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["schedule_epochs"] = self.schedule_epochs
+        if self.precision == "fp32":  # likewise: the keys of earlier runs hold
+            d.pop("precision")
         return d
 
 
@@ -318,6 +329,7 @@ def _one_run(train: ImageSet, config: DynamicsConfig, run: int, device: torch.de
     net = create_model(proto.model, channels=train.channels, num_classes=c, image_size=tuple(train.shape[1:]),
                        seed=derive_seed(seed, "init"), **proto.model_options).to(device)
     logits = torch.zeros(e_run, n, c, dtype=torch.float16)
+    dtype = resolve_precision(proto.precision, device)
 
     def on_batch(epoch: int, idx: torch.Tensor, out: torch.Tensor) -> None:
         if config.record == "train":
@@ -325,7 +337,7 @@ def _one_run(train: ImageSet, config: DynamicsConfig, run: int, device: torch.de
 
     def on_epoch(epoch: int, model: torch.nn.Module) -> None:
         if config.record == "clean":
-            logits[epoch] = predict_logits(model, train.images).half()
+            logits[epoch] = predict_logits(model, train.images, autocast=dtype).half()
             model.train()
 
     train_classifier(net, train, protocol=proto, seed=seed, progress=progress, desc=f"dynamics run {run + 1}",
@@ -333,9 +345,10 @@ def _one_run(train: ImageSet, config: DynamicsConfig, run: int, device: torch.de
     correct = (logits.float().argmax(-1) == train.labels.view(1, -1)).to(torch.uint8)
     net.eval()
     with torch.inference_mode():
-        final = predict_logits(net, train.images).softmax(-1)
-        emb = torch.cat([net.embed(train.images[i:i + 500].to(device)).flatten(1).float().cpu()
-                         for i in range(0, n, 500)]) if hasattr(net, "embed") else final.clone()
+        final = predict_logits(net, train.images, autocast=dtype).softmax(-1)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            emb = torch.cat([net.embed(train.images[i:i + 500].to(device)).flatten(1).float().cpu()
+                             for i in range(0, n, 500)]) if hasattr(net, "embed") else final.clone()
     return {"logits": logits, "correct": correct, "final_probs": final.half(), "embeddings": emb.half()}
 
 

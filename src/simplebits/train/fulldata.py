@@ -31,12 +31,12 @@ from ..errors import BadInputError
 from ..io import atomic_write_json
 from ..models import create_model
 from .checkpoint import load_classifier, save_classifier
-from .evaluate import Accuracies, _seed_list, check_compatible
+from .evaluate import Accuracies, _seed_list, check_compatible, resolved_protocol
 from .distributed import local_device
 from .loop import accuracy, train_classifier
-from .protocols import Protocol, get_protocol
+from .protocols import Protocol
 from .seeding import derive_seed
-from ..runtime import resolve_device
+from ..runtime import resolve_device, resolve_precision
 
 __all__ = ["FullData", "full_data", "cache_root"]
 
@@ -117,7 +117,7 @@ def full_data(
     network; the first seed's network is the teacher. ``refresh`` retrains even when cached.
     """
     device = resolve_device(device, setting="device")  # "auto" (the default): cuda when available
-    p = get_protocol(protocol).with_overrides(labels="hard", temperature=1.0)
+    p = resolved_protocol(protocol, device).with_overrides(labels="hard", temperature=1.0)
     seed_list = _seed_list(seeds)
     check_compatible(real, test)
     dev = torch.device(local_device(device))
@@ -150,7 +150,7 @@ def _train_one(real: ImageSet, test: ImageSet, p: Protocol, seed: int, dev: torc
     net = create_model(p.model, channels=real.channels, num_classes=real.num_classes,
                        image_size=tuple(real.shape[1:]), seed=derive_seed(seed, "init"), **p.model_options).to(dev)
     train_classifier(net, real, protocol=p, seed=seed, progress=progress, desc=f"full data seed {seed}")
-    acc = accuracy(net, test)
+    acc = accuracy(net, test, autocast=resolve_precision(p.precision, dev))
     save_classifier(weights, net, name=p.model, channels=real.channels, image_size=int(real.shape[1]),
                     classes=real.classes, options=dict(p.model_options),
                     extra={"full_data_key": key, "trained_on": fingerprint(real), "protocol": p.to_dict(),

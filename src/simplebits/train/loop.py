@@ -16,6 +16,7 @@ from torch import nn
 from ..data import ImageSet, flip_allowed
 from ..errors import BadInputError, SimplebitsError
 from ..progress import progress_bar
+from ..runtime import resolve_precision
 from .protocols import Protocol
 from .seeding import derive_seed, generator
 from .threads import couples_batch, step_pieces, work_threads
@@ -62,7 +63,7 @@ def train_loop(
     order: Callable[[int], torch.Tensor], batch: BatchHook, loss: LossHook, dropout_seed: int,
     lr: Callable[[int], float] | None = None, on_batch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
     on_epoch: Callable[[int, nn.Module], None] | None = None, image_hw: tuple[int, int] | None = None,
-    compile: bool = False, progress: bool | None = None, desc: str = "train",
+    compile: bool = False, progress: bool | None = None, desc: str = "train", autocast: torch.dtype | None = None,
 ) -> nn.Module:
     """The one training loop: ``steps`` optimiser steps over ``n`` samples in epochs of batches
     of ``batch_size``; trains ``model`` in place (eval mode after) and returns it.
@@ -78,6 +79,8 @@ def train_loop(
     same bits. ``image_hw``: the loop follows :mod:`simplebits.train.threads` for images of that
     size, its thread rule and its step pieces (the loss hook then returns each piece's share of
     the batch's loss); None: torch's threads, whole steps. ``compile``: as in :func:`train_classifier`.
+    ``autocast``: a dtype (``torch.bfloat16``) the forward passes run in under ``torch.autocast``;
+    weights, gradients and the optimiser stay float32, and the loss hook sees float32 outputs.
     """
     device = next(model.parameters()).device
     per_epoch = max(1, -(-n // batch_size))
@@ -98,7 +101,7 @@ def train_loop(
                     for grp in optimizer.param_groups:
                         grp["lr"] = lr(step)
                 data = batch(epoch, step, idx)
-                outs, forward = _backward(model, forward, optimizer, data, loss, cut(data.x.shape[0]))
+                outs, forward = _backward(model, forward, optimizer, data, loss, cut(data.x.shape[0]), autocast)
                 if on_batch is not None:
                     on_batch(epoch, idx, outs[0] if len(outs) == 1 else torch.cat(outs))
                 optimizer.step()
@@ -122,14 +125,17 @@ def _piece_rule(model: nn.Module, image_hw: tuple[int, int] | None,
 
 
 def _backward(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
-              data: Batch, loss: LossHook, pieces: list[tuple[int, int]],
+              data: Batch, loss: LossHook, pieces: list[tuple[int, int]], autocast: torch.dtype | None = None,
               ) -> tuple[list[torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]:
     """One step's gradient, summed over its pieces; the pieces' detached outputs and the forward
-    to go on with (the eager model once a compiled forward failed)."""
+    to go on with (the eager model once a compiled forward failed). ``autocast``: the forward's dtype."""
     optimizer.zero_grad(set_to_none=True)
     outs = []
+    device_type = data.x.device.type
     for a, b in pieces:
-        out, forward = _call(forward, model, data.x[a:b])
+        with _autocast(device_type, autocast):
+            out, forward = _call(forward, model, data.x[a:b])
+        out = out.float()
         loss(out, data, slice(a, b)).backward()
         outs.append(out.detach())
     return outs, forward
@@ -167,7 +173,9 @@ def train_classifier(
     ``teacher``: the frozen network whose logits on each augmented training batch are the labels
     when ``protocol.labels`` is a soft-label loss (:mod:`simplebits.train.soft`); required then,
     refused with hard labels. CutMix mixes images only: the teacher labels the mixed image.
-    The steps are :func:`train_loop`'s.
+    ``protocol.precision`` (fp32; bf16; auto: bf16 where :func:`simplebits.runtime.bf16_native`)
+    sets the forward passes' arithmetic (autocast; float32 weights, gradients and loss; the
+    teacher stays float32). The steps are :func:`train_loop`'s.
     """
     if protocol.soft and teacher is None:
         raise BadInputError(f"protocol {protocol.label()} trains on soft labels and needs a teacher network")
@@ -189,7 +197,7 @@ def train_classifier(
         order=lambda epoch: torch.randperm(n, generator=g_order).to(device), batch=batch, loss=loss,
         lr=lambda step: _lr_at(step, total, protocol), dropout_seed=derive_seed(seed, "dropout"),
         on_batch=on_batch, on_epoch=on_epoch, image_hw=tuple(train.images.shape[-2:]), compile=compile,
-        progress=progress, desc=desc,
+        progress=progress, desc=desc, autocast=resolve_precision(protocol.precision, device),
     )
 
 
@@ -232,6 +240,11 @@ def _classifier_hooks(train: ImageSet, protocol: Protocol, *, seed: int, device:
     return batch, loss
 
 
+def _autocast(device_type: str, dtype: torch.dtype | None):
+    """``torch.autocast`` to ``dtype`` on ``device_type``, or nothing when ``dtype`` is None."""
+    return torch.autocast(device_type=device_type, dtype=dtype) if dtype is not None else nullcontext()
+
+
 def _compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     try:
         return torch.compile(model, dynamic=False)
@@ -256,24 +269,28 @@ def _call(forward: Callable[[torch.Tensor], torch.Tensor], model: nn.Module,
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
-    """Logits for ``images`` (N, C, H, W) in eval mode, batched; returned on CPU.
+def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int | None = None,
+                   autocast: torch.dtype | None = None) -> torch.Tensor:
+    """Logits for ``images`` (N, C, H, W) in eval mode, batched; returned on CPU as float32.
 
     ``batch_size`` None: :func:`default_eval_batch` of the model's device. In eval mode no layer
     mixes the images of a batch, so the batch size changes speed, not predictions.
+    ``autocast``: a dtype (``torch.bfloat16``) the forward passes run in (see :func:`train_loop`).
     """
     device = next(model.parameters()).device
     batch_size = batch_size or default_eval_batch(device)
     was_training = model.training
     model.eval()
-    with work_threads(min(batch_size, max(1, images.shape[0])), tuple(images.shape[-2:]), device):
+    with work_threads(min(batch_size, max(1, images.shape[0])), tuple(images.shape[-2:]), device), \
+            _autocast(device.type, autocast):
         outs = [model(images[i : i + batch_size].to(device)).float().cpu()
                 for i in range(0, images.shape[0], batch_size)]
     model.train(was_training)
     return torch.cat(outs)
 
 
-def accuracy(model: nn.Module, ds: ImageSet, *, batch_size: int | None = None) -> float:
-    """Top-1 accuracy of ``model`` on ``ds`` (fraction in [0, 1])."""
-    pred = predict_logits(model, ds.images, batch_size=batch_size).argmax(1)
+def accuracy(model: nn.Module, ds: ImageSet, *, batch_size: int | None = None,
+             autocast: torch.dtype | None = None) -> float:
+    """Top-1 accuracy of ``model`` on ``ds`` (fraction in [0, 1]); ``autocast`` as in :func:`predict_logits`."""
+    pred = predict_logits(model, ds.images, batch_size=batch_size, autocast=autocast).argmax(1)
     return float((pred == ds.labels).float().mean())

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..errors import BadInputError, UnknownNameError
+from ..runtime import PRECISIONS
 
 __all__ = ["Protocol", "get_protocol", "list_protocols", "register_protocol"]
 
@@ -40,11 +41,16 @@ class Protocol:
     model_options: dict[str, Any] = field(default_factory=dict)
     labels: str = "hard"  # "hard" (one-hot) or a soft-label loss kl/sce/mse with a teacher (train/soft.py)
     temperature: float = 1.0  # softmax temperature of the kl/sce soft-label losses
+    # arithmetic of the network's passes: fp32; bf16 (autocast: float32 weights, gradients and loss,
+    # convolutions in bf16 with float32 accumulation); auto (bf16 where the hardware has it, else fp32)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         from .soft import check_label_mode
 
         check_label_mode(self.labels, self.temperature)
+        if self.precision not in PRECISIONS:
+            raise BadInputError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.dc_aug is not None:
             from ..augment import DCAugment
 
@@ -61,10 +67,12 @@ class Protocol:
         return bool(self.dsa) or bool(self.dc_aug) or self.cutmix_prob > 0
 
     def label(self) -> str:
-        """The protocol's name with its label mode, e.g. ``quick`` or ``quick+kl(T=4)``."""
-        if not self.soft:
-            return self.name
-        return f"{self.name}+{self.labels}" + (f"(T={self.temperature:g})" if self.labels != "mse" else "")
+        """The protocol's name with its label mode and a precision other than fp32, e.g. ``quick``,
+        ``quick+kl(T=4)`` or ``quick@auto``."""
+        out = self.name
+        if self.soft:
+            out += f"+{self.labels}" + (f"(T={self.temperature:g})" if self.labels != "mse" else "")
+        return out if self.precision == "fp32" else f"{out}@{self.precision}"
 
     def with_overrides(self, **kw: Any) -> "Protocol":
         bad = [k for k in kw if k not in self.__dataclass_fields__]
@@ -84,6 +92,8 @@ class Protocol:
             del d["labels"], d["temperature"]
         if self.dc_aug is None:  # likewise for protocols without DC's MNIST augmentation
             del d["dc_aug"]
+        if self.precision == "fp32":  # likewise: every earlier version trained in float32
+            del d["precision"]
         return d
 
 
