@@ -115,3 +115,15 @@ def test_pipeline_resolves_auto_so_that_its_stage_keys_name_the_arithmetic(monke
     assert ctx.protocol.precision == "bf16" and ctx.protocol.to_dict()["precision"] == "bf16"
     monkeypatch.setattr(runtime, "bf16_native", lambda device: False)  # the same folder on a machine without bf16
     assert ctx.protocol.precision == "fp32" and "precision" not in ctx.protocol.to_dict()
+
+
+def test_cli_says_when_bf16_is_only_emulated(monkeypatch, capsys):
+    from simplebits.cli import evaluate as cli_evaluate
+
+    monkeypatch.setattr(cli_evaluate, "bf16_native", lambda device: False)
+    cli_evaluate.precision_note("bf16", "cpu")
+    assert "emulated" in capsys.readouterr().err
+    cli_evaluate.precision_note("auto", "cpu")  # auto already picks fp32 there: nothing to say
+    monkeypatch.setattr(cli_evaluate, "bf16_native", lambda device: True)
+    cli_evaluate.precision_note("bf16", "cpu")
+    assert capsys.readouterr().err == ""

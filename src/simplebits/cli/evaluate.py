@@ -10,7 +10,7 @@ from pathlib import Path
 from ..data import is_dataset_spec, load_dataset
 from ..density import storage_bits
 from ..errors import BadInputError
-from ..runtime import PRECISIONS, resolve_device  # noqa: F401 - the commands import it from here
+from ..runtime import PRECISIONS, bf16_native, resolve_device  # noqa: F401 - the commands import it from here
 from ..train import SOFT_LOSSES, EvalReport, evaluate, evaluate_real_subset, get_protocol, list_protocols
 from ..settings import setting
 from ..train.published import published_random
@@ -89,6 +89,13 @@ def compile_note(args: argparse.Namespace) -> None:
               "compile cache is empty)", file=sys.stderr)
 
 
+def precision_note(precision: str, device: str) -> None:
+    """One line when bf16 was asked for on a device that only emulates it (slower than fp32)."""
+    if precision == "bf16" and not bf16_native(device):
+        print(f"note: {device} has no native bf16 (AVX512-BF16/AMX on a CPU): --precision bf16 is emulated there and "
+              "slower than fp32; --precision auto picks fp32 on such hardware", file=sys.stderr)
+
+
 def recorded_source(ds) -> str | None:
     """The real data set a loaded file was made from, when its metadata names one (a file path
     recorded by an older version, or no record at all, gives None)."""
@@ -163,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     test = load_dataset(test_spec, split="test", root=args.data_root)
     source_name = (source_spec or args.real or "").split(":", 1)[0]
     compile_note(args)
+    precision_note(args.precision, device)
     real = train if not is_file else None
     if is_file and (needs_real or args.baseline):
         real = load_dataset(real_spec, split="train", root=args.data_root)
