@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 
@@ -28,18 +27,8 @@ from simplebits import get_protocol, load_dataset
 from simplebits.data import real_subset
 from simplebits.io import atomic_write_json
 from simplebits.models import create_model
-from simplebits.runtime import bf16_native, peak_rss_mb
+from simplebits.runtime import bf16_native, cpu_name, peak_rss_mb
 from simplebits.train import derive_seed, predict_logits, train_classifier
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def one_network(train, test, proto, seed: int) -> dict:

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from simplebits.runtime import cpu_name
+
 
 FP32 = [f"{k}.precision=\"fp32\"" for k in ("evaluate", "condense", "prune", "explain")]
 
@@ -40,13 +42,6 @@ def run_demo(out: Path, sets: list[str] | None = None) -> dict:
     return {"wall_s": round(wall, 1), "peak_rss_mb": round(doc["peak_rss_mb"], 1),
             "peak_rss_children_mb": round(peak_children, 1) if peak_children > before / 1024.0 else None,
             "stage_s": doc["seconds"], "skipped": doc["skipped"], "figures": doc["figures"]}
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 def headline(f: dict) -> dict:

@@ -6,6 +6,7 @@ every capability check a device name the same way, before any work, and report m
 
 from __future__ import annotations
 
+import contextlib
 import resource
 
 import torch
@@ -13,7 +14,7 @@ import torch
 from .errors import BadInputError
 
 __all__ = ["resolve_device", "peak_rss_mb", "DEVICE_KINDS", "PRECISIONS", "bf16_native", "resolve_precision",
-           "precision_name"]
+           "precision_name", "autocast_to", "cpu_name"]
 
 #: What a device name may be besides ``auto``: ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
 DEVICE_KINDS = ("cpu", "cuda", "mps")
@@ -89,3 +90,18 @@ def precision_name(precision: str, device: str | torch.device) -> str:
     """``precision`` with ``auto`` replaced by what :func:`resolve_precision` computes in on ``device``:
     ``"bf16"`` or ``"fp32"`` (what a report or a cache key should name)."""
     return "bf16" if resolve_precision(precision, device) is not None else "fp32"
+
+
+def autocast_to(dtype: torch.dtype | None, device_type: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to ``dtype`` (what :func:`resolve_precision` returns) on ``device_type``, or
+    nothing when ``dtype`` is None (float32): the one way training, testing and condensation enter bf16."""
+    return torch.autocast(device_type=device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), for benchmark records; ``"unknown"`` elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"

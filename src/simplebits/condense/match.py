@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UnknownNameError
-from ..runtime import resolve_precision
+from ..runtime import autocast_to, resolve_precision
 from ..train.threads import balanced_pieces, step_pieces, threads_for
 
 __all__ = ["DISTANCES", "distance", "matched_parameters", "GradientEngine"]
@@ -156,10 +156,8 @@ class GradientEngine:
     def _real_arithmetic(self) -> contextlib.AbstractContextManager:
         """bf16 autocast for the real side when :attr:`real_dtype` is set (weights and gradients stay
         float32; the convolutions run in bf16 with float32 accumulation), else nothing."""
-        if self.real_dtype is None:
-            return contextlib.nullcontext()
         device = self.params[0].device if self.params else torch.device("cpu")
-        return torch.autocast(device_type=device.type, dtype=self.real_dtype)
+        return autocast_to(self.real_dtype, device.type)
 
     def real(self, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """Gradient of the mean cross-entropy of (x, y) w.r.t. the matched parameters (detached)."""

@@ -41,7 +41,7 @@ from ..models import create_model
 from ..progress import progress_bar
 from ..settings import setting
 from ..train import derive_seed, get_protocol, list_protocols, predict_logits, train_classifier
-from ..runtime import PRECISIONS, resolve_device, resolve_precision
+from ..runtime import PRECISIONS, autocast_to, resolve_device, resolve_precision
 
 __all__ = ["DynamicsConfig", "Dynamics", "record_dynamics", "load_dynamics", "fingerprint", "FORMAT"]
 
@@ -346,7 +346,7 @@ def _one_run(train: ImageSet, config: DynamicsConfig, run: int, device: torch.de
     net.eval()
     with torch.inference_mode():
         final = predict_logits(net, train.images, autocast=dtype).softmax(-1)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast_to(dtype, device.type):
             emb = torch.cat([net.embed(train.images[i:i + 500].to(device)).flatten(1).float().cpu()
                              for i in range(0, n, 500)]) if hasattr(net, "embed") else final.clone()
     return {"logits": logits, "correct": correct, "final_probs": final.half(), "embeddings": emb.half()}

@@ -16,7 +16,7 @@ from torch import nn
 from ..data import ImageSet, flip_allowed
 from ..errors import BadInputError, SimplebitsError
 from ..progress import progress_bar
-from ..runtime import resolve_precision
+from ..runtime import autocast_to, resolve_precision
 from .protocols import Protocol
 from .seeding import derive_seed, generator
 from .threads import couples_batch, step_pieces, work_threads
@@ -133,7 +133,7 @@ def _backward(model: nn.Module, forward: Callable[[torch.Tensor], torch.Tensor],
     outs = []
     device_type = data.x.device.type
     for a, b in pieces:
-        with _autocast(device_type, autocast):
+        with autocast_to(autocast, device_type):
             out, forward = _call(forward, model, data.x[a:b])
         out = out.float()
         loss(out, data, slice(a, b)).backward()
@@ -240,11 +240,6 @@ def _classifier_hooks(train: ImageSet, protocol: Protocol, *, seed: int, device:
     return batch, loss
 
 
-def _autocast(device_type: str, dtype: torch.dtype | None):
-    """``torch.autocast`` to ``dtype`` on ``device_type``, or nothing when ``dtype`` is None."""
-    return torch.autocast(device_type=device_type, dtype=dtype) if dtype is not None else nullcontext()
-
-
 def _compiled(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     try:
         return torch.compile(model, dynamic=False)
@@ -282,7 +277,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, *, batch_size: int | 
     was_training = model.training
     model.eval()
     with work_threads(min(batch_size, max(1, images.shape[0])), tuple(images.shape[-2:]), device), \
-            _autocast(device.type, autocast):
+            autocast_to(autocast, device.type):
         outs = [model(images[i : i + batch_size].to(device)).float().cpu()
                 for i in range(0, images.shape[0], batch_size)]
     model.train(was_training)
