@@ -37,7 +37,10 @@ from simplebits.io import atomic_write_json
 from simplebits.models import create_model
 from simplebits.models.convnet import AvgPool2x2
 from simplebits.runtime import cpu_name, peak_rss_mb
-from simplebits.train import derive_seed, predict_logits, train_classifier
+from simplebits.train import derive_seed
+
+from eval_precision import one_network  # benchmarks/: one network trained and tested, timed
+from simplify_step import paired  # benchmarks/: two callables timed alternately
 
 
 @contextlib.contextmanager
@@ -57,21 +60,6 @@ def with_aten(model: nn.Module) -> nn.Module:
         if isinstance(layer, AvgPool2x2):
             ref.features[i] = nn.AvgPool2d(2)
     return ref
-
-
-def paired(fa, fb, repeats: int):
-    for _ in range(2):
-        fa()
-        fb()
-    ta, tb = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fa()
-        t1 = time.perf_counter()
-        fb()
-        ta.append(t1 - t0)
-        tb.append(time.perf_counter() - t1)
-    return statistics.median(ta), statistics.median(tb), sorted(round(a / b, 2) for a, b in zip(ta, tb))
 
 
 def step_case(batch: int, precision: str, train: bool, repeats: int) -> dict:
@@ -99,24 +87,12 @@ def step_case(batch: int, precision: str, train: bool, repeats: int) -> dict:
             # no optimiser step: both copies keep the same weights, so the last results compare
         return step
 
-    t_slow, t_fast, pairs = paired(make(slow, "aten"), make(fast, "slices"), repeats)
+    t_slow, t_fast, ratios = paired(make(slow, "aten"), make(fast, "slices"), repeats)
+    pairs = sorted(round(1 / r, 2) for r in ratios)  # paired() gives slices/aten per pair
     return {"batch": batch, "precision": precision, "what": "train step" if train else "test batch",
             "aten_ms": round(1000 * t_slow, 2), "slices_ms": round(1000 * t_fast, 2),
             "speedup": round(t_slow / t_fast, 2), "speedup_per_pair": pairs,
             "bitwise_equal": bool(torch.equal(outs["aten"], outs["slices"]))}
-
-
-def one_network(train, test, proto, seed: int) -> dict:
-    net = create_model(proto.model, channels=train.channels, num_classes=train.num_classes,
-                       image_size=tuple(train.shape[1:]), seed=derive_seed(seed, "init"))
-    t0 = time.perf_counter()
-    train_classifier(net, train, protocol=proto, seed=seed, progress=False)
-    t1 = time.perf_counter()
-    dtype = torch.bfloat16 if proto.precision == "bf16" else None
-    pred = predict_logits(net, test.images, autocast=dtype).argmax(1)
-    t2 = time.perf_counter()
-    return {"train_s": t1 - t0, "test_s": t2 - t1, "accuracy": float((pred == test.labels).float().mean()),
-            "pred": pred}
 
 
 def main() -> None:
