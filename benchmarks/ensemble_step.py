@@ -1,6 +1,6 @@
 """Does training K networks as one batched ensemble pay on this CPU? One training step, three ways.
 
-    python benchmarks/ensemble_step.py [--k 5] [--out benchmarks/results/ensemble_step.json]
+    python benchmarks/ensemble_step.py [--k 5] [--precision fp32|bf16] [--out benchmarks/results/ensemble_step.json]
 
 K ConvNet-3 (width 128, instance norm) networks, each with its own batch (the seeds of one
 evaluation), one SGD step each:
@@ -13,13 +13,17 @@ evaluation), one SGD step each:
                 itself is timed by compile_cold.py and eval_compile.py).
 
 Milliseconds per step for all K networks, at IPC 1 and IPC 10 batch sizes of Fashion-MNIST
-(28x28) and at IPC 1 of digits (8x8). Prints one JSON document (also written to ``--out``).
+(28x28) and at IPC 1 of digits (8x8). ``--precision bf16`` runs every forward pass under bf16
+autocast (float32 weights and loss, as ``precision="bf16"`` trains): on a CPU with AMX the
+convolutions get much faster, so small steps might become overhead-bound and batching might pay.
+Prints one JSON document (also written to ``--out``).
 Run it alone on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import sys
@@ -64,16 +68,23 @@ def timed(fn, steps: int) -> float:
     return round(1000 * (time.perf_counter() - t0) / steps, 1)
 
 
-def case(k: int, hw: int, batch: int, steps: int) -> dict:
+def case(k: int, hw: int, batch: int, steps: int, precision: str = "fp32") -> dict:
     g = torch.Generator().manual_seed(0)
     xs, ys = torch.rand(k, batch, 1, hw, hw, generator=g), torch.randint(0, 10, (k, batch), generator=g)
     nets = [create_model("convnet", channels=1, num_classes=10, image_size=(hw, hw), seed=s) for s in range(k)]
     opts = [torch.optim.SGD(n.parameters(), lr=0.01, momentum=0.9) for n in nets]
     fast = [torch.compile(n, dynamic=False) for n in nets]
 
+    def cast():
+        if precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def sequential(models=nets) -> None:
         for m, o, x, y in zip(models, opts, xs, ys):
-            loss = F.cross_entropy(m(x), y)
+            with cast():
+                out = m(x)
+            loss = F.cross_entropy(out.float(), y)
             o.zero_grad()
             loss.backward()
             o.step()
@@ -84,8 +95,9 @@ def case(k: int, hw: int, batch: int, steps: int) -> dict:
     vopt = torch.optim.SGD(list(params.values()), lr=0.01, momentum=0.9)
 
     def batched() -> None:
-        out = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(params, bufs, xs)
-        loss = F.cross_entropy(out.reshape(k * batch, -1), ys.reshape(-1), reduction="sum") / batch
+        with cast():
+            out = vmap(lambda p, b, x: functional_call(base, (p, b), (x,)))(params, bufs, xs)
+        loss = F.cross_entropy(out.float().reshape(k * batch, -1), ys.reshape(-1), reduction="sum") / batch
         vopt.zero_grad()
         loss.backward()
         vopt.step()
@@ -96,7 +108,9 @@ def case(k: int, hw: int, batch: int, steps: int) -> dict:
     gx = xs.squeeze(2).transpose(0, 1).contiguous()  # (B, K, H, W)
 
     def grouped_step(model=grouped) -> None:
-        loss = F.cross_entropy(model(gx).reshape(k * batch, -1), ys.reshape(-1), reduction="sum") / batch
+        with cast():
+            out = model(gx)
+        loss = F.cross_entropy(out.float().reshape(k * batch, -1), ys.reshape(-1), reduction="sum") / batch
         gopt.zero_grad()
         loss.backward()
         gopt.step()
@@ -113,13 +127,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--out", default=None, metavar="JSON")
     a = ap.parse_args()
-    doc: dict = {"benchmark": "ensemble_step", "k": a.k, "threads": torch.get_num_threads(),
+    doc: dict = {"benchmark": "ensemble_step", "k": a.k, "threads": torch.get_num_threads(), "precision": a.precision,
                  "unit": "ms per step of all K networks", "cases": {}}
     for name, hw, batch in [("digits ipc1 (8x8 x10)", 8, 10), ("fashion ipc1 (28x28 x10)", 28, 10),
                             ("fashion ipc10 (28x28 x100)", 28, 100)]:
-        doc["cases"][name] = case(a.k, hw, batch, a.steps)
+        doc["cases"][name] = case(a.k, hw, batch, a.steps, a.precision)
         print(json.dumps({name: doc["cases"][name]}), file=sys.stderr)
     print(json.dumps(doc, indent=1))
     if a.out:
