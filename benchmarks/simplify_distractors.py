@@ -3,6 +3,7 @@ under the `quick` preset, measured by probes.
 
     python benchmarks/simplify_distractors.py [--sets side-by-side,mnist-noise,stripes]
         [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000] [--epochs N] [--reinit-every N]
+        [--absolute-terms] [--grad-floor F]
 
 * side-by-side (label = MNIST digit; the Fashion-MNIST half is the distractor): fresh probe
   classifiers are trained on the simplified training images and tested on the simplified test
@@ -62,6 +63,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
     ap.add_argument("--reinit-every", type=int, default=None,
                     help="re-initialise the joint classifier every N joint epochs (default: the quick preset's, never)")
+    ap.add_argument("--absolute-terms", action="store_true",
+                    help="the paper's classification terms instead of the quick preset's relative ones")
+    ap.add_argument("--grad-floor", type=float, default=0.0,
+                    help="floor under the simplifier's output-sigmoid derivative (default 0: none, the presets')")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -70,7 +75,11 @@ def main() -> None:
         RESULTS = OUT / "results.json"
     lambdas = [float(v) for v in args.lambdas.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
-    cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every)
+    sim_opts = None
+    if args.grad_floor:
+        sim_opts = {**make_simplify_config(preset="quick").simplifier_options, "grad_floor": args.grad_floor}
+    cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every,
+                               relative=False if args.absolute_terms else None, simplifier_options=sim_opts)
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
     t0 = time.perf_counter()

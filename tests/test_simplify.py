@@ -350,6 +350,52 @@ def test_reinit_every_keeps_earlier_digests_and_is_validated():
             tiny_cfg(reinit_every=bad)
 
 
+def test_grad_floor_keeps_the_forward_and_gives_black_pixels_a_gradient(tmp_path):
+    """grad_floor F: the simplifier's output is bit for bit the same, and the gradient through the
+    output sigmoid is max(s (1 - s), F), so pixels at black (s (1 - s) ~ 1e-3 here, ~0 when saturated)
+    still pass the loss's gradient to the simplifier; it is saved with the simplifier; 0 (the
+    default) leaves the model and the preset's settings as they were."""
+    from simplebits.models import create_model
+    from simplebits.models.unet import CLAMP_EPS
+
+    kw = dict(channels=1, num_classes=2, image_size=16, ngf=4, downsamples=2, seed=3)
+    plain, floored = create_model("unet-simplifier", **kw), create_model("unet-simplifier", grad_floor=0.02, **kw)
+    x = torch.zeros(4, 1, 16, 16)
+    x[:, :, 4:8, 4:8] = 0.7  # a grey patch on black
+    grads = []
+    for sim in (plain, floored):
+        sim.w.data.fill_(0.5)
+        out = sim(x)
+        (g,) = torch.autograd.grad(out.sum(), [sim.w])
+        grads.append((out.detach(), g))
+    assert torch.equal(grads[0][0], grads[1][0])  # the same forward bits
+    with torch.no_grad():  # by hand: d sum(out) / dw = sum(max(s (1 - s), F) * unet(x))
+        u = plain.unet(x)
+        s = torch.sigmoid(torch.logit(x.clamp(CLAMP_EPS, 1 - CLAMP_EPS)) + 0.5 * u)
+        want_plain, want_floor = (s * (1 - s) * u).sum(), ((s * (1 - s)).clamp(min=0.02) * u).sum()
+    torch.testing.assert_close(grads[0][1], want_plain, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grads[1][1], want_floor, rtol=1e-5, atol=1e-6)
+    black = torch.zeros(2, 1, 16, 16)  # where everything is black, the floor is what passes
+    g_plain, g_floor = (torch.autograd.grad(sim(black).sum(), [sim.w])[0] for sim in (plain, floored))
+    assert abs(float(g_floor)) > 5 * abs(float(g_plain)) > 0
+    for bad in (-0.1, 0.3, True):
+        with pytest.raises(BadInputError, match="grad_floor must be a number in"):
+            create_model("unet-simplifier", grad_floor=bad, **kw)
+    assert "grad_floor" not in make_simplify_config().simplifier_options
+    cfg = tiny_cfg(simplifier_options={"ngf": 4, "downsamples": 2, "grad_floor": 0.05})
+    simplify(data(12), data(6, seed=5), lambdas=[0.5], config=cfg, out=tmp_path / "f", progress=False)
+    assert load_simplifier(tmp_path / "f" / "lam0.5-s0" / "simplifier.safetensors").grad_floor == 0.05
+    tr = _npz(tmp_path / "train.npz", data(8))
+    assert main(["simplify", f"npz:{tr}", "--test", f"npz:{tr}", "--lambda-sim", "1", "--epochs", "2", "--batch-size",
+                 "8", "--width", "8", "--retrain-epochs", "1", "--grad-floor", "0.03", "--out", str(tmp_path / "c"),
+                 "--device", "cpu"]) == 0
+    sim = load_simplifier(tmp_path / "c" / "lam1-s0" / "simplifier.safetensors")
+    preset = create_model("unet-simplifier", channels=1, num_classes=2, image_size=16,
+                          **make_simplify_config().simplifier_options)
+    assert sim.grad_floor == 0.03  # and the flag joins the preset's other simplifier options:
+    assert [p.shape for p in sim.parameters()] == [p.shape for p in preset.parameters()]
+
+
 def _digits(n: int) -> ImageSet:
     from sklearn.datasets import load_digits
 
@@ -494,6 +540,7 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
             "--device", "cpu", "--json"]
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert "grad_floor" not in doc["cells"][0]["config"]["simplifier_options"]  # 0 unless asked: digests hold
     assert [r["lambda_sim"] for r in doc["summary"]] == [0.0, 1.0]
     assert doc["cells"][0]["config"]["relative"] is True  # the quick preset's
     assert all(r["retrain_original"]["n"] == 1 for r in doc["summary"])
@@ -507,6 +554,8 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     (["--lambda-sim", "x"], "numbers"),
     (["--epochs", "0"], "epochs"),
     (["--warmup-epochs", "4"], "warmup-epochs"),
+    (["--grad-floor", "0.5"], "grad-floor"),
+    (["--grad-floor", "-0.1"], "grad-floor"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     tr = _npz(tmp_path / "train.npz", data(4))

@@ -42,6 +42,9 @@ class SimplifyOptions:
     width: int | None = setting(None, "classifier width option (convnet)", default_text="preset's")
     ngf: int | None = setting(None, "simplifier UNet base width", default_text="preset's")
     downsamples: int | None = setting(None, "simplifier UNet stride-2 levels", default_text="preset's")
+    grad_floor: float | None = setting(None, "floor under the simplifier's output-sigmoid derivative in the backward "
+                                             "pass, so pixels driven to black can come back (0: none, the paper; "
+                                             "docs/simplify.md)", metavar="F", default_text="preset's, 0")
     test: str | None = setting(None, "test set (default: the data set's test split)", metavar="DATASET")
 
 
@@ -57,7 +60,7 @@ class BaselineOptions:
 
 def _add_config_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training settings (default: the preset's; see docs/simplify.md)")
-    add_options(g, SimplifyOptions, only=["preset", "width", "ngf", "downsamples"])
+    add_options(g, SimplifyOptions, only=["preset", "width", "ngf", "downsamples", "grad_floor"])
     settings.add_arguments(g, SimplifyConfig, default_text="preset's")
     add_deprecated(g, "--classifier", "--net", dest="classifier")
     add_seeds(p, count=1, what="joint runs per lambda", numbers=True)
@@ -74,13 +77,18 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace):
     clf_opts = {"width": args.width} if args.width is not None else None
     sim_opts = None
-    if args.ngf is not None or args.downsamples is not None:
+    floor = args.grad_floor
+    if floor is not None and not 0 <= floor <= 0.25:
+        raise BadInputError(f"--grad-floor must be in [0, 0.25] (the sigmoid's derivative is at most 0.25); got {floor}")
+    if args.ngf is not None or args.downsamples is not None or floor:
         base = make_simplify_config(preset=args.preset).simplifier_options
         sim_opts = dict(base)
         if args.ngf is not None:
             sim_opts["ngf"] = args.ngf
         if args.downsamples is not None:
             sim_opts["downsamples"] = args.downsamples
+        if floor:  # 0 is the simplifier's default: left out, so earlier digests hold
+            sim_opts["grad_floor"] = floor
     if args.classifier is not None and clf_opts is None:
         clf_opts = {}
     given = {f.name for f in settings.user_fields(SimplifyConfig)}

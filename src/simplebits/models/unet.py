@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import BadInputError
 from .convnet import _check_input, _image_hw, _pos_int
 from .registry import register_model
 
@@ -123,6 +124,14 @@ class UNetSimplifier(nn.Module):
         not by the size of its weights, so Adam updates cannot grow the output multiplicatively
         through the depth (see docs/simplify.md: without it short, high-learning-rate runs blow
         the output up until every pixel saturates).
+    grad_floor:
+        a floor under the output sigmoid's derivative in the backward pass (0, the paper: none).
+        The forward value is unchanged (the same bits); the gradient reaching the logit ``z`` is
+        ``max(s (1 - s), grad_floor)`` times the output's, so a pixel driven to black (``z`` far
+        below zero, where ``s (1 - s)`` is below 1e-6) can still be pulled back by the
+        classification terms. A deviation against the black trap measured on the stripes set
+        (docs/simplify.md, "Stripes at small lambda"): without it a simplifier that went black in
+        the first joint epoch cannot leave black, whatever the loss says later.
     """
 
     def __init__(
@@ -134,8 +143,13 @@ class UNetSimplifier(nn.Module):
         downsamples: int = 5,
         max_mult: int = 8,
         ws: bool = False,
+        grad_floor: float = 0.0,
     ):
         super().__init__()
+        if isinstance(grad_floor, bool) or not isinstance(grad_floor, (int, float)) or not 0 <= grad_floor <= 0.25:
+            raise BadInputError(f"grad_floor must be a number in [0, 0.25] (the sigmoid's derivative is at most "
+                                f"0.25); got {grad_floor!r}")
+        self.grad_floor = float(grad_floor)
         self.image_hw = _image_hw(image_size)
         self.unet = UNet(channels=channels, ngf=ngf, downsamples=downsamples, max_mult=max_mult, ws=bool(ws))
         self.channels = self.unet.channels
@@ -145,13 +159,19 @@ class UNetSimplifier(nn.Module):
         """(N, C, H, W) in [0, 1] -> (N, C, H, W) in (0, 1)."""
         _check_input(x, self.channels, None, "unet-simplifier")
         logits = torch.logit(x.clamp(CLAMP_EPS, 1 - CLAMP_EPS))
-        return torch.sigmoid(logits + self.w * self.unet(x))
+        z = logits + self.w * self.unet(x)
+        out = torch.sigmoid(z)
+        if self.grad_floor > 0 and torch.is_grad_enabled():
+            # forward: + 0 exactly; backward: d out / dz = s (1 - s) + extra = max(s (1 - s), floor)
+            extra = (self.grad_floor - out * (1 - out)).clamp(min=0).detach()
+            out = out + extra * (z - z.detach())
+        return out
 
 
 @register_model(
     "unet-simplifier",
     description="SimpleBits simplifier: residual UNet (ELU, per-channel affine), identity at init; "
-    "options ngf, downsamples, max_mult",
+    "options ngf, downsamples, max_mult, ws, grad_floor",
     kind="simplifier",
 )
 def _unet_simplifier(

@@ -56,7 +56,7 @@ OPTION_SCHEMAS: dict[str, dict[str, tuple]] = {
                     "alpha": ("float", 0.0, 100.0, True, False)},
     "resnet10-ap": {"norm": ("choice", ("instance", "batch", "none")), "width": ("int", 1, 2048)},
     "unet-simplifier": {"ngf": ("int", 1, 1024), "downsamples": ("int", 0, 10), "max_mult": ("int", 1, 64),
-                        "ws": ("bool",)},
+                        "ws": ("bool",), "grad_floor": ("float", 0.0, 0.25, False, False)},
 }
 # a model registered by a user (no schema above): scalar options only, ints within this range
 _OTHER_INT_RANGE = (-4096, 4096)

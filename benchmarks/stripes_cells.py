@@ -1,0 +1,113 @@
+"""Finished stripes cells, looked into: what the simplified images keep (a grid, originals above
+the simplified images of each cell, five per class: horizontal, then vertical) and whether the
+simplifier's output sigmoid is saturated (the black trap, docs/simplify.md "Stripes at small
+lambda").
+
+    python benchmarks/stripes_cells.py CELL [CELL ...] [--grid docs/img/simplify_stripes_small.png]
+        [--out benchmarks/results/simplify/stripes-small/saturation.json] [--n-train 4000]
+    python benchmarks/stripes_cells.py --ideal 4,16,64 --out benchmarks/results/simplify/stripes-small/ideal.json
+
+CELL is a cell folder written by ``benchmarks/simplify_distractors.py --sets stripes`` (it holds
+``simplified.safetensors`` and ``simplifier.safetensors``, which are not committed: re-run the
+benchmark first). Per cell, on the first 512 training images: the residual scale ``w``, the median
+pre-sigmoid logit ``z = logit(x) + w * unet(x)``, the fraction of output pixels whose sigmoid
+derivative ``s (1 - s)`` is below 1e-6 (no gradient reaches the simplifier through them) and the
+fraction below half a grey level (black once stored in 8 bits).
+
+``--ideal A,B,..``: instead, the images a perfect simplifier of this task would keep, each
+training image's own stripes (same direction and phase) at A grey levels on a black ground: their
+bpd under ``gray32`` (the first 500) and the accuracy on the original test images (1000) of a fresh
+classifier trained on all of them with the quick preset's retraining (seed 0). Does a set that
+meets the target exist?
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from simplebits.data import ImageSet, stripes
+from simplebits.data.composites import _DIRECTION, _PHASE, _rng, _stripe_pattern
+from simplebits.density import score_bpd
+from simplebits.density.store import fit_images, load_flow
+from simplebits.data.condensed import load_condensed
+from simplebits.io import atomic_write_json
+from simplebits.models.unet import CLAMP_EPS
+from simplebits.simplify import load_simplifier, make_simplify_config, retrain
+from simplebits.simplify.figures import comparison_grid, pick_per_class, save_png
+
+
+@torch.no_grad()
+def saturation(cell: Path, x: torch.Tensor) -> dict:
+    sim = load_simplifier(cell / "simplifier.safetensors").eval()
+    z = torch.logit(x.clamp(CLAMP_EPS, 1 - CLAMP_EPS)) + sim.w * sim.unet(x)
+    s = torch.sigmoid(z)
+    return {"w": round(float(sim.w), 4), "median_logit": round(float(z.median()), 2),
+            "no_gradient": round(float((s * (1 - s) < 1e-6).float().mean()), 4),
+            "black": round(float((s < 0.5 / 255).float().mean()), 4)}
+
+
+def ideal(levels: list[int], n_train: int) -> dict:
+    """bpd and retrained accuracy of each training image's own stripes at ``levels`` grey levels."""
+    train, test = stripes(split="train", n=n_train), stripes(split="test", n=1000)
+    m, period = len(train), train.meta["composite"]["period"]
+    rd = _rng(0, "train", _DIRECTION)  # the draws of stripes(split="train", seed=0), in its order
+    direction = rd.permutation(np.concatenate([np.arange(m - m % 2) % 2, rd.integers(0, 2, size=m % 2)]))
+    direction = torch.from_numpy(direction.astype(np.int64))
+    if not torch.equal(direction, train.labels):
+        raise SystemExit("the stripes generator changed: the directions drawn here are not the set's labels")
+    phase = torch.from_numpy(_rng(0, "train", _PHASE).integers(0, period, size=m))
+    s = _stripe_pattern(direction, phase, period, *train.shape[1:]).expand(m, *train.shape).clone()
+    flow, cfg, out = load_flow("gray32"), make_simplify_config(preset="quick"), {}
+    for a in levels:
+        x = torch.round(s * a) / 255.0
+        ds = ImageSet(x, train.labels, train.classes, {"name": f"ideal-stripes-{a}", "flip_ok": True})
+        out[str(a)] = {"bpd": round(float(score_bpd(flow, fit_images(x[:500], flow)).mean()), 4),
+                       "bpd_original": round(float(score_bpd(flow, fit_images(train.images[:500], flow)).mean()), 4),
+                       "retrain": retrain(ds, test, cfg=cfg, seed=0)["accuracy"]}
+        print(a, json.dumps(out[str(a)]), flush=True)
+    return {"n_train": n_train, "n_test": len(test), "levels": out}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cells", nargs="*", help="cell folders (lam*-s*) of a stripes run")
+    ap.add_argument("--ideal", default=None, metavar="A,B,..", help="grey levels of ideal stripes to score instead")
+    ap.add_argument("--grid", default=None, help="PNG to write: originals, then one row per cell")
+    ap.add_argument("--out", default=None, help="JSON to write the saturation figures to")
+    ap.add_argument("--n-train", type=int, default=4000, help="the run's --n-train")
+    ap.add_argument("--per-class", type=int, default=5)
+    args = ap.parse_args()
+    if args.ideal:
+        doc = ideal([int(v) for v in args.ideal.split(",")], args.n_train)
+        if args.out:
+            atomic_write_json(args.out, doc)
+        return
+    if not args.cells:
+        ap.error("give cell folders, or --ideal")
+    train = stripes(split="train", n=args.n_train)
+    order = torch.argsort(train.labels, stable=True)  # simplified sets are stored class by class
+    originals, labels = train.images[order], train.labels[order]
+    rows, report = [], {}
+    for cell in map(Path, args.cells):
+        sim = load_condensed(cell / "simplified.safetensors")
+        if sim.labels.tolist() != labels.tolist():
+            raise SystemExit(f"{cell}: not a stripes run on {args.n_train} training images (labels differ)")
+        rows.append(sim.images)
+        report[f"{cell.parent.parent.name}/{cell.name}"] = saturation(cell, train.images[:512])
+        print(f"{cell}: {json.dumps(report[f'{cell.parent.parent.name}/{cell.name}'])}")
+    if args.grid:
+        idx = pick_per_class(labels, 2, per_class=args.per_class)
+        save_png(args.grid, comparison_grid(originals, rows, indices=idx, scale=2))
+        print(f"wrote {args.grid}")
+    if args.out:
+        atomic_write_json(args.out, {"n_train": args.n_train, "images": 512, "cells": report})
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
