@@ -32,9 +32,9 @@ import torch
 
 from simplebits.data import ImageSet, stripes
 from simplebits.data.composites import _DIRECTION, _PHASE, _rng, _stripe_pattern
+from simplebits.data.condensed import load_condensed
 from simplebits.density import score_bpd
 from simplebits.density.store import fit_images, load_flow
-from simplebits.data.condensed import load_condensed
 from simplebits.io import atomic_write_json
 from simplebits.models.unet import CLAMP_EPS
 from simplebits.simplify import load_simplifier, make_simplify_config, retrain
