@@ -3,7 +3,7 @@ under the `quick` preset, measured by probes.
 
     python benchmarks/simplify_distractors.py [--sets side-by-side,mnist-noise,stripes]
         [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000] [--epochs N] [--reinit-every N]
-        [--absolute-terms] [--grad-floor F]
+        [--absolute-terms] [--grad-floor F] [--select-within F]
 
 * side-by-side (label = MNIST digit; the Fashion-MNIST half is the distractor): fresh probe
   classifiers are trained on the simplified training images and tested on the simplified test
@@ -67,6 +67,9 @@ def main() -> None:
                     help="the paper's classification terms instead of the quick preset's relative ones")
     ap.add_argument("--grad-floor", type=float, default=0.0,
                     help="floor under the simplifier's output-sigmoid derivative (default 0: none, the presets')")
+    ap.add_argument("--select-within", type=float, default=None,
+                    help="keep the joint epoch with the lowest held-out bpd whose held-out transfer is within F of "
+                         "the originals' (default: off, the last epoch, as the presets)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -79,7 +82,8 @@ def main() -> None:
     if args.grad_floor:
         sim_opts = {**make_simplify_config(preset="quick").simplifier_options, "grad_floor": args.grad_floor}
     cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every,
-                               relative=False if args.absolute_terms else None, simplifier_options=sim_opts)
+                               relative=False if args.absolute_terms else None, simplifier_options=sim_opts,
+                               select_within=args.select_within)
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
     t0 = time.perf_counter()
@@ -132,6 +136,10 @@ def main() -> None:
                     vals.setdefault("digit_mean_after", []).append(float(s_te[~bg].mean()))
                 elif name == "stripes":
                     vals.setdefault("bpd_fall", []).append(1 - cell["bpd"] / cell["bpd_original"])
+                if "select" in cell:  # which epoch was kept, and its held-out check
+                    vals.setdefault("selected_epoch", []).append(cell["select"]["epoch"])
+                    vals.setdefault("select_heldout_accuracy", []).append(cell["select"]["accuracy"])
+                    vals.setdefault("select_heldout_bpd", []).append(cell["select"]["bpd"])
             e = {k: ms(v) for k, v in vals.items()}
             if name == "side-by-side":
                 e["mnist_probe_ratio"] = ms([a / b for a, b in zip(vals["probe_mnist"], ref["mnist"])])

@@ -336,6 +336,86 @@ def test_reinit_every_gives_the_simplifier_fresh_classifiers_and_resumes_to_the_
     assert [r.get("reinit", False) for r in full.cells[0]["log"]] == [False, False, True]
 
 
+def _on_grid(ds):
+    """``ds`` rounded to the 8-bit grid (as loaded image files are): the identity simplifier returns it unchanged."""
+    return ImageSet(torch.round(ds.images * 255) / 255, ds.labels, ds.classes, dict(ds.meta))
+
+
+def test_select_within_keeps_the_lowest_bpd_qualifying_epoch_and_leaves_the_training_alone(tmp_path, monkeypatch):
+    """--select-within F: after every joint epoch the simplifier is checked on held-out training
+    images; the cell keeps the checked state with the lowest held-out bpd among those whose transfer
+    is within F of the originals'. The checks do not change the training, the kept simplifier is the
+    chosen epoch's, and a run resumed mid-way chooses the same."""
+    from simplebits.simplify.select import EpochSelector, holdout_split
+
+    train, test = _on_grid(data(12)), _on_grid(data(6, seed=5))
+    cfg = tiny_cfg(epochs=4, warmup_epochs=1, lambda_sim=2.0)
+    plain = simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "plain", progress=False).cells[0]
+    sel_cfg = tiny_cfg(epochs=4, warmup_epochs=1, lambda_sim=2.0, select_within=0.99)
+    res = simplify(train, test, lambdas=[2.0], config=sel_cfg, out=tmp_path / "sel", progress=False)
+    cell = res.cells[0]
+    # the training is the same, epoch by epoch
+    assert [r["bpd_probe"] for r in cell["log"]] == [r["bpd_probe"] for r in plain["log"]]
+    assert [r["w"] for r in cell["log"]] == [r["w"] for r in plain["log"]]
+    sel = cell["select"]
+    # checked: the state before the first joint step (after the warm-up epoch 0), then every joint epoch
+    assert [c["epoch"] for c in sel["checks"]] == [0, 1, 2, 3]
+    first = sel["checks"][0]
+    assert first["accuracy"] == sel["reference"] and first["qualifies"]  # the identity is the reference
+    ok = [c for c in sel["checks"] if c["qualifies"]]
+    assert sel["epoch"] == min(ok, key=lambda c: c["bpd"])["epoch"]
+    assert all(c["qualifies"] == (c["accuracy"] >= sel["reference"] - 0.99 - 1e-9) for c in sel["checks"])
+    # the saved simplifier is the chosen epoch's: it gives the chosen check's held-out bpd again
+    _, held = holdout_split(train.labels, train.num_classes, seed=0)
+    assert sel["holdout"] == held.numel() == 2
+    saved = load_simplifier(tmp_path / "sel" / "lam2-s0" / "simplifier.safetensors")
+    from simplebits.density import BpdTerm
+
+    again = BpdTerm(None, shape=train.shape).score(apply_simplifier(saved, train.images[held])).mean()
+    assert float(again) == pytest.approx(sel["bpd"], abs=1e-6)
+    if sel["epoch"] == 3:  # the last epoch chosen: the same set as the plain run
+        assert cell["bpd"] == plain["bpd"]
+    # resumed after epoch 2's checkpoint: the same checks, the same choice, the same set
+    with _interrupted_at_epoch(monkeypatch, 2), pytest.raises(KeyboardInterrupt):
+        simplify(train, test, lambdas=[2.0], config=sel_cfg, out=tmp_path / "b", progress=False)
+    resumed = simplify(train, test, lambdas=[2.0], config=sel_cfg, out=tmp_path / "b", resume=True, progress=False)
+    assert resumed.cells[0]["select"] == sel
+    assert torch.equal(resumed.simplified["lam2-s0"].images, res.simplified["lam2-s0"].images)
+
+    # nothing qualifies after the first joint step: the unsimplified state is kept, and said so
+    real = EpochSelector._transfer
+
+    def failing(self, fit_images):
+        return real(self, fit_images) if torch.equal(fit_images, self.fit_part.images) else 0.0
+
+    monkeypatch.setattr(EpochSelector, "_transfer", failing)
+    none = simplify(train, test, lambdas=[2.0], config=tiny_cfg(epochs=3, warmup_epochs=1, lambda_sim=2.0,
+                                                                  select_within=0.0),
+                    out=tmp_path / "none", progress=False)
+    assert none.cells[0]["select"]["epoch"] == 0 and "unsimplified" in none.cells[0]["select"]["note"]
+    assert torch.equal(none.simplified["lam2-s0"].images, train.images)  # the identity on the 8-bit grid
+
+
+def test_select_within_is_validated_and_keeps_earlier_digests():
+    from simplebits.simplify.select import holdout_split
+
+    base = tiny_cfg()
+    assert "select_within" not in base.to_dict() and tiny_cfg(select_within=None).digest() == base.digest()
+    assert tiny_cfg(select_within=0.05).digest() != base.digest()
+    for bad in (-0.1, 1.0, True, float("nan")):
+        with pytest.raises(BadInputError, match="select-within must be a fraction"):
+            tiny_cfg(select_within=bad)
+    with pytest.raises(BadInputError, match="retrain-epochs must be >= 1"):
+        tiny_cfg(select_within=0.05, retrain_epochs=0)
+    labels = torch.tensor([0, 0, 0, 1])
+    with pytest.raises(BadInputError, match="class 1 has 1"):
+        holdout_split(labels, 2, seed=0)
+    keep, held = holdout_split(torch.tensor([0] * 20 + [1] * 9), 2, seed=3)
+    assert held.tolist() == sorted(held.tolist()) and len(held) == 3  # 2 of 20, 1 of 9
+    assert sorted(keep.tolist() + held.tolist()) == list(range(29))
+    assert torch.equal(holdout_split(torch.tensor([0] * 20 + [1] * 9), 2, seed=3)[1], held)  # seeded
+
+
 def test_reinit_every_keeps_earlier_digests_and_is_validated():
     """0 (never, the default) leaves a run's settings and digest as before; a setting changes
     the digest; a negative or non-integer value is a clear error."""
@@ -541,10 +621,18 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     assert main(argv) == 0
     doc = json.loads(capsys.readouterr().out)
     assert "grad_floor" not in doc["cells"][0]["config"]["simplifier_options"]  # 0 unless asked: digests hold
+    assert "select" not in doc["cells"][0] and "select_within" not in doc["cells"][0]["config"]
     assert [r["lambda_sim"] for r in doc["summary"]] == [0.0, 1.0]
     assert doc["cells"][0]["config"]["relative"] is True  # the quick preset's
     assert all(r["retrain_original"]["n"] == 1 for r in doc["summary"])
     assert (out / "simplify.json").exists() and (out / "lam1-s0" / "simplified.safetensors").exists()
+    # --select-within: the kept epoch is in the JSON and in the table's text
+    assert main(["simplify", f"npz:{tr}", "--test", f"npz:{te}", "--lambda-sim", "0.5", "--epochs", "2",
+                 "--batch-size", "8", "--width", "8", "--ngf", "4", "--downsamples", "2", "--retrain-epochs", "1",
+                 "--out", str(tmp_path / "sel"), "--device", "cpu", "--select-within", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"lam0.5-s0: kept epoch \d of 1 checked \(held-out bpd [\d.]+, transfer", text), text
+    assert json.loads((tmp_path / "sel" / "lam0.5-s0" / "result.json").read_text())["select"]["within"] == 0.5
     assert main(["tradeoff", str(out), "--out", str(tmp_path / "plots")]) == 0
     assert "λ=0" in capsys.readouterr().out and (tmp_path / "plots" / "tradeoff.png").exists()
 
@@ -556,6 +644,7 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     (["--warmup-epochs", "4"], "warmup-epochs"),
     (["--grad-floor", "0.5"], "grad-floor"),
     (["--grad-floor", "-0.1"], "grad-floor"),
+    (["--select-within", "1.5"], "select-within"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     tr = _npz(tmp_path / "train.npz", data(4))

@@ -169,6 +169,16 @@ def _pct(ms) -> str:
     return f"{100 * ms['mean']:.2f} ± {100 * ms['std']:.2f}" if ms["n"] > 1 else f"{100 * ms['mean']:.2f}"
 
 
+def _selected_line(cell: dict) -> str:
+    """One line per cell run with --select-within: which epoch it kept, and the held-out check."""
+    sel = cell["select"]
+    if sel.get("epoch") is None:
+        return f"\n{cell['name']}: no epoch checked"
+    line = (f"\n{cell['name']}: kept epoch {sel['epoch']} of {len(sel['checks']) - 1} checked (held-out bpd "
+            f"{sel['bpd']:.3f}, transfer {100 * sel['accuracy']:.1f}% vs originals {100 * sel['reference']:.1f}%)")
+    return line + (f"; {sel['note']}" if sel.get("note") else "")
+
+
 def run_simplify(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     lambdas = float_list(args.lambda_sim or ["1"], "--lambda-sim")
@@ -187,6 +197,7 @@ def run_simplify(args: argparse.Namespace) -> int:
                      "retrained %", "finetuned %"], rows)
             + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given; "
               "retrained orig: the same retraining on the original images"
+            + "".join(_selected_line(c) for c in res.cells if "select" in c)
             + f"\n{res.seconds:.0f} s, peak RSS {res.peak_rss_mb:.0f} MB; wrote {args.out}/ "
               f"(draw it: simplebits tradeoff {args.out} --out {args.out}/plots)")
     emit(args, res.to_dict(), text)

@@ -129,6 +129,11 @@ class SimplifyConfig:
                                    "learns one pass from the simplified images alone, so the simplifier must teach "
                                    "classifiers that never saw the originals (0: never, the paper)",
                                 metavar="N", default_text="0")
+    select_within: float | None = setting(None, "keep the joint epoch whose simplified images have the lowest bpd "
+                                                "among those whose transfer (a classifier retrained on them, tested on "
+                                                "held-out originals) is within F of the originals' (0.05 = 5 points); "
+                                                "checked after every joint epoch on 10% of the training images "
+                                                "(off: the last epoch, the paper)", metavar="F", default_text="off")
     augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
                                   metavar="DSA", default_text="none")
     max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
@@ -150,6 +155,8 @@ class SimplifyConfig:
                 del d[key]
         if d["reinit_every"] == 0:  # likewise (0.3)
             del d["reinit_every"]
+        if d["select_within"] is None:  # likewise (0.4)
+            del d["select_within"]
         return d
 
     def digest(self, *, ignore: tuple[str, ...] = ("epochs", "retrain_epochs", "finetune_epochs",
@@ -197,6 +204,12 @@ class SimplifyConfig:
             raise BadInputError(f"clip-sim must be a positive number; got {self.clip_sim!r}")
         if isinstance(self.gate_lr_mult, bool) or not (0 < self.gate_lr_mult < float("inf")):
             raise BadInputError(f"gate-lr-mult must be a positive number; got {self.gate_lr_mult!r}")
+        sw = self.select_within
+        if sw is not None and (isinstance(sw, bool) or not isinstance(sw, (int, float)) or not (0 <= sw < 1)):
+            raise BadInputError(f"select-within must be a fraction in [0, 1) (0.05 = 5 points of accuracy); got {sw!r}")
+        if sw is not None and self.retrain_epochs < 1:
+            raise BadInputError("select-within checks each epoch with a retrained classifier: "
+                                f"retrain-epochs must be >= 1; got {self.retrain_epochs}")
         if self.inner_lr is not None and not (0 < self.inner_lr < float("inf")):
             raise BadInputError(f"inner-lr must be a positive number; got {self.inner_lr!r}")
         for name in ("relative", "gated", "unrolled"):

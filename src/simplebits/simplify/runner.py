@@ -9,6 +9,7 @@ Files under ``out=DIR`` (every one written atomically):
 ``DIR/<cell>/simplified.safetensors`` the simplified training set (condensed-set format; bpd in metadata)
 ``DIR/<cell>/grid.png``               originals above their simplified versions
 ``DIR/<cell>/result.json``            settings, per-epoch log, bpd (flow and PNG), the three accuracies,
+                                      the ``select_within`` checks and the epoch kept,
                                       retraining learning curve, timings
 ``DIR/<cell>/checkpoint.ckpt``        after every epoch while the cell runs; removed when it finishes
 
@@ -47,6 +48,7 @@ from .config import SimplifyConfig, config_from_dict, make_simplify_config
 from .evaluate import fit, retrain
 from .figures import comparison_grid, pick_per_class, save_png
 from .joint import JointTrainer
+from .select import EpochSelector
 from ..runtime import resolve_device
 
 __all__ = ["simplify", "SimplifyResult", "load_simplifier", "cell_name", "check_lambdas"]
@@ -180,10 +182,13 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
             return finished
     trainer = JointTrainer(cfg, channels=train.channels, image_hw=tuple(train.shape[1:]),
                            num_classes=train.num_classes, flip=flip_allowed(train), device=device)
-    start, log, elapsed = _resume_point(trainer, paths, cfg, resume=resume, force=force)
+    selector = EpochSelector(train, cfg, density, device=device) if cfg.select_within is not None else None
+    start, log, elapsed = _resume_point(trainer, paths, cfg, resume=resume, force=force, selector=selector)
     n_steps = -(-len(train) // min(cfg.batch_size, len(train)))
     joint_seconds = _train_cell(trainer, train, cfg, paths, start=start, log=log, elapsed=elapsed, n_steps=n_steps,
-                                density=density, progress=progress)
+                                density=density, progress=progress, selector=selector)
+    if selector is not None:  # the best checked epoch, not the last (select.py)
+        selector.apply(trainer)
     sim_images = trainer.simplify_images(train.images)
     simplified = ImageSet(sim_images, train.labels.clone(), train.classes,
                           {**train.meta, "name": f"{train.name}:simplified-{cell_name(cfg)}",
@@ -206,6 +211,8 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
                     "evaluation": round(eval_seconds, 2)},
         "config": cfg.to_dict(), "digest": cfg.digest(),
     }
+    if selector is not None:
+        result["select"] = selector.summary()
     if paths is not None:
         _write_cell(paths, trainer, train, cfg, simplified, result, density=density)
     return result, simplified
@@ -240,9 +247,10 @@ def _finished_cell(paths: dict[str, Path], cfg: SimplifyConfig, *, force: bool, 
 
 
 def _resume_point(trainer: JointTrainer, paths: dict[str, Path] | None, cfg: SimplifyConfig, *, resume: bool,
-                  force: bool) -> tuple[int, list[dict[str, Any]], float]:
+                  force: bool, selector: EpochSelector | None = None) -> tuple[int, list[dict[str, Any]], float]:
     """(first epoch, log so far, seconds so far): from the cell's checkpoint, loaded into
-    ``trainer``, when there is one to continue; an interrupted run is never silently restarted."""
+    ``trainer`` (and ``selector``), when there is one to continue; an interrupted run is never
+    silently restarted."""
     if paths is None or not paths["checkpoint"].exists() or force:
         return 0, [], 0.0
     if not resume:
@@ -255,29 +263,42 @@ def _resume_point(trainer: JointTrainer, paths: dict[str, Path] | None, cfg: Sim
         raise MismatchError(f"{paths['checkpoint']} was made with other settings {diff} (saved, now); "
                             "use the same settings to resume, or --force to start over")
     trainer.load(st["trainer"])
+    if selector is not None:
+        selector.load(st.get("select", {}))
     return int(st["epoch"]), list(st["log"]), float(st["seconds"])
 
 
 def _train_cell(trainer: JointTrainer, train: ImageSet, cfg: SimplifyConfig, paths: dict[str, Path] | None, *,
                 start: int, log: list[dict[str, Any]], elapsed: float, n_steps: int, density: BpdTerm,
-                progress: bool | None) -> float:
+                progress: bool | None, selector: EpochSelector | None = None) -> float:
     """The joint epochs from ``start``, each logged (with the bpd of a fixed probe of simplified
-    images) into ``log`` and checkpointed; returns the joint training's seconds in all."""
+    images) into ``log`` and checkpointed; returns the joint training's seconds in all (the
+    ``select_within`` checks are logged but not counted: they are evaluation)."""
     probe = _sample_for_log(len(train), cfg.seed)
     bar = progress_bar(cfg.epochs * n_steps, desc=cell_name(cfg), enabled=progress)
     bar.update(start * n_steps)
+    # the simplifier learns from the first epoch after the warm-up (the warm-up trains the classifier alone)
+    first_joint = min(cfg.warmup_epochs, cfg.epochs) if trainer.classifier is not None else 0
     for e in range(start, cfg.epochs):
+        if selector is not None and e == first_joint and not selector.checks:
+            selector.check(trainer, e - 1)  # the reference, and the fallback: the state before any joint step
         t0 = time.perf_counter()
         rec = trainer.epoch(train.images, train.labels, epoch=e, on_step=lambda: bar.update(1))
         sim = trainer.simplify_images(train.images[probe])
         rec["bpd_probe"] = float(density.score(sim).mean())
         rec["w"] = float(getattr(trainer.simplifier, "w", torch.tensor(float("nan"))).detach())
         elapsed += time.perf_counter() - t0
+        if selector is not None and e >= first_joint:
+            chk = selector.check(trainer, e)
+            rec.update(select_bpd=chk["bpd"], select_accuracy=chk["accuracy"], select_qualifies=chk["qualifies"])
         log.append(rec)
-        bar.set_postfix(bpd=f"{rec['bpd_probe']:.3f}", skipped=rec["skipped_steps"])
+        bar.set_postfix(bpd=f"{rec['bpd_probe']:.3f}", skipped=rec["skipped_steps"],
+                        **({"held_out_acc": f"{rec['select_accuracy']:.3f}"} if "select_accuracy" in rec else {}))
         if paths is not None:
-            save_state(paths["checkpoint"], {"config": cfg.to_dict(), "epoch": e + 1, "trainer": trainer.state(),
-                                             "log": log, "seconds": elapsed}, kind="simplify-checkpoint")
+            st = {"config": cfg.to_dict(), "epoch": e + 1, "trainer": trainer.state(), "log": log, "seconds": elapsed}
+            if selector is not None:
+                st["select"] = selector.state()
+            save_state(paths["checkpoint"], st, kind="simplify-checkpoint")
     bar.close()
     return elapsed
 

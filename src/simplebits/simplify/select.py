@@ -1,0 +1,139 @@
+"""Keep the best joint epoch, not the last (``select_within``; off in both presets, the paper keeps the last).
+
+A short SimpleBits run does not settle: on stripes with ``--grad-floor`` the simplified set's bpd and
+how well a classifier retrained on it reads the originals both swing from one joint epoch to the
+next (docs/simplify.md, "Keeping the best epoch"). With ``select_within=F`` the runner checks the
+simplifier after every joint epoch and, at the end, keeps the one whose simplified images have the
+lowest bpd among those whose transfer is within ``F`` (a fraction: 0.05 = 5 points) of the
+originals'. The check never changes the training: a run with it reaches the same last epoch, bit for
+bit, as one without (tested); it only chooses which epoch's simplifier (and joint classifier) the
+cell keeps.
+
+The check, on a held-out part of the *training* set (the test set is never looked at):
+
+* ``HOLDOUT`` of each class's training images (at least one) are held out, chosen by the cell's
+  seed. The simplifier keeps training on every image.
+* transfer: a fresh classifier, trained the way evaluation (b) trains one (``retrain_epochs``,
+  the cell's seed), on the simplified *other* training images, tested on the held-out *originals*;
+  the reference is the same classifier trained on the original other images.
+* bpd: the mean bpd of the held-out images after simplification.
+
+The reference doubles as the first candidate: the simplifier before its first joint step (the
+identity at initialisation, so its images are the originals and its check is the reference; when
+they differ it is checked like any epoch). So when no epoch qualifies the cell keeps the
+unsimplified state, and says so, rather than a set that fails its own criterion.
+
+Cost: one retraining on 90 % of the training set per joint epoch (about a third of a joint epoch
+under the quick preset).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..data import ImageSet
+from ..density import BpdTerm
+from ..errors import BadInputError
+from .config import SimplifyConfig
+from .evaluate import retrain
+
+__all__ = ["EpochSelector", "holdout_split", "HOLDOUT"]
+
+HOLDOUT = 0.1  # fraction of each class's training images held out for the check
+
+
+def holdout_split(labels: torch.Tensor, num_classes: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(kept, held-out) indices: ``HOLDOUT`` of each class (at least 1, rounded), seeded, sorted."""
+    g = torch.Generator().manual_seed(seed)
+    keep, held = [], []
+    for c in range(num_classes):
+        idx = torch.nonzero(labels == c).flatten()
+        if idx.numel() < 2:
+            raise BadInputError(f"select-within holds out {HOLDOUT:.0%} of each class's training images, but class "
+                                f"{c} has {idx.numel()}; give every class at least 2 images or leave select-within off")
+        k = max(1, round(HOLDOUT * idx.numel()))
+        perm = idx[torch.randperm(idx.numel(), generator=g)]
+        held.append(perm[:k])
+        keep.append(perm[k:])
+    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+
+
+def _copy_state(module: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
+    if module is None:
+        return None
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+class EpochSelector:
+    """The checks of one cell and the best state so far (see the module docstring)."""
+
+    def __init__(self, train: ImageSet, cfg: SimplifyConfig, density: BpdTerm, *,
+                 device: str | torch.device = "cpu") -> None:
+        if cfg.select_within is None:
+            raise ValueError("EpochSelector needs cfg.select_within")
+        self.cfg, self.density, self.device = cfg, density, device
+        keep, held = holdout_split(train.labels, train.num_classes, seed=cfg.seed)
+        self.fit_part = train.subset(keep, name=f"{train.name}:select-fit")
+        self.held_part = train.subset(held, name=f"{train.name}:select-held-out")
+        self.reference: float | None = None
+        self.checks: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None  # {"epoch", "bpd", "accuracy", "simplifier", "classifier"}
+
+    # ------------------------------------------------------------------ the check
+    def _transfer(self, fit_images: torch.Tensor) -> float:
+        part = ImageSet(fit_images, self.fit_part.labels, self.fit_part.classes, dict(self.fit_part.meta))
+        return float(retrain(part, self.held_part, cfg=self.cfg, seed=self.cfg.seed, device=self.device)["accuracy"])
+
+    def check(self, trainer: Any, epoch: int) -> dict[str, Any]:
+        """Check ``trainer``'s simplifier as it is after ``epoch`` (the first check: the state before the
+        first joint step, labelled by the last warm-up epoch, -1 without one) and keep its state when it is the best qualifying one so far; returns the check's record."""
+        fit_sim = trainer.simplify_images(self.fit_part.images)
+        held_sim = trainer.simplify_images(self.held_part.images)
+        bpd = float(self.density.score(held_sim).mean())
+        if self.reference is None:
+            self.reference = self._transfer(self.fit_part.images)
+        identity = torch.equal(fit_sim, self.fit_part.images) and torch.equal(held_sim, self.held_part.images)
+        acc = self.reference if identity else self._transfer(fit_sim)
+        ok = math.isfinite(bpd) and acc >= self.reference - float(self.cfg.select_within) - 1e-9
+        rec = {"epoch": epoch, "bpd": bpd, "accuracy": acc, "qualifies": bool(ok)}
+        self.checks.append(rec)
+        if ok and (self.best is None or bpd < self.best["bpd"]):
+            self.best = {"epoch": epoch, "bpd": bpd, "accuracy": acc,
+                         "simplifier": _copy_state(trainer.simplifier),
+                         "classifier": _copy_state(trainer.classifier)}
+        return rec
+
+    def apply(self, trainer: Any) -> None:
+        """Load the best state into ``trainer`` (nothing when no check was made)."""
+        if self.best is None:
+            return
+        trainer.simplifier.load_state_dict(self.best["simplifier"])
+        if trainer.classifier is not None and self.best["classifier"] is not None:
+            trainer.classifier.load_state_dict(self.best["classifier"])
+
+    def summary(self) -> dict[str, Any]:
+        """What the cell's ``result.json`` records under ``select``."""
+        chosen = self.best["epoch"] if self.best is not None else None
+        note = None
+        if chosen is not None and len(self.checks) > 1 and chosen == self.checks[0]["epoch"]:
+            note = "no joint epoch kept the held-out transfer within select-within: the unsimplified state is kept"
+        return {"within": self.cfg.select_within, "holdout": len(self.held_part), "reference": self.reference,
+                "epoch": chosen, "bpd": self.best["bpd"] if self.best else None,
+                "accuracy": self.best["accuracy"] if self.best else None, "checks": list(self.checks),
+                **({"note": note} if note else {})}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        s: dict[str, Any] = {"reference": self.reference, "checks": list(self.checks)}
+        if self.best is not None:
+            s["best"] = {k: v for k, v in self.best.items() if v is not None}
+        return s
+
+    def load(self, s: dict[str, Any]) -> None:
+        self.reference = s.get("reference")
+        self.checks = list(s.get("checks", []))
+        best = s.get("best")
+        self.best = None if best is None else {"classifier": None, **best}
