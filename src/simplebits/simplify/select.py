@@ -88,8 +88,9 @@ class EpochSelector:
         return float(retrain(part, self.held_part, cfg=self.cfg, seed=self.cfg.seed, device=self.device)["accuracy"])
 
     def check(self, trainer: Any, epoch: int) -> dict[str, Any]:
-        """Check ``trainer``'s simplifier as it is after ``epoch`` (the first check: the state before the
-        first joint step, labelled by the last warm-up epoch, -1 without one) and keep its state when it is the best qualifying one so far; returns the check's record."""
+        """Check ``trainer``'s simplifier as it is after ``epoch`` (the first check: the state before
+        the first joint step, labelled by the last warm-up epoch, -1 without one); keep its state when
+        it is the best qualifying one so far. Returns the check's record."""
         fit_sim = trainer.simplify_images(self.fit_part.images)
         held_sim = trainer.simplify_images(self.held_part.images)
         bpd = float(self.density.score(held_sim).mean())
