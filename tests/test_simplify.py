@@ -346,7 +346,8 @@ def test_select_within_keeps_the_lowest_bpd_qualifying_epoch_and_leaves_the_trai
     images; the cell keeps the checked state with the lowest held-out bpd among those whose transfer
     is within F of the originals'. The checks do not change the training, the kept simplifier is the
     chosen epoch's, and a run resumed mid-way chooses the same."""
-    from simplebits.simplify.select import EpochSelector, holdout_split
+    from simplebits.density import BpdTerm
+    from simplebits.simplify.select import EpochSelector
 
     train, test = _on_grid(data(12)), _on_grid(data(6, seed=5))
     cfg = tiny_cfg(epochs=4, warmup_epochs=1, lambda_sim=2.0)
@@ -366,12 +367,11 @@ def test_select_within_keeps_the_lowest_bpd_qualifying_epoch_and_leaves_the_trai
     assert sel["epoch"] == min(ok, key=lambda c: c["bpd"])["epoch"]
     assert all(c["qualifies"] == (c["accuracy"] >= sel["reference"] - 0.99 - 1e-9) for c in sel["checks"])
     # the saved simplifier is the chosen epoch's: it gives the chosen check's held-out bpd again
-    _, held = holdout_split(train.labels, train.num_classes, seed=0)
-    assert sel["holdout"] == held.numel() == 2
+    density = BpdTerm(None, shape=train.shape)
+    held = EpochSelector(train, sel_cfg, density).held_part.images
+    assert sel["holdout"] == len(held) == 2
     saved = load_simplifier(tmp_path / "sel" / "lam2-s0" / "simplifier.safetensors")
-    from simplebits.density import BpdTerm
-
-    again = BpdTerm(None, shape=train.shape).score(apply_simplifier(saved, train.images[held])).mean()
+    again = density.score(apply_simplifier(saved, held)).mean()
     assert float(again) == pytest.approx(sel["bpd"], abs=1e-6)
     if sel["epoch"] == 3:  # the last epoch chosen: the same set as the plain run
         assert cell["bpd"] == plain["bpd"]
@@ -397,7 +397,8 @@ def test_select_within_keeps_the_lowest_bpd_qualifying_epoch_and_leaves_the_trai
 
 
 def test_select_within_is_validated_and_keeps_earlier_digests():
-    from simplebits.simplify.select import holdout_split
+    from simplebits.density import BpdTerm
+    from simplebits.simplify.select import EpochSelector
 
     base = tiny_cfg()
     assert "select_within" not in base.to_dict() and tiny_cfg(select_within=None).digest() == base.digest()
@@ -407,13 +408,22 @@ def test_select_within_is_validated_and_keeps_earlier_digests():
             tiny_cfg(select_within=bad)
     with pytest.raises(BadInputError, match="retrain-epochs must be >= 1"):
         tiny_cfg(select_within=0.05, retrain_epochs=0)
-    labels = torch.tensor([0, 0, 0, 1])
+    density = BpdTerm(None, shape=(1, 16, 16))
+
+    def part(labels, seed):
+        n = len(labels)
+        images = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 1, 16, 16) / 255
+        ds = ImageSet(images.contiguous(), torch.tensor(labels), ("a", "b"), {"name": "t"})
+        sel = EpochSelector(ds, tiny_cfg(select_within=0.05, seed=seed), density)
+        return [round(float(x) * 255) for x in sel.fit_part.images[:, 0, 0, 0]], \
+            [round(float(x) * 255) for x in sel.held_part.images[:, 0, 0, 0]], sel.held_part.labels.tolist()
+
     with pytest.raises(BadInputError, match="class 1 has 1"):
-        holdout_split(labels, 2, seed=0)
-    keep, held = holdout_split(torch.tensor([0] * 20 + [1] * 9), 2, seed=3)
-    assert held.tolist() == sorted(held.tolist()) and len(held) == 3  # 2 of 20, 1 of 9
-    assert sorted(keep.tolist() + held.tolist()) == list(range(29))
-    assert torch.equal(holdout_split(torch.tensor([0] * 20 + [1] * 9), 2, seed=3)[1], held)  # seeded
+        part([0, 0, 0, 1], 0)
+    keep, held, held_labels = part([0] * 20 + [1] * 9, 3)
+    assert held == sorted(held) and sorted(held_labels) == [0, 0, 1]  # 2 of 20, 1 of 9
+    assert sorted(keep + held) == list(range(29))
+    assert part([0] * 20 + [1] * 9, 3)[1] == held  # seeded
 
 
 def test_reinit_every_keeps_earlier_digests_and_is_validated():

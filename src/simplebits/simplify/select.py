@@ -12,7 +12,7 @@ cell keeps.
 The check, on a held-out part of the *training* set (the test set is never looked at):
 
 * ``HOLDOUT`` of each class's training images (at least one) are held out, chosen by the cell's
-  seed. The simplifier keeps training on every image.
+  seed (:func:`simplebits.data.stratified_split`). The simplifier keeps training on every image.
 * transfer: a fresh classifier, trained the way evaluation (b) trains one (``retrain_epochs``,
   the cell's seed), on the simplified *other* training images, tested on the held-out *originals*;
   the reference is the same classifier trained on the original other images.
@@ -34,31 +34,24 @@ from typing import Any
 
 import torch
 
-from ..data import ImageSet
+from ..data import ImageSet, stratified_split
 from ..density import BpdTerm
 from ..errors import BadInputError
 from .config import SimplifyConfig
 from .evaluate import retrain
 
-__all__ = ["EpochSelector", "holdout_split", "HOLDOUT"]
+__all__ = ["EpochSelector", "HOLDOUT"]
 
 HOLDOUT = 0.1  # fraction of each class's training images held out for the check
 
 
-def holdout_split(labels: torch.Tensor, num_classes: int, *, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(kept, held-out) indices: ``HOLDOUT`` of each class (at least 1, rounded), seeded, sorted."""
-    g = torch.Generator().manual_seed(seed)
-    keep, held = [], []
-    for c in range(num_classes):
-        idx = torch.nonzero(labels == c).flatten()
-        if idx.numel() < 2:
+def _check_classes(labels: torch.Tensor, num_classes: int) -> None:
+    """Every class must give at least one image to the held-out part and keep one to train on."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    for c, n in enumerate(counts.tolist()):
+        if n < 2:
             raise BadInputError(f"select-within holds out {HOLDOUT:.0%} of each class's training images, but class "
-                                f"{c} has {idx.numel()}; give every class at least 2 images or leave select-within off")
-        k = max(1, round(HOLDOUT * idx.numel()))
-        perm = idx[torch.randperm(idx.numel(), generator=g)]
-        held.append(perm[:k])
-        keep.append(perm[k:])
-    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(held)).values
+                                f"{c} has {n}; give every class at least 2 images or leave select-within off")
 
 
 def _copy_state(module: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
@@ -75,9 +68,11 @@ class EpochSelector:
         if cfg.select_within is None:
             raise ValueError("EpochSelector needs cfg.select_within")
         self.cfg, self.density, self.device = cfg, density, device
-        keep, held = holdout_split(train.labels, train.num_classes, seed=cfg.seed)
-        self.fit_part = train.subset(keep, name=f"{train.name}:select-fit")
-        self.held_part = train.subset(held, name=f"{train.name}:select-held-out")
+        _check_classes(train.labels, train.num_classes)
+        # the library's seeded per-class split: HOLDOUT of each class (at least 1) held out
+        fit_part, held_part = stratified_split(train, test_fraction=HOLDOUT, seed=cfg.seed)
+        self.fit_part = fit_part.with_meta(name=f"{train.name}:select-fit")
+        self.held_part = held_part.with_meta(name=f"{train.name}:select-held-out")
         self.reference: float | None = None
         self.checks: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None  # {"epoch", "bpd", "accuracy", "simplifier", "classifier"}
