@@ -3,6 +3,7 @@ and the retrained accuracy at a given bpd cut, both interpolated along SimpleBit
 
     python benchmarks/simplify_compare.py [--run benchmarks/results/simplify-v3/results.json]
         [--cut 40] [--seeds-run benchmarks/results/simplify-v3-seeds/results.json] [--out FILE]
+        [--baselines-from benchmarks/results/simplify-v3/results.json] [--originals-point]
 
 For every data set of the run (a ``simplify_tradeoff.py`` results file):
 
@@ -16,6 +17,12 @@ For every data set of the run (a ``simplify_tradeoff.py`` results file):
   retrained accuracy as mean ± std over joint seeds (each seed's value is the mean of its
   retraining seeds), for every λ run with at least two joint seeds; the originals' retrained
   accuracy is pooled over the runs' own (each run retrains them from its first seed).
+
+``--baselines-from RUN``: the baseline points of another run's results file, for a run made with
+``--no-baselines`` under the same retraining (training subset, retrain epochs and seeds).
+``--originals-point``: the originals (their bpd and retrained accuracy) are the curve's first point,
+its λ = 0 end, for a run without a λ = 0 cell (λ = 0 is the identity: docs/simplify.md); the
+output says so (``originals_point``).
 
 ``interp`` and ``shown`` are shared with ``simplify_ablation.py`` and ``simplify_tradeoff.py``.
 No training: it reads JSON and prints JSON (written to ``--out``, default ``compare.json`` beside
@@ -56,14 +63,19 @@ def _mean_std(v: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(v), "std": statistics.pstdev(v), "n": len(v)}  # as the package reports
 
 
-def compare(run: dict, *, cut: float) -> dict:
+def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_point: bool = False) -> dict:
+    """``baselines``: another run's results, whose data sets' baseline points are used (see the
+    module docstring); ``originals_point``: the originals are the curve's first point."""
     out = {}
     for name, d in run["datasets"].items():
         curve = [(c["bpd"]["mean"], 100 * c["retrain"]["mean"]) for c in d["summary"]]
         first = d["summary"][0]
         orig_bpd, orig_acc = first["bpd_original"]["mean"], 100 * first["retrain_original"]["mean"]
+        if originals_point:
+            curve.append((orig_bpd, orig_acc))
+        points = d.get("baselines", []) if baselines is None else baselines["datasets"].get(name, {}).get("baselines", [])
         rows = []
-        for b in d.get("baselines", []):
+        for b in points:
             at = interp(b["bpd"], curve)
             rows.append({"kind": b["kind"], "param": b["param"], "bpd": round(b["bpd"], 4),
                          "baseline": round(100 * b["retrain"]["mean"], 2),
@@ -74,6 +86,7 @@ def compare(run: dict, *, cut: float) -> dict:
         at_cut = interp(orig_bpd * (1 - cut / 100), curve)
         out[name] = {
             "bpd_original": round(orig_bpd, 4), "retrain_original": round(orig_acc, 2),
+            "originals_point": originals_point,
             "curve": [(round(b, 4), round(a, 2)) for b, a in sorted(curve)],
             "vs_baselines": rows,
             "matched": len(matched),
@@ -120,10 +133,18 @@ def main() -> None:
     ap.add_argument("--cut", type=float, default=40.0, help="percent below the originals' bpd")
     ap.add_argument("--seeds-run", default=None, help="another run with more joint seeds of some λ")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--baselines-from", default=None,
+                    help="take the baseline points from this results file (a run made under the same retraining)")
+    ap.add_argument("--originals-point", action="store_true",
+                    help="the originals are the curve's lambda = 0 end (for a run without a lambda 0 cell)")
     args = ap.parse_args()
     run_path = Path(args.run)
     run = json.loads(run_path.read_text())
-    doc = {"run": shown(run_path), "datasets": compare(run, cut=args.cut)}
+    other = json.loads(Path(args.baselines_from).read_text()) if args.baselines_from else None
+    doc = {"run": shown(run_path),
+           "datasets": compare(run, cut=args.cut, baselines=other, originals_point=args.originals_point)}
+    if other is not None:
+        doc["baselines_from"] = shown(Path(args.baselines_from))
     if args.seeds_run:
         doc["seeds_run"] = shown(Path(args.seeds_run))
         doc["joint_seeds"] = joint_seeds([run_path.parent, Path(args.seeds_run).parent])

@@ -3,7 +3,7 @@ baselines on Fashion-MNIST, under the `quick` preset, then the plots.
 
     python benchmarks/simplify_tradeoff.py [--datasets mnist-5k,fashion-mnist] [--lambdas 0,1,2,4,8]
         [--train-size 4000] [--seeds 0] [--retrain-seeds 3] [--no-baselines] [--epochs N] [--reinit-every N]
-        [--mse-lambdas 0.001,0.003,0.01,0.03]
+        [--mse-lambdas 0.001,0.003,0.01,0.03] [--select-within F]
 
 It makes the same API calls as `simplebits simplify`, `simplebits simplify-baselines` and
 `simplebits tradeoff`. Finished cells are skipped when run again (resumable): ``seconds`` is this
@@ -53,6 +53,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
     ap.add_argument("--reinit-every", type=int, default=None,
                     help="re-initialise the joint classifier every N joint epochs (default: the quick preset's, never)")
+    ap.add_argument("--select-within", type=float, default=None,
+                    help="keep each cell's lowest-bpd joint epoch whose held-out transfer is within F of the "
+                         "originals' (default: off, the last epoch)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -62,7 +65,7 @@ def main() -> None:
     lambdas = [float(v) for v in args.lambdas.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
     cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, epochs=args.epochs,
-                               reinit_every=args.reinit_every)
+                               reinit_every=args.reinit_every, select_within=args.select_within)
     t0 = time.perf_counter()
     doc = {"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds, "datasets": {}}
     dirs = []
@@ -79,12 +82,16 @@ def main() -> None:
         doc["datasets"][name] = {"summary": res.summary(), "seconds": round(time.perf_counter() - t1, 1),
                                  "per_step_s": [c["seconds"]["per_step"] for c in res.cells],
                                  "cells_seconds": _cells_seconds(res.cells)}
+        if args.select_within is not None:  # which epoch each cell kept, and its held-out check
+            doc["datasets"][name]["select"] = [{"lambda": c["lambda_sim"], "seed": c["seed"], **{k: c["select"][k] for k in (
+                "epoch", "bpd", "accuracy", "reference")}} for c in res.cells]
         print(name, json.dumps(res.summary()), flush=True)
         if not args.no_baselines and name in args.baselines_on.split(","):
             t1 = time.perf_counter()
             more = {} if args.mse_lambdas is None else {"mse_lambdas": [float(v) for v in args.mse_lambdas.split(",")]}
             b = simplify_baselines(train, test, seeds=list(range(args.retrain_seeds)), mse_seeds=seeds, **more,
-                                   config=replace(cfg, reinit_every=0),  # no joint classifier to re-initialise
+                                   # no joint classifier to re-initialise, no joint epochs to choose between
+                                   config=replace(cfg, reinit_every=0, select_within=None),
                                    out=OUT / f"{name}-baselines", progress=False)
             dirs.append(OUT / f"{name}-baselines")
             doc["datasets"][name]["baselines"] = b["points"]

@@ -6,19 +6,33 @@ lambda").
     python benchmarks/stripes_cells.py CELL [CELL ...] [--grid docs/img/simplify_stripes_small.png]
         [--out benchmarks/results/simplify/stripes-small/saturation.json] [--n-train 4000]
     python benchmarks/stripes_cells.py --ideal 4,16,64 --out benchmarks/results/simplify/stripes-small/ideal.json
+    python benchmarks/stripes_cells.py --ideal 4 --blank vertical [--blank-level 0] --out FILE
 
 CELL is a cell folder written by ``benchmarks/simplify_distractors.py --sets stripes`` (it holds
 ``simplified.safetensors`` and ``simplifier.safetensors``, which are not committed: re-run the
 benchmark first). Per cell, on the first 512 training images: the residual scale ``w``, the median
 pre-sigmoid logit ``z = logit(x) + w * unet(x)``, the fraction of output pixels whose sigmoid
 derivative ``s (1 - s)`` is below 1e-6 (no gradient reaches the simplifier through them) and the
-fraction below half a grey level (black once stored in 8 bits).
+fraction below half a grey level (black once stored in 8 bits); and, on the whole simplified set,
+whether each image still shows its stripe direction (``direction``, below).
+
+Direction kept (issue #20: "the stripe direction visibly kept"), a fixed rule, no training: an
+image shows horizontal stripes when its mean absolute difference between vertically adjacent
+pixels exceeds that between horizontally adjacent ones, vertical stripes otherwise; an image whose
+larger mean difference is under a quarter of a grey level shows nothing (blank). ``kept`` is the
+fraction of images that show their own label's direction (per class in ``by_class``; the
+originals' figure in ``direction_originals``: 1.0 for this set). A set that codes a class by
+brightness (a white or black image) fails the rule for that class even when a classifier retrained
+on it still reads the originals.
 
 ``--ideal A,B,..``: instead, the images a perfect simplifier of this task would keep, each
 training image's own stripes (same direction and phase) at A grey levels on a black ground: their
 bpd under ``gray32`` (the first 500) and the accuracy on the original test images (1000) of a fresh
 classifier trained on all of them with the quick preset's retraining (seed 0). Does a set that
-meets the target exist?
+meets the target exist? ``--blank CLASS``: the same, but every image of that class replaced by a
+constant image at ``--blank-level`` (0-255; 0, black, by default): the class coded by brightness,
+the other's stripes kept. What the objective (bpd, and transfer to the originals) says about such a
+set against the one that keeps both directions.
 """
 
 from __future__ import annotations
@@ -51,8 +65,23 @@ def saturation(cell: Path, x: torch.Tensor) -> dict:
             "black": round(float((s < 0.5 / 255).float().mean()), 4)}
 
 
-def ideal(levels: list[int], n_train: int) -> dict:
-    """bpd and retrained accuracy of each training image's own stripes at ``levels`` grey levels."""
+def shows_direction(images: torch.Tensor, labels: torch.Tensor, classes: tuple[str, ...]) -> dict:
+    """The fraction of ``images`` that show their own label's stripe direction (module docstring)."""
+    if tuple(classes) != ("horizontal", "vertical"):
+        raise SystemExit(f"expected the stripes classes (horizontal, vertical), got {classes}")
+    x = images.float()
+    dy = (x[:, :, 1:, :] - x[:, :, :-1, :]).abs().mean((1, 2, 3))  # large for horizontal stripes
+    dx = (x[:, :, :, 1:] - x[:, :, :, :-1]).abs().mean((1, 2, 3))
+    blank = torch.maximum(dx, dy) < 0.25 / 255
+    shows = ((dx > dy).long() == labels) & ~blank
+    return {"kept": round(float(shows.float().mean()), 4),
+            "by_class": {c: round(float(shows[labels == k].float().mean()), 4) for k, c in enumerate(classes)},
+            "blank": round(float(blank.float().mean()), 4), "images": len(labels)}
+
+
+def ideal(levels: list[int], n_train: int, blank: str | None = None, blank_level: int = 0) -> dict:
+    """bpd and retrained accuracy of each training image's own stripes at ``levels`` grey levels
+    (``blank``: that class's images a constant ``blank_level`` instead; module docstring)."""
     train, test = stripes(split="train", n=n_train), stripes(split="test", n=1000)
     m, period = len(train), train.meta["composite"]["period"]
     rd = _rng(0, "train", _DIRECTION)  # the draws of stripes(split="train", seed=0), in its order
@@ -65,25 +94,34 @@ def ideal(levels: list[int], n_train: int) -> dict:
     flow, cfg, out = load_flow("gray32"), make_simplify_config(preset="quick"), {}
     for a in levels:
         x = torch.round(s * a) / 255.0
+        if blank is not None:
+            x[train.labels == train.classes.index(blank)] = blank_level / 255.0
         ds = ImageSet(x, train.labels, train.classes, {"name": f"ideal-stripes-{a}", "flip_ok": True})
         out[str(a)] = {"bpd": round(float(score_bpd(flow, fit_images(x[:500], flow)).mean()), 4),
                        "bpd_original": round(float(score_bpd(flow, fit_images(train.images[:500], flow)).mean()), 4),
-                       "retrain": retrain(ds, test, cfg=cfg, seed=0)["accuracy"]}
+                       "retrain": retrain(ds, test, cfg=cfg, seed=0)["accuracy"],
+                       "direction": shows_direction(x, train.labels, train.classes)}
         print(a, json.dumps(out[str(a)]), flush=True)
-    return {"n_train": n_train, "n_test": len(test), "levels": out}
+    return {"n_train": n_train, "n_test": len(test), "levels": out,
+            **({"blank": blank, "blank_level": blank_level} if blank is not None else {})}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cells", nargs="*", help="cell folders (lam*-s*) of a stripes run")
     ap.add_argument("--ideal", default=None, metavar="A,B,..", help="grey levels of ideal stripes to score instead")
+    ap.add_argument("--blank", default=None, choices=("horizontal", "vertical"),
+                    help="with --ideal: that class's images a constant grey level instead of stripes")
+    ap.add_argument("--blank-level", type=int, default=0, help="the constant of --blank, 0-255 (0: black)")
     ap.add_argument("--grid", default=None, help="PNG to write: originals, then one row per cell")
     ap.add_argument("--out", default=None, help="JSON to write the saturation figures to")
     ap.add_argument("--n-train", type=int, default=4000, help="the run's --n-train")
     ap.add_argument("--per-class", type=int, default=5)
     args = ap.parse_args()
     if args.ideal:
-        doc = ideal([int(v) for v in args.ideal.split(",")], args.n_train)
+        if not 0 <= args.blank_level <= 255:
+            ap.error(f"--blank-level must be in 0..255, got {args.blank_level}")
+        doc = ideal([int(v) for v in args.ideal.split(",")], args.n_train, args.blank, args.blank_level)
         if args.out:
             atomic_write_json(args.out, doc)
         return
@@ -93,19 +131,23 @@ def main() -> None:
     order = torch.argsort(train.labels, stable=True)  # simplified sets are stored class by class
     originals, labels = train.images[order], train.labels[order]
     rows, report = [], {}
+    kept_originals = shows_direction(originals, labels, train.classes)
+    print(f"originals: direction {json.dumps(kept_originals)}")
     for cell in map(Path, args.cells):
         sim = load_condensed(cell / "simplified.safetensors")
         if sim.labels.tolist() != labels.tolist():
             raise SystemExit(f"{cell}: not a stripes run on {args.n_train} training images (labels differ)")
         rows.append(sim.images)
-        report[f"{cell.parent.parent.name}/{cell.name}"] = saturation(cell, train.images[:512])
+        report[f"{cell.parent.parent.name}/{cell.name}"] = {**saturation(cell, train.images[:512]),
+                                                           "direction": shows_direction(sim.images, labels, train.classes)}
         print(f"{cell}: {json.dumps(report[f'{cell.parent.parent.name}/{cell.name}'])}")
     if args.grid:
         idx = pick_per_class(labels, 2, per_class=args.per_class)
         save_png(args.grid, comparison_grid(originals, rows, indices=idx, scale=2))
         print(f"wrote {args.grid}")
     if args.out:
-        atomic_write_json(args.out, {"n_train": args.n_train, "images": 512, "cells": report})
+        atomic_write_json(args.out, {"n_train": args.n_train, "images": 512, "cells": report,
+                                     "direction_originals": kept_originals})
         print(f"wrote {args.out}")
 
 
