@@ -20,7 +20,7 @@ For every data set of the run (a ``simplify_tradeoff.py`` results file):
 
 ``--baselines-from RUN``: the baseline points of another run's results file, for a run made with
 ``--no-baselines`` under the same retraining (training subset, retrain epochs and seeds).
-``--originals-point``: the originals (their bpd and retrained accuracy) are the curve's first point,
+``--originals-point``: the originals (their bpd and retrained accuracy) are a point of the curve,
 its λ = 0 end, for a run without a λ = 0 cell (λ = 0 is the identity: docs/simplify.md); the
 output says so (``originals_point``).
 
@@ -65,7 +65,7 @@ def _mean_std(v: list[float]) -> dict[str, float]:
 
 def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_point: bool = False) -> dict:
     """``baselines``: another run's results, whose data sets' baseline points are used (see the
-    module docstring); ``originals_point``: the originals are the curve's first point."""
+    module docstring); ``originals_point``: the originals are a point of the curve, its λ = 0 end."""
     out = {}
     for name, d in run["datasets"].items():
         curve = [(c["bpd"]["mean"], 100 * c["retrain"]["mean"]) for c in d["summary"]]
