@@ -3,7 +3,7 @@ under the `quick` preset, measured by probes.
 
     python benchmarks/simplify_distractors.py [--sets side-by-side,mnist-noise,stripes]
         [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000] [--epochs N] [--reinit-every N]
-        [--absolute-terms] [--grad-floor F] [--select-within F]
+        [--absolute-terms] [--grad-floor F] [--select-within F] [--backtrack FACTOR]
 
 * side-by-side (label = MNIST digit; the Fashion-MNIST half is the distractor): fresh probe
   classifiers are trained on the simplified training images and tested on the simplified test
@@ -70,6 +70,9 @@ def main() -> None:
     ap.add_argument("--select-within", type=float, default=None,
                     help="keep the joint epoch with the lowest held-out bpd whose held-out transfer is within F of "
                          "the originals' (default: off, the last epoch, as the presets)")
+    ap.add_argument("--backtrack", type=float, default=None, metavar="FACTOR",
+                    help="with --select-within: after a failed check, return to the best state that passed and "
+                         "multiply the simplifier's learning rate by FACTOR (default: off, as the presets)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -83,7 +86,8 @@ def main() -> None:
         sim_opts = {**make_simplify_config(preset="quick").simplifier_options, "grad_floor": args.grad_floor}
     cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every,
                                relative=False if args.absolute_terms else None, simplifier_options=sim_opts,
-                               select_within=args.select_within)
+                               select_within=args.select_within,
+                               backtrack=args.backtrack)
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
     t0 = time.perf_counter()

@@ -426,6 +426,66 @@ def test_select_within_is_validated_and_keeps_earlier_digests():
     assert part([0] * 20 + [1] * 9, 3)[1] == held  # seeded
 
 
+def test_backtrack_returns_to_the_last_state_that_passed_with_smaller_steps(tmp_path, monkeypatch):
+    """--backtrack FACTOR: after a joint epoch whose check fails, the next epoch starts from the best
+    state that passed (here the unsimplified one, as every joint epoch is made to fail), with the
+    simplifier's learning rate times FACTOR; the log says so; a run resumed mid-way does the same."""
+    from simplebits.simplify.select import EpochSelector
+
+    real = EpochSelector._transfer
+
+    def failing(self, fit_images):  # every simplified set fails; the originals are the reference
+        return real(self, fit_images) if torch.equal(fit_images, self.fit_part.images) else 0.0
+
+    monkeypatch.setattr(EpochSelector, "_transfer", failing)
+    seen = []  # the simplifier's weights as each joint epoch starts
+    real_epoch = JointTrainer.epoch
+
+    def spying(self, *a, epoch, **k):
+        seen.append({n: p.detach().clone() for n, p in self.simplifier.named_parameters()})
+        return real_epoch(self, *a, epoch=epoch, **k)
+
+    monkeypatch.setattr(JointTrainer, "epoch", spying)
+    train, test = _on_grid(data(12)), _on_grid(data(6, seed=5))
+    cfg = tiny_cfg(epochs=4, warmup_epochs=1, lambda_sim=2.0, lr_sim=0.05, select_within=0.0, backtrack=0.5)
+    res = simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "a", progress=False)
+    log = res.cells[0]["log"]
+    joint = [r for r in log if not r["warmup"]]
+    assert [r["select_qualifies"] for r in joint] == [False, False, False]
+    assert [r["backtrack_to"] for r in joint] == [0, 0, 0]  # the state before the first joint step
+    assert [r["lr_sim"] for r in joint] == pytest.approx([cfg.lr_sim * 0.5 ** k for k in (1, 2, 3)])
+    # epochs 2 and 3 start from the weights epoch 1 started from (the unsimplified state), not where it ended
+    assert len(seen) == 4
+    for later in seen[2:]:
+        assert all(torch.equal(later[n], seen[1][n]) for n in seen[1])
+    assert torch.equal(res.simplified["lam2-s0"].images, train.images)  # the kept state: the identity
+    from simplebits.cli.simplify import _selected_line
+    assert "went back 3 times after a failed check (simplifier learning rate now 0.00625)" in _selected_line(res.cells[0])
+    # without backtrack the same failing run trains on: its second joint epoch starts where the first ended
+    seen.clear()
+    plain = tiny_cfg(epochs=4, warmup_epochs=1, lambda_sim=2.0, lr_sim=0.05, select_within=0.0)
+    simplify(train, test, lambdas=[2.0], config=plain, out=tmp_path / "plain", progress=False)
+    assert not all(torch.equal(seen[2][n], seen[1][n]) for n in seen[1])
+    # resumed after epoch 2's checkpoint: the same log, learning rates included
+    with _interrupted_at_epoch(monkeypatch, 2), pytest.raises(KeyboardInterrupt):
+        simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "b", progress=False)
+    resumed = simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "b", resume=True, progress=False)
+    strip = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in strip} for r in resumed.cells[0]["log"]] == \
+        [{k: v for k, v in r.items() if k not in strip} for r in log]
+
+
+def test_backtrack_is_validated_and_keeps_earlier_digests():
+    base = tiny_cfg(select_within=0.05)
+    assert "backtrack" not in base.to_dict() and tiny_cfg(select_within=0.05, backtrack=None).digest() == base.digest()
+    assert tiny_cfg(select_within=0.05, backtrack=0.5).digest() != base.digest()
+    for bad in (0, 1.0, -0.5, True, float("nan")):
+        with pytest.raises(BadInputError, match="backtrack must be a factor"):
+            tiny_cfg(select_within=0.05, backtrack=bad)
+    with pytest.raises(BadInputError, match="set select-within as well"):
+        tiny_cfg(backtrack=0.5)
+
+
 def test_reinit_every_keeps_earlier_digests_and_is_validated():
     """0 (never, the default) leaves a run's settings and digest as before; a setting changes
     the digest; a negative or non-integer value is a clear error."""
@@ -655,6 +715,8 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     (["--grad-floor", "0.5"], "grad-floor"),
     (["--grad-floor", "-0.1"], "grad-floor"),
     (["--select-within", "1.5"], "select-within"),
+    (["--backtrack", "0.5"], "select-within"),
+    (["--select-within", "0.05", "--backtrack", "2"], "backtrack"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     tr = _npz(tmp_path / "train.npz", data(4))

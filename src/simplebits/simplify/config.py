@@ -134,6 +134,11 @@ class SimplifyConfig:
                                                 "held-out originals) is within F of the originals' (0.05 = 5 points); "
                                                 "checked after every joint epoch on 10% of the training images "
                                                 "(off: the last epoch, the paper)", metavar="F", default_text="off")
+    backtrack: float | None = setting(None, "with select-within: after a joint epoch that fails its check, return the "
+                                            "simplifier (and classifier) to the best epoch that passed and multiply "
+                                            "the simplifier's learning rate by FACTOR, so the run retries with "
+                                            "smaller steps instead of drifting further (off: train on, the paper)",
+                                      metavar="FACTOR", default_text="off")
     augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
                                   metavar="DSA", default_text="none")
     max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
@@ -157,6 +162,8 @@ class SimplifyConfig:
             del d["reinit_every"]
         if d["select_within"] is None:  # likewise (0.4)
             del d["select_within"]
+        if d["backtrack"] is None:  # likewise
+            del d["backtrack"]
         return d
 
     def digest(self, *, ignore: tuple[str, ...] = ("epochs", "retrain_epochs", "finetune_epochs",
@@ -210,6 +217,13 @@ class SimplifyConfig:
         if sw is not None and self.retrain_epochs < 1:
             raise BadInputError("select-within checks each epoch with a retrained classifier: "
                                 f"retrain-epochs must be >= 1; got {self.retrain_epochs}")
+        bt = self.backtrack
+        if bt is not None and (isinstance(bt, bool) or not isinstance(bt, (int, float)) or not (0 < bt < 1)):
+            raise BadInputError(f"backtrack must be a factor in (0, 1) (0.5 halves the simplifier's learning rate at "
+                                f"each failed check); got {bt!r}")
+        if bt is not None and sw is None:
+            raise BadInputError("backtrack returns to the best epoch that passed the select-within check: "
+                                "set select-within as well (--select-within F)")
         if self.inner_lr is not None and not (0 < self.inner_lr < float("inf")):
             raise BadInputError(f"inner-lr must be a positive number; got {self.inner_lr!r}")
         for name in ("relative", "gated", "unrolled"):

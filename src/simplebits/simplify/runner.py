@@ -291,6 +291,8 @@ def _train_cell(trainer: JointTrainer, train: ImageSet, cfg: SimplifyConfig, pat
         if selector is not None and e >= first_joint:
             chk = selector.check(trainer, e)
             rec.update(select_bpd=chk["bpd"], select_accuracy=chk["accuracy"], select_qualifies=chk["qualifies"])
+            if cfg.backtrack is not None and not chk["qualifies"]:  # back to the best state, smaller steps
+                rec.update(selector.backtrack(trainer, cfg.backtrack) or {})
         log.append(rec)
         bar.set_postfix(bpd=f"{rec['bpd_probe']:.3f}", skipped=rec["skipped_steps"],
                         **({"held_out_acc": f"{rec['select_accuracy']:.3f}"} if "select_accuracy" in rec else {}))

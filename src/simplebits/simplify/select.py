@@ -25,6 +25,13 @@ unsimplified state, and says so, rather than a set that fails its own criterion.
 
 Cost: one retraining on 90 % of the training set per joint epoch (about a third of a joint epoch
 under the quick preset).
+
+``backtrack=FACTOR`` (needs ``select_within``; off in both presets) lets the check steer the training
+as well: after an epoch whose check fails, the simplifier and classifier go back to the best
+qualifying state and the simplifier's learning rate is multiplied by ``FACTOR`` (its moments cleared),
+so a run that jumps past the sets that transfer (stripes: straight to a brightness code in one epoch)
+retries from the last good one with smaller steps rather than drifting on. A deviation from the paper,
+which trains on whatever the images become; with it the training is no longer the plain run's.
 """
 
 from __future__ import annotations
@@ -109,6 +116,22 @@ class EpochSelector:
         trainer.simplifier.load_state_dict(self.best["simplifier"])
         if trainer.classifier is not None and self.best["classifier"] is not None:
             trainer.classifier.load_state_dict(self.best["classifier"])
+
+    def backtrack(self, trainer: Any, factor: float) -> dict[str, Any] | None:
+        """After a failed check (``backtrack``): load the best qualifying state into ``trainer``, clear
+        both optimisers' moments and multiply every simplifier learning rate by ``factor``. The next
+        epoch starts from the last set that transferred, with smaller steps (its data order and draws
+        are still the epoch's own, so the retry differs). Returns what the log records, or None when
+        nothing has qualified yet (the reference check always has, unless it was not finite)."""
+        if self.best is None:
+            return None
+        self.apply(trainer)
+        trainer.opt_sim.state.clear()
+        if trainer.opt_clf is not None:
+            trainer.opt_clf.state.clear()
+        for group in trainer.opt_sim.param_groups:
+            group["lr"] *= factor
+        return {"backtrack_to": self.best["epoch"], "lr_sim": float(trainer.opt_sim.param_groups[0]["lr"])}
 
     def summary(self) -> dict[str, Any]:
         """What the cell's ``result.json`` records under ``select``."""
