@@ -3,7 +3,7 @@ under the `quick` preset, measured by probes.
 
     python benchmarks/simplify_distractors.py [--sets side-by-side,mnist-noise,stripes]
         [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000] [--epochs N] [--reinit-every N]
-        [--absolute-terms] [--grad-floor F] [--select-within F] [--backtrack FACTOR]
+        [--absolute-terms] [--grad-floor F] [--select-within F] [--select-seeds K] [--backtrack FACTOR] [--escape-loss]
 
 * side-by-side (label = MNIST digit; the Fashion-MNIST half is the distractor): fresh probe
   classifiers are trained on the simplified training images and tested on the simplified test
@@ -70,9 +70,15 @@ def main() -> None:
     ap.add_argument("--select-within", type=float, default=None,
                     help="keep the joint epoch with the lowest held-out bpd whose held-out transfer is within F of "
                          "the originals' (default: off, the last epoch, as the presets)")
+    ap.add_argument("--select-seeds", type=int, default=None, metavar="K",
+                    help="with --select-within: fresh classifiers per check, their mean transfer decides "
+                         "(default: 1, as the presets)")
     ap.add_argument("--backtrack", type=float, default=None, metavar="FACTOR",
                     help="with --select-within: after a failed check, return to the best state that passed and "
                          "multiply the simplifier's learning rate by FACTOR (default: off, as the presets)")
+    ap.add_argument("--escape-loss", action="store_true",
+                    help="the bpd loss takes the raw 8-bit escape where the flow alone says more than 8 bpd "
+                         "(default: off, the flow alone, as the presets)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -87,7 +93,8 @@ def main() -> None:
     cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every,
                                relative=False if args.absolute_terms else None, simplifier_options=sim_opts,
                                select_within=args.select_within,
-                               backtrack=args.backtrack)
+                               select_seeds=args.select_seeds, backtrack=args.backtrack,
+                               escape_loss=args.escape_loss or None)
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
     t0 = time.perf_counter()

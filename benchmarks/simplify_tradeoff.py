@@ -3,7 +3,7 @@ baselines on Fashion-MNIST, under the `quick` preset, then the plots.
 
     python benchmarks/simplify_tradeoff.py [--datasets mnist-5k,fashion-mnist] [--lambdas 0,1,2,4,8]
         [--train-size 4000] [--seeds 0] [--retrain-seeds 3] [--no-baselines] [--epochs N] [--reinit-every N]
-        [--mse-lambdas 0.001,0.003,0.01,0.03] [--select-within F] [--backtrack FACTOR]
+        [--mse-lambdas 0.001,0.003,0.01,0.03] [--select-within F] [--select-seeds K] [--backtrack FACTOR] [--escape-loss]
 
 It makes the same API calls as `simplebits simplify`, `simplebits simplify-baselines` and
 `simplebits tradeoff`. Finished cells are skipped when run again (resumable): ``seconds`` is this
@@ -56,9 +56,15 @@ def main() -> None:
     ap.add_argument("--select-within", type=float, default=None,
                     help="keep each cell's lowest-bpd joint epoch whose held-out transfer is within F of the "
                          "originals' (default: off, the last epoch)")
+    ap.add_argument("--select-seeds", type=int, default=None, metavar="K",
+                    help="with --select-within: fresh classifiers per check, their mean transfer decides "
+                         "(default: 1, as the presets)")
     ap.add_argument("--backtrack", type=float, default=None, metavar="FACTOR",
                     help="with --select-within: after a failed check, return to the best state that passed and "
                          "multiply the simplifier's learning rate by FACTOR (default: off, as the presets)")
+    ap.add_argument("--escape-loss", action="store_true",
+                    help="the bpd loss takes the raw 8-bit escape where the flow alone says more than 8 bpd "
+                         "(default: off, the flow alone, as the presets)")
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -69,7 +75,8 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, epochs=args.epochs,
                                reinit_every=args.reinit_every, select_within=args.select_within,
-                               backtrack=args.backtrack)
+                               select_seeds=args.select_seeds, backtrack=args.backtrack,
+                               escape_loss=args.escape_loss or None)
     t0 = time.perf_counter()
     doc = {"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds, "datasets": {}}
     dirs = []
@@ -95,7 +102,8 @@ def main() -> None:
             more = {} if args.mse_lambdas is None else {"mse_lambdas": [float(v) for v in args.mse_lambdas.split(",")]}
             b = simplify_baselines(train, test, seeds=list(range(args.retrain_seeds)), mse_seeds=seeds, **more,
                                    # no joint classifier to re-initialise, no joint epochs to choose between
-                                   config=replace(cfg, reinit_every=0, select_within=None, backtrack=None),
+                                   config=replace(cfg, reinit_every=0, select_within=None, select_seeds=1,
+                                                  backtrack=None),
                                    out=OUT / f"{name}-baselines", progress=False)
             dirs.append(OUT / f"{name}-baselines")
             doc["datasets"][name]["baselines"] = b["points"]

@@ -5,6 +5,7 @@ lambda").
 
     python benchmarks/stripes_cells.py CELL [CELL ...] [--grid docs/img/simplify_stripes_small.png]
         [--out benchmarks/results/simplify/stripes-small/saturation.json] [--n-train 4000]
+        [--retrain-seeds K]
     python benchmarks/stripes_cells.py --ideal 4,16,64 --out benchmarks/results/simplify/stripes-small/ideal.json
     python benchmarks/stripes_cells.py --ideal 4 --blank vertical [--blank-level 0] --out FILE
 
@@ -15,6 +16,11 @@ pre-sigmoid logit ``z = logit(x) + w * unet(x)``, the fraction of output pixels 
 derivative ``s (1 - s)`` is below 1e-6 (no gradient reaches the simplifier through them) and the
 fraction below half a grey level (black once stored in 8 bits); and, on the whole simplified set,
 whether each image still shows its stripe direction (``direction``, below).
+
+``--retrain-seeds K``: per cell, K fresh classifiers (seeds 0..K-1) trained on the whole simplified
+set with the cell's own retraining settings (its ``result.json`` config), each tested on the 1000
+original test images; ``retrain`` holds each accuracy and their mean and std. The run's own figure
+is one such classifier (the cell's seed); this says how much of it is the classifier's draw.
 
 Direction kept (issue #20: "the stripe direction visibly kept"), a fixed rule, no training: an
 image shows horizontal stripes when its mean absolute difference between vertically adjacent
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +59,7 @@ from simplebits.density.store import fit_images, load_flow
 from simplebits.io import atomic_write_json
 from simplebits.models.unet import CLAMP_EPS
 from simplebits.simplify import load_simplifier, make_simplify_config, retrain
+from simplebits.simplify.config import config_from_dict
 from simplebits.simplify.figures import comparison_grid, pick_per_class, save_png
 
 
@@ -117,6 +125,9 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="JSON to write the saturation figures to")
     ap.add_argument("--n-train", type=int, default=4000, help="the run's --n-train")
     ap.add_argument("--per-class", type=int, default=5)
+    ap.add_argument("--retrain-seeds", type=int, default=0, metavar="K",
+                    help="retrain K fresh classifiers on each cell's simplified set (seeds 0..K-1), tested on the "
+                         "original test images (default 0: none)")
     args = ap.parse_args()
     if args.ideal:
         if not 0 <= args.blank_level <= 255:
@@ -133,6 +144,7 @@ def main() -> None:
     rows, report = [], {}
     kept_originals = shows_direction(originals, labels, train.classes)
     print(f"originals: direction {json.dumps(kept_originals)}")
+    test = stripes(split="test", n=1000) if args.retrain_seeds > 0 else None
     for cell in map(Path, args.cells):
         sim = load_condensed(cell / "simplified.safetensors")
         if sim.labels.tolist() != labels.tolist():
@@ -140,6 +152,12 @@ def main() -> None:
         rows.append(sim.images)
         report[f"{cell.parent.parent.name}/{cell.name}"] = {**saturation(cell, train.images[:512]),
                                                            "direction": shows_direction(sim.images, labels, train.classes)}
+        if test is not None:
+            cfg = config_from_dict(json.loads((cell / "result.json").read_text())["config"])
+            accs = [retrain(sim, test, cfg=cfg, seed=k)["accuracy"] for k in range(args.retrain_seeds)]
+            report[f"{cell.parent.parent.name}/{cell.name}"]["retrain"] = {
+                "seeds": list(range(args.retrain_seeds)), "accuracy": accs, "mean": statistics.fmean(accs),
+                "std": statistics.pstdev(accs), "min": min(accs)}
         print(f"{cell}: {json.dumps(report[f'{cell.parent.parent.name}/{cell.name}'])}")
     if args.grid:
         idx = pick_per_class(labels, 2, per_class=args.per_class)

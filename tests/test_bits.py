@@ -73,6 +73,34 @@ def test_raw_escape_caps_blind_spots_and_costs_nothing_where_the_flow_is_good():
         score_bpd(m, black, escape=1.0)
 
 
+def test_escape_loss_is_the_flow_below_8_bpd_bit_for_bit_and_bounded_without_gradient_above():
+    """The simplifier's --escape-loss: a blind spot costs the raw escape (about 8 bpd, no gradient),
+    never 1e9 bpd with a gradient to match; images the flow codes in under 8 bpd keep their loss
+    and its gradient exactly."""
+    from simplebits.density import BpdTerm
+    from simplebits.density.bpd import escape_cap
+
+    b = torch.tensor([0.5, 4.0, 7.999, 8.0, 8.001, 9.0, 1e3, 1e9], requires_grad=True)
+    capped = escape_cap(b, 1024)
+    capped.sum().backward()
+    assert torch.equal(capped[:4], b[:4].detach()) and torch.equal(b.grad[:4], torch.ones(4))
+    assert (capped[4:] > 8).all() and (capped[4:] <= 8 + 10 / 1024 + 1e-6).all()  # the raw escape's cost
+    assert float(capped[4].detach()) == pytest.approx(8.001, abs=1e-5)  # continuous where the escape takes over
+    assert b.grad[-3:].abs().max() < 1e-6  # no push from deep inside a blind spot
+    assert torch.equal(escape_cap(b, 1024, 0.0), b)
+
+    term = BpdTerm("gray32", shape=(1, 28, 28))
+    x = torch.cat([torch.zeros(2, 1, 28, 28), torch.full((2, 1, 28, 28), 0.3)]).requires_grad_()
+    plain = term(x, generator=torch.Generator().manual_seed(1))
+    (g_plain,) = torch.autograd.grad(plain.sum(), x)
+    esc = term(x, generator=torch.Generator().manual_seed(1), escape=True)
+    (g_esc,) = torch.autograd.grad(esc.sum(), x)
+    assert (plain < 8).all() and torch.equal(plain, esc) and torch.equal(g_plain, g_esc)
+    chk = _checker(1)[:, :, :28, :28]  # a blind spot of gray32 (score above: the flow alone overflows)
+    assert float(term(chk, generator=torch.Generator().manual_seed(1))[0]) > 1e3
+    assert float(term(chk, generator=torch.Generator().manual_seed(1), escape=True)[0]) <= 8 + 10 / 1024 + 1e-6
+
+
 def test_bound_is_deterministic_and_independent_of_batching():
     m, x = _perturbed(), _images(20)  # the flow alone (escape=0): this tiny model codes noise above 8 bpd
     a = score_bpd(m, x, seed=3, escape=0)

@@ -386,7 +386,7 @@ def test_select_within_keeps_the_lowest_bpd_qualifying_epoch_and_leaves_the_trai
     real = EpochSelector._transfer
 
     def failing(self, fit_images):
-        return real(self, fit_images) if torch.equal(fit_images, self.fit_part.images) else 0.0
+        return real(self, fit_images) if torch.equal(fit_images, self.fit_part.images) else [0.0]
 
     monkeypatch.setattr(EpochSelector, "_transfer", failing)
     none = simplify(train, test, lambdas=[2.0], config=tiny_cfg(epochs=3, warmup_epochs=1, lambda_sim=2.0,
@@ -426,6 +426,41 @@ def test_select_within_is_validated_and_keeps_earlier_digests():
     assert part([0] * 20 + [1] * 9, 3)[1] == held  # seeded
 
 
+def test_select_seeds_checks_with_several_classifiers_and_keeps_their_mean(tmp_path, monkeypatch):
+    """--select-seeds K: each check trains K fresh classifiers; its transfer (and the reference) is
+    their mean, the first of them the one-classifier check's; the training is unchanged, a resumed
+    run gives the same checks, and K = 1 keeps the earlier digest."""
+    train, test = _on_grid(data(12)), _on_grid(data(6, seed=5))
+    kw = dict(epochs=3, warmup_epochs=1, lambda_sim=2.0, select_within=0.99)
+    one = simplify(train, test, lambdas=[2.0], config=tiny_cfg(**kw), out=tmp_path / "one", progress=False).cells[0]
+    cfg = tiny_cfg(**kw, select_seeds=3)
+    three = simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "three", progress=False).cells[0]
+    assert [r["w"] for r in three["log"]] == [r["w"] for r in one["log"]]  # the checks leave the training alone
+    sel = three["select"]
+    assert sel["classifiers"] == 3 and len(sel["reference_runs"]) == 3
+    assert sel["reference"] == pytest.approx(sum(sel["reference_runs"]) / 3)
+    assert sel["reference_runs"][0] == one["select"]["reference"]
+    from simplebits.cli.simplify import _selected_line
+
+    assert "mean of 3 classifiers" in _selected_line(three) and "classifiers" not in _selected_line(one)
+    for c, c1 in zip(sel["checks"][1:], one["select"]["checks"][1:]):
+        assert len(c["accuracy_runs"]) == 3 and c["accuracy"] == pytest.approx(sum(c["accuracy_runs"]) / 3)
+        assert c["accuracy_runs"][0] == c1["accuracy"] and c["bpd"] == c1["bpd"]
+        assert c["qualifies"] == (c["accuracy"] >= sel["reference"] - 0.99 - 1e-9)
+    with _interrupted_at_epoch(monkeypatch, 1), pytest.raises(KeyboardInterrupt):
+        simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "b", progress=False)
+    resumed = simplify(train, test, lambdas=[2.0], config=cfg, out=tmp_path / "b", resume=True, progress=False)
+    assert resumed.cells[0]["select"] == sel
+    base = tiny_cfg(select_within=0.05)
+    assert "select_seeds" not in base.to_dict() and tiny_cfg(select_within=0.05, select_seeds=1).digest() == base.digest()
+    assert tiny_cfg(select_within=0.05, select_seeds=2).digest() != base.digest()
+    for bad in (0, 1.5, True):
+        with pytest.raises(BadInputError, match="select-seeds must be an integer >= 1"):
+            tiny_cfg(select_within=0.05, select_seeds=bad)
+    with pytest.raises(BadInputError, match="set select-within as well"):
+        tiny_cfg(select_seeds=2)
+
+
 def test_backtrack_returns_to_the_last_state_that_passed_with_smaller_steps(tmp_path, monkeypatch):
     """--backtrack FACTOR: after a joint epoch whose check fails, the next epoch starts from the best
     state that passed (here the unsimplified one, as every joint epoch is made to fail), with the
@@ -435,7 +470,7 @@ def test_backtrack_returns_to_the_last_state_that_passed_with_smaller_steps(tmp_
     real = EpochSelector._transfer
 
     def failing(self, fit_images):  # every simplified set fails; the originals are the reference
-        return real(self, fit_images) if torch.equal(fit_images, self.fit_part.images) else 0.0
+        return real(self, fit_images) if torch.equal(fit_images, self.fit_part.images) else [0.0]
 
     monkeypatch.setattr(EpochSelector, "_transfer", failing)
     seen = []  # the simplifier's weights as each joint epoch starts
@@ -484,6 +519,59 @@ def test_backtrack_is_validated_and_keeps_earlier_digests():
             tiny_cfg(select_within=0.05, backtrack=bad)
     with pytest.raises(BadInputError, match="set select-within as well"):
         tiny_cfg(backtrack=0.5)
+
+
+class _BlindSpot(nn.Module):
+    """A density with a blind spot: the flow's log-density minus a steep well, so every image costs
+    about 1e5 bpd with a gradient to match (what a simplified image inside a Glow blind spot sees)."""
+
+    def __init__(self, flow):
+        super().__init__()
+        self.flow, self.config = flow, flow.config
+
+    def log_prob(self, y):
+        return self.flow.log_prob(y) - 1e8 * (y + 0.5).pow(2).flatten(1).sum(1)
+
+
+def _escape_pair(escape_loss, blind):
+    torch.manual_seed(0)
+    tr = _trainer(lambda_sim=2.0, gated=False, escape_loss=escape_loss)  # every example's bpd counts
+    if blind:
+        tr.density.model = _BlindSpot(tr.density.model)
+    ds = data(16)
+    g = generator(0, "t")
+    recs = [tr.step(ds.images[i:i + 8], ds.labels[i:i + 8], g_aug=g, g_noise=g, dropout_seed=i) for i in (0, 8)]
+    return tr, recs
+
+
+def test_escape_loss_bounds_a_blind_spot_and_leaves_other_runs_bit_for_bit():
+    """--escape-loss: in a blind spot of the flow the bpd term is the raw escape (about 8 bpd) and the
+    simplifier's optimiser is not flooded; below 8 bpd the run is the run without it, bit for bit."""
+    cap = 8 + 10 / 256  # per model dimension of the 16x16 test images
+    tr_b, recs_b = _escape_pair(False, blind=True)
+    tr_e, recs_e = _escape_pair(True, blind=True)
+    assert all(r["bpd_open"] > 1e4 for r in recs_b)
+    assert all(8 < r["bpd_open"] <= cap + 1e-4 for r in recs_e) and all(r["loss"] < 10 for r in recs_e)
+    v_b = max(float(s["exp_avg_sq"].max()) for s in tr_b.opt_sim.state.values())
+    v_e = max(float(s["exp_avg_sq"].max()) for s in tr_e.opt_sim.state.values())
+    assert v_b > 1e6 * v_e  # the moments a blind spot leaves behind freeze the simplifier's later steps
+    plain, _ = _escape_pair(False, blind=False)
+    esc, recs = _escape_pair(True, blind=False)
+    assert all(r["bpd_open"] < 8 for r in recs)
+    for (k, a), b in zip(plain.simplifier.state_dict().items(), esc.simplifier.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_escape_loss_is_validated_and_keeps_earlier_digests():
+    base = tiny_cfg()
+    assert "escape_loss" not in base.to_dict() and tiny_cfg(escape_loss=False).digest() == base.digest()
+    on = tiny_cfg(escape_loss=True)
+    assert on.digest() != base.digest() and on.to_dict()["escape_loss"] is True
+    from simplebits.simplify.config import config_from_dict
+
+    assert config_from_dict(on.to_dict()).escape_loss is True
+    with pytest.raises(BadInputError, match="escape_loss must be true or false"):
+        tiny_cfg(escape_loss="yes")
 
 
 def test_reinit_every_keeps_earlier_digests_and_is_validated():
@@ -717,6 +805,8 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     (["--select-within", "1.5"], "select-within"),
     (["--backtrack", "0.5"], "select-within"),
     (["--select-within", "0.05", "--backtrack", "2"], "backtrack"),
+    (["--select-seeds", "3"], "select-within"),
+    (["--select-within", "0.05", "--select-seeds", "0"], "select-seeds"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     tr = _npz(tmp_path / "train.npz", data(4))

@@ -175,7 +175,8 @@ def _selected_line(cell: dict) -> str:
     if sel.get("epoch") is None:
         return f"\n{cell['name']}: no epoch checked"
     line = (f"\n{cell['name']}: kept epoch {sel['epoch']} of {len(sel['checks']) - 1} checked (held-out bpd "
-            f"{sel['bpd']:.3f}, transfer {100 * sel['accuracy']:.1f}% vs originals {100 * sel['reference']:.1f}%)")
+            f"{sel['bpd']:.3f}, transfer {100 * sel['accuracy']:.1f}% vs originals {100 * sel['reference']:.1f}%"
+            + (f", mean of {sel['classifiers']} classifiers" if sel.get("classifiers", 1) > 1 else "") + ")")
     back = [r for r in cell.get("log", []) if "backtrack_to" in r]
     if back:  # --backtrack: how often the run went back to the best state, and its last learning rate
         line += (f"; went back {len(back)} time{'s' if len(back) > 1 else ''} after a failed check "

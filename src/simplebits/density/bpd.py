@@ -41,7 +41,7 @@ from ..errors import BadInputError
 from ..progress import progress_bar
 
 __all__ = ["preprocess", "bpd", "score_bpd", "measure_bits", "Bits", "logp_to_bpd", "bits_summary",
-           "DEFAULT_DRAWS", "REPORT_MODES", "ESCAPE"]
+           "escape_cap", "DEFAULT_DRAWS", "REPORT_MODES", "ESCAPE"]
 
 _DEQUANT = ("midpoint", "uniform", "none")
 #: What :func:`score_bpd` may report: the bound (a code length, the default) or the midpoint estimate.
@@ -107,6 +107,26 @@ def bpd(
     return logp_to_bpd(model.log_prob(y), dims)
 
 
+def escape_cap(b: torch.Tensor, dims: int, escape: float = ESCAPE) -> torch.Tensor:
+    """A bpd loss with the raw 8-bit escape of the reported figures, where the flow alone says more
+    than 8 bpd; ``b`` unchanged (the same values and gradient, bit for bit) everywhere else.
+
+    ``b`` holds per-image bpd under the flow alone over ``dims`` model dimensions. Where ``b > 8``
+    (storing the image raw would be cheaper: a blind spot of the flow, where ``b`` can reach 1e9)
+    the value is the code length under the mixture ``(1 - escape) p_flow + escape U`` that
+    :func:`score_bpd` reports, which is 8 at ``b = 8`` (so the loss stays continuous) and at most
+    ``8 + log2(1/escape) / dims``; its gradient there falls to zero as ``b`` grows, so one blind
+    spot no longer floods an optimiser's moments with a gradient ~1e9 times the usual.
+    """
+    if escape == 0:
+        return b
+    ln2 = math.log(2.0)
+    total = b * (dims * ln2)  # nats of the flow's code
+    mixed = torch.logaddexp(math.log1p(-escape) - total,
+                            torch.full_like(total, math.log(escape) - 8.0 * dims * ln2))
+    return torch.where(b > 8.0, -mixed / (dims * ln2), b)
+
+
 def _check_images(images: torch.Tensor) -> None:
     if images.ndim != 4:
         raise BadInputError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
@@ -167,7 +187,9 @@ def score_bpd(
         blind spot: uniform noise under a model of photographs, a one-pixel checkerboard) gets
         about 8 bpd, raw storage, instead of hundreds or an overflow; an image the flow models
         costs at most ``-log2(1 - escape) / D`` more. Losses (``bpd``) use the flow alone, so a
-        noise-initialised image is still pulled towards the data by the flow's gradient.
+        noise-initialised image is still pulled towards the data by the flow's gradient; the
+        simplifier's loss may take the escape where the flow says more than 8 bpd
+        (:func:`escape_cap`, ``simplebits simplify --escape-loss``).
     """
     return _score(model, images, batch_size=batch_size, dequantize=dequantize, draws=draws, seed=seed,
                   progress=progress, escape=escape)[0]

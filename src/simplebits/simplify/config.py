@@ -134,11 +134,19 @@ class SimplifyConfig:
                                                 "held-out originals) is within F of the originals' (0.05 = 5 points); "
                                                 "checked after every joint epoch on 10% of the training images "
                                                 "(off: the last epoch, the paper)", metavar="F", default_text="off")
+    select_seeds: int = setting(1, "with select-within: fresh classifiers per check; the check's transfer is their "
+                                   "mean (one classifier's draw can pass a set whose transfer is fragile)",
+                                metavar="K", default_text="1")
     backtrack: float | None = setting(None, "with select-within: after a joint epoch that fails its check, return the "
                                             "simplifier (and classifier) to the best epoch that passed and multiply "
                                             "the simplifier's learning rate by FACTOR, so the run retries with "
                                             "smaller steps instead of drifting further (off: train on, the paper)",
                                       metavar="FACTOR", default_text="off")
+    escape_loss: bool = setting(False, "the bpd loss takes the reported figures' raw 8-bit escape where the flow "
+                                       "alone says more than 8 bpd: a simplified image in a blind spot of the flow "
+                                       "counts about 8 bpd with no bpd gradient, instead of a loss that can reach "
+                                       "1e9 and stall the simplifier (below 8 bpd: the flow's bpd, bit for bit; "
+                                       "off: the flow alone, the paper)", default_text="off")
     augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
                                   metavar="DSA", default_text="none")
     max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
@@ -164,6 +172,10 @@ class SimplifyConfig:
             del d["select_within"]
         if d["backtrack"] is None:  # likewise
             del d["backtrack"]
+        if d["select_seeds"] == 1:  # likewise
+            del d["select_seeds"]
+        if d["escape_loss"] is False:  # likewise
+            del d["escape_loss"]
         return d
 
     def digest(self, *, ignore: tuple[str, ...] = ("epochs", "retrain_epochs", "finetune_epochs",
@@ -195,7 +207,7 @@ class SimplifyConfig:
         lam = self.lambda_sim
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or lam != lam or lam < 0 or lam == float("inf"):
             raise BadInputError(f"lambda-sim must be a finite number >= 0; got {lam!r}")
-        for name in ("epochs", "batch_size", "max_skips", "retrain_seeds"):
+        for name in ("epochs", "batch_size", "max_skips", "retrain_seeds", "select_seeds"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BadInputError(f"{name.replace('_', '-')} must be an integer >= 1; got {v!r}")
@@ -217,6 +229,9 @@ class SimplifyConfig:
         if sw is not None and self.retrain_epochs < 1:
             raise BadInputError("select-within checks each epoch with a retrained classifier: "
                                 f"retrain-epochs must be >= 1; got {self.retrain_epochs}")
+        if self.select_seeds > 1 and sw is None:
+            raise BadInputError("select-seeds sets the classifiers of each select-within check: "
+                                "set select-within as well (--select-within F)")
         bt = self.backtrack
         if bt is not None and (isinstance(bt, bool) or not isinstance(bt, (int, float)) or not (0 < bt < 1)):
             raise BadInputError(f"backtrack must be a factor in (0, 1) (0.5 halves the simplifier's learning rate at "
@@ -226,7 +241,7 @@ class SimplifyConfig:
                                 "set select-within as well (--select-within F)")
         if self.inner_lr is not None and not (0 < self.inner_lr < float("inf")):
             raise BadInputError(f"inner-lr must be a positive number; got {self.inner_lr!r}")
-        for name in ("relative", "gated", "unrolled"):
+        for name in ("relative", "gated", "unrolled", "escape_loss"):
             if not isinstance(getattr(self, name), bool):
                 raise BadInputError(f"{name} must be true or false; got {getattr(self, name)!r}")
         if self.warmup_epochs >= self.epochs and self.mode == "simplebits":

@@ -279,7 +279,7 @@ class JointTrainer:
         open_ = gate > 0
         if not (lam > 0 and bool(open_.any())):
             return open_, x_sim.new_zeros(()), float("nan")
-        b = self.density(x_sim[open_], generator=g_noise)
+        b = self.density(x_sim[open_], generator=g_noise, escape=cfg.escape_loss)
         return open_, (gate[open_] * b).sum() / x_sim.shape[0], float(b.detach().mean())
 
     def _relative_terms(self, params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xa: torch.Tensor,
@@ -359,7 +359,8 @@ class JointTrainer:
 
     def _mse_step(self, x: torch.Tensor, x_sim: torch.Tensor, lam: float, g_noise: torch.Generator) -> dict | None:
         mse = ((x_sim - x) ** 2).mean()
-        b = self.density(x_sim, generator=g_noise).mean() if lam > 0 else x_sim.new_zeros(())
+        b = (self.density(x_sim, generator=g_noise, escape=self.cfg.escape_loss).mean() if lam > 0
+             else x_sim.new_zeros(()))
         loss = mse + lam * b
         if not _all_finite([x_sim.detach(), loss.detach()]):
             return self._skip()
