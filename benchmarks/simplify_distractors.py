@@ -53,6 +53,29 @@ def probe(train_x, train_y, test_x, test_y, classes, cfg, seed):
     return retrain(tr, te, cfg=cfg, seed=seed)["accuracy"]
 
 
+
+def add_epoch_choice_options(ap: argparse.ArgumentParser) -> None:
+    """--select-within, --select-seeds, --backtrack, --escape-loss (shared with simplify_tradeoff.py)."""
+    ap.add_argument("--select-within", type=float, default=None,
+                    help="keep the joint epoch with the lowest held-out bpd whose held-out transfer is within F of "
+                         "the originals' (default: off, the last epoch, as the presets)")
+    ap.add_argument("--select-seeds", type=int, default=None, metavar="K",
+                    help="with --select-within: fresh classifiers per check, their mean transfer decides "
+                         "(default: 1, as the presets)")
+    ap.add_argument("--backtrack", type=float, default=None, metavar="FACTOR",
+                    help="with --select-within: after a failed check, return to the best state that passed and "
+                         "multiply the simplifier's learning rate by FACTOR (default: off, as the presets)")
+    ap.add_argument("--escape-loss", action="store_true",
+                    help="the bpd loss takes the raw 8-bit escape where the flow alone says more than 8 bpd "
+                         "(default: off, the flow alone, as the presets)")
+
+
+def epoch_choice_settings(args: argparse.Namespace) -> dict:
+    """The SimplifyConfig settings of :func:`add_epoch_choice_options` (None: the preset's)."""
+    return {"select_within": args.select_within, "select_seeds": args.select_seeds, "backtrack": args.backtrack,
+            "escape_loss": args.escape_loss or None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="side-by-side,mnist-noise,stripes")
@@ -67,18 +90,7 @@ def main() -> None:
                     help="the paper's classification terms instead of the quick preset's relative ones")
     ap.add_argument("--grad-floor", type=float, default=0.0,
                     help="floor under the simplifier's output-sigmoid derivative (default 0: none, the presets')")
-    ap.add_argument("--select-within", type=float, default=None,
-                    help="keep the joint epoch with the lowest held-out bpd whose held-out transfer is within F of "
-                         "the originals' (default: off, the last epoch, as the presets)")
-    ap.add_argument("--select-seeds", type=int, default=None, metavar="K",
-                    help="with --select-within: fresh classifiers per check, their mean transfer decides "
-                         "(default: 1, as the presets)")
-    ap.add_argument("--backtrack", type=float, default=None, metavar="FACTOR",
-                    help="with --select-within: after a failed check, return to the best state that passed and "
-                         "multiply the simplifier's learning rate by FACTOR (default: off, as the presets)")
-    ap.add_argument("--escape-loss", action="store_true",
-                    help="the bpd loss takes the raw 8-bit escape where the flow alone says more than 8 bpd "
-                         "(default: off, the flow alone, as the presets)")
+    add_epoch_choice_options(ap)
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -92,9 +104,7 @@ def main() -> None:
         sim_opts = {**make_simplify_config(preset="quick").simplifier_options, "grad_floor": args.grad_floor}
     cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every,
                                relative=False if args.absolute_terms else None, simplifier_options=sim_opts,
-                               select_within=args.select_within,
-                               select_seeds=args.select_seeds, backtrack=args.backtrack,
-                               escape_loss=args.escape_loss or None)
+                               **epoch_choice_settings(args))
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
     t0 = time.perf_counter()

@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from simplify_compare import shown  # noqa: I001 (a sibling script: benchmarks/ is on sys.path)
+from simplify_distractors import add_epoch_choice_options, epoch_choice_settings
 
 from simplebits.data import load_dataset, real_subset
 from simplebits.io import atomic_write_json
@@ -53,18 +54,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
     ap.add_argument("--reinit-every", type=int, default=None,
                     help="re-initialise the joint classifier every N joint epochs (default: the quick preset's, never)")
-    ap.add_argument("--select-within", type=float, default=None,
-                    help="keep each cell's lowest-bpd joint epoch whose held-out transfer is within F of the "
-                         "originals' (default: off, the last epoch)")
-    ap.add_argument("--select-seeds", type=int, default=None, metavar="K",
-                    help="with --select-within: fresh classifiers per check, their mean transfer decides "
-                         "(default: 1, as the presets)")
-    ap.add_argument("--backtrack", type=float, default=None, metavar="FACTOR",
-                    help="with --select-within: after a failed check, return to the best state that passed and "
-                         "multiply the simplifier's learning rate by FACTOR (default: off, as the presets)")
-    ap.add_argument("--escape-loss", action="store_true",
-                    help="the bpd loss takes the raw 8-bit escape where the flow alone says more than 8 bpd "
-                         "(default: off, the flow alone, as the presets)")
+    add_epoch_choice_options(ap)
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
     global OUT, RESULTS
@@ -74,9 +64,7 @@ def main() -> None:
     lambdas = [float(v) for v in args.lambdas.split(",")]
     seeds = [int(v) for v in args.seeds.split(",")]
     cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, epochs=args.epochs,
-                               reinit_every=args.reinit_every, select_within=args.select_within,
-                               select_seeds=args.select_seeds, backtrack=args.backtrack,
-                               escape_loss=args.escape_loss or None)
+                               reinit_every=args.reinit_every, **epoch_choice_settings(args))
     t0 = time.perf_counter()
     doc = {"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds, "datasets": {}}
     dirs = []
