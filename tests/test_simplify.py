@@ -523,7 +523,7 @@ def test_backtrack_is_validated_and_keeps_earlier_digests():
 
 class _BlindSpot(nn.Module):
     """A density with a blind spot: the flow's log-density minus a steep well, so every image costs
-    about 1e5 bpd with a gradient to match (what a simplified image inside a Glow blind spot sees)."""
+    about 2e6 bpd with a gradient to match (what a simplified image inside a Glow blind spot sees)."""
 
     def __init__(self, flow):
         super().__init__()
