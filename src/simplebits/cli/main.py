@@ -71,10 +71,13 @@ def main(argv: list[str] | None = None) -> int:
     who = f" [rank {os.environ.get('RANK', '?')}/{ranks}]" if ranks > 1 else ""
     try:
         if ranks > 1 and args.command not in DISTRIBUTED:
-            if os.environ.get("RANK", "0") == "0":  # one line, not one per rank
-                print(f"simplebits {args.command}: error: started by torchrun with {ranks} processes, but only "
-                      f"{' and '.join(DISTRIBUTED)} split their work across ranks; run {args.command} as one "
-                      "process (for grids of runs use `simplebits sweep`)", file=sys.stderr)
+            if os.environ.get("RANK", "0") != "0":
+                # rank 0 refuses, once, with exit 2; the others leave quietly: a rank that failed first
+                # would have torchrun stop rank 0 before it could say why
+                return 0
+            print(f"simplebits {args.command}: error: started by torchrun with {ranks} processes, but only "
+                  f"{' and '.join(DISTRIBUTED)} split their work across ranks; run {args.command} as one "
+                  "process (for grids of runs use `simplebits sweep`)", file=sys.stderr)
             return 2
         return int(args.func(args) or 0)
     except SimplebitsError as e:
