@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import MismatchError
-from .bpd import ESCAPE, bpd, escape_cap, score_bpd
+from .bpd import bpd, escape_cap, score_bpd
 from .store import default_flow, fit_images, load_flow
 
 __all__ = ["BpdTerm"]
@@ -69,7 +69,7 @@ class BpdTerm:
         fitted = fit_images(images, self.model)
         b = bpd(self.model, fitted, dequantize="uniform", straight_through=straight_through, generator=generator)
         if escape:
-            b = escape_cap(b, fitted.shape[1] * fitted.shape[2] * fitted.shape[3], ESCAPE)
+            b = escape_cap(b, fitted.shape[1] * fitted.shape[2] * fitted.shape[3])
         return b
 
     @torch.no_grad()

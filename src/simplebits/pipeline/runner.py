@@ -415,6 +415,7 @@ def stage_prune(ctx: Context) -> dict[str, Any]:
 
 def stage_simplify(ctx: Context) -> dict[str, Any]:
     from ..simplify import retrain, simplify
+    from ..simplify.evaluate import retrain_seeds
     from ..simplify.joint import DensityTerm
 
     s, cfg = ctx.cfg.simplify, ctx.cfg
@@ -441,8 +442,8 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
             return {"retrain": {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": len(runs),
                                 "runs": runs}}
         ctx.log("SimpleBits: retraining on the original images (the comparison row)")
-        runs = [retrain(train, ctx.test, cfg=sc, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
-                        device=ctx.device, progress=ctx.progress)["accuracy"] for k in range(sc.retrain_seeds)]
+        runs = [retrain(train, ctx.test, cfg=sc, seed=s, device=ctx.device, progress=ctx.progress)["accuracy"]
+                for s in retrain_seeds(cfg.seed, sc.retrain_seeds)]
         t = torch.tensor(runs, dtype=torch.float64)
         return {"retrain": {"mean": float(t.mean()), "std": float(t.std(unbiased=False)), "n": len(runs), "runs": runs}}
 

@@ -24,7 +24,7 @@ from ..train.loop import Batch, BatchHook, train_loop
 from ..train.seeding import derive_seed, generator
 from .config import SimplifyConfig
 
-__all__ = ["fit", "retrain", "fresh_classifier", "CURVE_IMAGES"]
+__all__ = ["fit", "retrain", "retrain_seeds", "fresh_classifier", "CURVE_IMAGES"]
 
 CURVE_IMAGES = 2000  # test images scored after each epoch but the last (which uses the whole test set)
 
@@ -80,6 +80,13 @@ def _retrain_batches(train: ImageSet, cfg: SimplifyConfig, *, seed: int, device:
         return Batch(x, y)
 
     return batch
+
+
+def retrain_seeds(seed: int, n: int, tag: str = "retrain") -> list[int]:
+    """Seeds of ``n`` fresh classifiers: ``seed`` itself first (one classifier is the run's own
+    seed), then seeds derived from it under ``tag`` ("retrain" for evaluation (b), "select" for
+    the select-within checks)."""
+    return [seed if k == 0 else derive_seed(seed, f"{tag}/{k}") for k in range(n)]
 
 
 def retrain(train: ImageSet, test: ImageSet, *, cfg: SimplifyConfig, seed: int, epochs: int | None = None,

@@ -42,10 +42,9 @@ from ..progress import progress_bar
 from ..runtime import peak_rss_mb
 from ..settings import settings_difference
 from ..train import accuracy, check_compatible
-from ..train.seeding import derive_seed
 from ..train.checkpoint import load_classifier, save_classifier
 from .config import SimplifyConfig, config_from_dict, make_simplify_config
-from .evaluate import fit, retrain
+from .evaluate import fit, retrain, retrain_seeds
 from .figures import comparison_grid, pick_per_class, save_png
 from .joint import JointTrainer
 from .select import EpochSelector
@@ -157,7 +156,7 @@ def retrain_originals(train: ImageSet, test: ImageSet, cfg: SimplifyConfig, *, o
                 return done
         except (OSError, json.JSONDecodeError):
             pass
-    seeds = [cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}") for k in range(cfg.retrain_seeds)]
+    seeds = retrain_seeds(cfg.seed, cfg.retrain_seeds)
     runs = [retrain(train, test, cfg=cfg, seed=s, device=device, progress=progress)["accuracy"] for s in seeds]
     doc = {"key": key, "retrain": statistics.fmean(runs), "retrain_runs": runs}
     if path is not None:
@@ -316,8 +315,8 @@ def _evaluate_cell(trainer: JointTrainer, simplified: ImageSet, test: ImageSet |
         return acc, curves
     if trainer.classifier is not None:
         acc["joint"] = accuracy(trainer.classifier, test)
-    runs = [retrain(simplified, test, cfg=cfg, seed=cfg.seed if k == 0 else derive_seed(cfg.seed, f"retrain/{k}"),
-                    device=device, progress=progress) for k in range(cfg.retrain_seeds)]
+    runs = [retrain(simplified, test, cfg=cfg, seed=s, device=device, progress=progress)
+            for s in retrain_seeds(cfg.seed, cfg.retrain_seeds)]
     acc["retrain"] = statistics.fmean(r["accuracy"] for r in runs)
     acc["retrain_runs"] = [r["accuracy"] for r in runs]
     curves["retrain"] = [statistics.fmean(v) for v in zip(*(r["curve"] for r in runs))]

@@ -50,9 +50,8 @@ import torch
 from ..data import ImageSet, stratified_split
 from ..density import BpdTerm
 from ..errors import BadInputError
-from ..train.seeding import derive_seed
 from .config import SimplifyConfig
-from .evaluate import retrain
+from .evaluate import retrain, retrain_seeds
 
 __all__ = ["EpochSelector", "HOLDOUT"]
 
@@ -96,10 +95,8 @@ class EpochSelector:
     def _transfer(self, fit_images: torch.Tensor) -> list[float]:
         """Held-out accuracy of each of the ``select_seeds`` fresh classifiers (the first: the cell's seed)."""
         part = ImageSet(fit_images, self.fit_part.labels, self.fit_part.classes, dict(self.fit_part.meta))
-        seed = self.cfg.seed
-        seeds = [seed if k == 0 else derive_seed(seed, f"select/{k}") for k in range(self.cfg.select_seeds)]
         return [float(retrain(part, self.held_part, cfg=self.cfg, seed=s, device=self.device)["accuracy"])
-                for s in seeds]
+                for s in retrain_seeds(self.cfg.seed, self.cfg.select_seeds, "select")]
 
     def check(self, trainer: Any, epoch: int) -> dict[str, Any]:
         """Check ``trainer``'s simplifier as it is after ``epoch`` (the first check: the state before
