@@ -22,6 +22,13 @@ set with the cell's own retraining settings (its ``result.json`` config), each t
 original test images; ``retrain`` holds each accuracy and their mean and std. The run's own figure
 is one such classifier (the cell's seed); this says how much of it is the classifier's draw.
 
+``--check-split K``: per cell, the ``--select-within`` check's own classifiers (the first K of its
+seeds, ``retrain_seeds(cell seed, K, "select")``), each trained as the check trains it on the
+simplified *fit* part of the check's seeded split (:data:`simplebits.simplify.select.HOLDOUT` of
+each class held out), then tested both on the held-out training originals (the check's figure) and
+on the 1000 original test images. Does the check's held-out figure read the test images' figure, or
+is the gap between a passed check and the run's own retraining the classifiers' draw?
+
 Direction kept (issue #20: "the stripe direction visibly kept"), a fixed rule, no training: an
 image shows horizontal stripes when its mean absolute difference between vertically adjacent
 pixels exceeds that between horizontally adjacent ones, vertical stripes otherwise; an image whose
@@ -58,8 +65,12 @@ from simplebits.density import score_bpd
 from simplebits.density.store import fit_images, load_flow
 from simplebits.io import atomic_write_json
 from simplebits.models.unet import CLAMP_EPS
+from simplebits.data.imageset import stratified_split
 from simplebits.simplify import load_simplifier, make_simplify_config, retrain
 from simplebits.simplify.config import config_from_dict
+from simplebits.simplify.evaluate import fit, fresh_classifier, retrain_seeds
+from simplebits.simplify.select import HOLDOUT
+from simplebits.train.loop import accuracy
 from simplebits.simplify.figures import comparison_grid, pick_per_class, save_png
 
 
@@ -85,6 +96,24 @@ def shows_direction(images: torch.Tensor, labels: torch.Tensor, classes: tuple[s
     return {"kept": round(float(shows.float().mean()), 4),
             "by_class": {c: round(float(shows[labels == k].float().mean()), 4) for k, c in enumerate(classes)},
             "blank": round(float(blank.float().mean()), 4), "images": len(labels)}
+
+
+def check_split(sim: ImageSet, originals: torch.Tensor, order: torch.Tensor, test: ImageSet, cfg, k: int) -> dict:
+    """``--check-split``: the check's K classifiers on its fit part, each on held-out originals and test."""
+    back = torch.empty_like(order)
+    back[order] = torch.arange(order.numel())  # the stored set is class by class; the split is on the run's order
+    run_sim = ImageSet(sim.images[back], sim.labels[back], sim.classes, dict(sim.meta))
+    fit_sim, held_sim = stratified_split(run_sim, test_fraction=HOLDOUT, seed=cfg.seed)
+    run_orig = ImageSet(originals[back], sim.labels[back], sim.classes, dict(sim.meta))
+    _, held_orig = stratified_split(run_orig, test_fraction=HOLDOUT, seed=cfg.seed)
+    held, tested = [], []
+    for s in retrain_seeds(cfg.seed, k, "select"):
+        model = fresh_classifier(cfg, fit_sim, seed=s, device="cpu")
+        held.append(float(fit(model, fit_sim, held_orig, cfg=cfg, epochs=cfg.retrain_epochs, seed=s)["accuracy"]))
+        tested.append(float(accuracy(model, test)))
+    return {"seeds": retrain_seeds(cfg.seed, k, "select"), "held_out": held, "test": tested,
+            "held_out_mean": statistics.fmean(held), "test_mean": statistics.fmean(tested),
+            "images": {"fit": len(fit_sim), "held_out": len(held_sim), "test": len(test)}}
 
 
 def ideal(levels: list[int], n_train: int, blank: str | None = None, blank_level: int = 0) -> dict:
@@ -128,6 +157,9 @@ def main() -> None:
     ap.add_argument("--retrain-seeds", type=int, default=0, metavar="K",
                     help="retrain K fresh classifiers on each cell's simplified set (seeds 0..K-1), tested on the "
                          "original test images (default 0: none)")
+    ap.add_argument("--check-split", type=int, default=0, metavar="K",
+                    help="the select-within check's first K classifiers, each tested on the held-out training "
+                         "originals and on the original test images (default 0: none)")
     args = ap.parse_args()
     if args.ideal:
         if not 0 <= args.blank_level <= 255:
@@ -144,7 +176,9 @@ def main() -> None:
     rows, report = [], {}
     kept_originals = shows_direction(originals, labels, train.classes)
     print(f"originals: direction {json.dumps(kept_originals)}")
-    test = stripes(split="test", n=1000) if args.retrain_seeds > 0 else None
+    if args.retrain_seeds < 0 or args.check_split < 0:
+        ap.error("--retrain-seeds and --check-split take a count >= 0")
+    test = stripes(split="test", n=1000) if args.retrain_seeds > 0 or args.check_split > 0 else None
     for cell in map(Path, args.cells):
         sim = load_condensed(cell / "simplified.safetensors")
         if sim.labels.tolist() != labels.tolist():
@@ -152,8 +186,11 @@ def main() -> None:
         rows.append(sim.images)
         report[f"{cell.parent.parent.name}/{cell.name}"] = {**saturation(cell, train.images[:512]),
                                                            "direction": shows_direction(sim.images, labels, train.classes)}
-        if test is not None:
-            cfg = config_from_dict(json.loads((cell / "result.json").read_text())["config"])
+        cfg = config_from_dict(json.loads((cell / "result.json").read_text())["config"])
+        if args.check_split > 0:
+            report[f"{cell.parent.parent.name}/{cell.name}"]["check_split"] = check_split(
+                sim, originals, order, test, cfg, args.check_split)
+        if args.retrain_seeds > 0:
             accs = [retrain(sim, test, cfg=cfg, seed=k)["accuracy"] for k in range(args.retrain_seeds)]
             report[f"{cell.parent.parent.name}/{cell.name}"]["retrain"] = {
                 "seeds": list(range(args.retrain_seeds)), "accuracy": accs, "mean": statistics.fmean(accs),
