@@ -24,8 +24,7 @@ is one such classifier (the cell's seed); this says how much of it is the classi
 
 ``--check-split K``: per cell, the ``--select-within`` check's own classifiers (the first K of its
 seeds, ``retrain_seeds(cell seed, K, "select")``), each trained as the check trains it on the
-simplified *fit* part of the check's seeded split (:data:`simplebits.simplify.select.HOLDOUT` of
-each class held out), then tested both on the held-out training originals (the check's figure) and
+simplified *fit* part of the check's seeded split (:func:`simplebits.simplify.select.holdout_split`), then tested both on the held-out training originals (the check's figure) and
 on the 1000 original test images. Does the check's held-out figure read the test images' figure, or
 is the gap between a passed check and the run's own retraining the classifiers' draw?
 
@@ -65,11 +64,10 @@ from simplebits.density import score_bpd
 from simplebits.density.store import fit_images, load_flow
 from simplebits.io import atomic_write_json
 from simplebits.models.unet import CLAMP_EPS
-from simplebits.data.imageset import stratified_split
 from simplebits.simplify import load_simplifier, make_simplify_config, retrain
 from simplebits.simplify.config import config_from_dict
 from simplebits.simplify.evaluate import fit, fresh_classifier, retrain_seeds
-from simplebits.simplify.select import HOLDOUT
+from simplebits.simplify.select import holdout_split
 from simplebits.train.loop import accuracy
 from simplebits.simplify.figures import comparison_grid, pick_per_class, save_png
 
@@ -103,15 +101,14 @@ def check_split(sim: ImageSet, originals: torch.Tensor, order: torch.Tensor, tes
     back = torch.empty_like(order)
     back[order] = torch.arange(order.numel())  # the stored set is class by class; the split is on the run's order
     run_sim = ImageSet(sim.images[back], sim.labels[back], sim.classes, dict(sim.meta))
-    fit_sim, held_sim = stratified_split(run_sim, test_fraction=HOLDOUT, seed=cfg.seed)
-    run_orig = ImageSet(originals[back], sim.labels[back], sim.classes, dict(sim.meta))
-    _, held_orig = stratified_split(run_orig, test_fraction=HOLDOUT, seed=cfg.seed)
-    held, tested = [], []
-    for s in retrain_seeds(cfg.seed, k, "select"):
+    fit_sim, held_sim = holdout_split(run_sim, cfg.seed)
+    _, held_orig = holdout_split(ImageSet(originals[back], sim.labels[back], sim.classes, dict(sim.meta)), cfg.seed)
+    seeds, held, tested = retrain_seeds(cfg.seed, k, "select"), [], []
+    for s in seeds:  # evaluate.retrain's steps, keeping the model to test it twice
         model = fresh_classifier(cfg, fit_sim, seed=s, device="cpu")
         held.append(float(fit(model, fit_sim, held_orig, cfg=cfg, epochs=cfg.retrain_epochs, seed=s)["accuracy"]))
         tested.append(float(accuracy(model, test)))
-    return {"seeds": retrain_seeds(cfg.seed, k, "select"), "held_out": held, "test": tested,
+    return {"seeds": seeds, "held_out": held, "test": tested,
             "held_out_mean": statistics.fmean(held), "test_mean": statistics.fmean(tested),
             "images": {"fit": len(fit_sim), "held_out": len(held_sim), "test": len(test)}}
 

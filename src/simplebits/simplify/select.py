@@ -53,7 +53,7 @@ from ..errors import BadInputError
 from .config import SimplifyConfig
 from .evaluate import retrain, retrain_seeds
 
-__all__ = ["EpochSelector", "HOLDOUT"]
+__all__ = ["EpochSelector", "HOLDOUT", "holdout_split"]
 
 HOLDOUT = 0.1  # fraction of each class's training images held out for the check
 
@@ -65,6 +65,13 @@ def _check_classes(labels: torch.Tensor, num_classes: int) -> None:
         if n < 2:
             raise BadInputError(f"select-within holds out {HOLDOUT:.0%} of each class's training images, but class "
                                 f"{c} has {n}; give every class at least 2 images or leave select-within off")
+
+
+def holdout_split(train: ImageSet, seed: int) -> tuple[ImageSet, ImageSet]:
+    """The check's (fit part, held-out part) of ``train``: the library's seeded per-class split,
+    ``HOLDOUT`` of each class (at least one) held out. It depends on the labels and ``seed`` only, so
+    the same seed splits a simplified set and its originals alike (``benchmarks/stripes_cells.py``)."""
+    return stratified_split(train, test_fraction=HOLDOUT, seed=seed)
 
 
 def _copy_state(module: torch.nn.Module | None) -> dict[str, torch.Tensor] | None:
@@ -82,8 +89,7 @@ class EpochSelector:
             raise ValueError("EpochSelector needs cfg.select_within")
         self.cfg, self.density, self.device = cfg, density, device
         _check_classes(train.labels, train.num_classes)
-        # the library's seeded per-class split: HOLDOUT of each class (at least 1) held out
-        fit_part, held_part = stratified_split(train, test_fraction=HOLDOUT, seed=cfg.seed)
+        fit_part, held_part = holdout_split(train, cfg.seed)
         self.fit_part = fit_part.with_meta(name=f"{train.name}:select-fit")
         self.held_part = held_part.with_meta(name=f"{train.name}:select-held-out")
         self.reference: float | None = None
