@@ -24,8 +24,9 @@ is one such classifier (the cell's seed); this says how much of it is the classi
 
 ``--check-split K``: per cell, the ``--select-within`` check's own classifiers (the first K of its
 seeds, ``retrain_seeds(cell seed, K, "select")``), each trained as the check trains it on the
-simplified *fit* part of the check's seeded split (:func:`simplebits.simplify.select.holdout_split`), then tested both on the held-out training originals (the check's figure) and
-on the 1000 original test images. Does the check's held-out figure read the test images' figure, or
+simplified *fit* part of the check's seeded split (:func:`simplebits.simplify.select.holdout_split`),
+then tested both on the held-out training originals (the check's figure) and on the 1000 original
+test images. Does the check's held-out figure read the test images' figure, or
 is the gap between a passed check and the run's own retraining the classifiers' draw?
 
 Direction kept (issue #20: "the stripe direction visibly kept"), a fixed rule, no training: an
@@ -158,6 +159,8 @@ def main() -> None:
                     help="the select-within check's first K classifiers, each tested on the held-out training "
                          "originals and on the original test images (default 0: none)")
     args = ap.parse_args()
+    if args.retrain_seeds < 0 or args.check_split < 0:
+        ap.error("--retrain-seeds and --check-split take a count >= 0")
     if args.ideal:
         if not 0 <= args.blank_level <= 255:
             ap.error(f"--blank-level must be in 0..255, got {args.blank_level}")
@@ -173,8 +176,6 @@ def main() -> None:
     rows, report = [], {}
     kept_originals = shows_direction(originals, labels, train.classes)
     print(f"originals: direction {json.dumps(kept_originals)}")
-    if args.retrain_seeds < 0 or args.check_split < 0:
-        ap.error("--retrain-seeds and --check-split take a count >= 0")
     test = stripes(split="test", n=1000) if args.retrain_seeds > 0 or args.check_split > 0 else None
     for cell in map(Path, args.cells):
         sim = load_condensed(cell / "simplified.safetensors")
