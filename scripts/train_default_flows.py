@@ -5,9 +5,10 @@ Anyone can re-run this; it uses only data installable here (DATA.md):
     gray32  1x32x32  Fashion-MNIST train (60k) + mnist-5k train split (4k) + printed digits (5k) +
                      gray natural-photo patches (20k); 28x28 images zero-padded to 32x32
     rgb32   3x32x32  natural-photo patches, fresh every epoch (PatchStream): the 13 bundled train
-                     photographs and 12 real photographs from Debian's wallpaper packages
-                     (sudo apt-get install mate-backgrounds lomiri-wallpapers-20.04), 8 scales
-                     each, flips; held out: the 3 bundled test photos and 2 wallpaper photos
+                     photographs and 25 real photographs from Debian's wallpaper packages
+                     (sudo apt-get install mate-backgrounds lomiri-wallpapers-20.04
+                     lomiri-wallpapers-16.04), 8 scales each, flips; held out: the 3 bundled test
+                     photos and 2 wallpaper photos
 
     python scripts/train_default_flows.py gray32 --epochs 4
     python scripts/train_default_flows.py rgb32 --epochs 6 --resume

@@ -66,6 +66,15 @@ def test_missing_wallpaper_packages_name_the_install_line(tmp_path, monkeypatch)
     assert list(wallpaper_files("train")) == ["A"] and wallpaper_files("test") == {}
 
 
+def test_wallpaper_list_gives_every_photo_its_own_name_and_keeps_the_held_out_pair():
+    # the stream is a name -> path dict: a repeated name would silently drop a photograph, and the
+    # held-out pair is what rgb32's card and docs/density.md report as unseen photos
+    names = [n for n, _, _, _ in photos.WALLPAPER_PHOTOS]
+    paths = [p for _, _, p, _ in photos.WALLPAPER_PHOTOS]
+    assert len(set(names)) == len(names) and len(set(paths)) == len(paths)
+    assert sorted(n for n, _, _, held in photos.WALLPAPER_PHOTOS if held) == ["LadyBird", "Storm"]
+
+
 class _CountingStream(PatchStream):
     def __init__(self, *a, **k):
         super().__init__(*a, **k)

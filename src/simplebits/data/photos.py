@@ -220,6 +220,12 @@ WALLPAPER_PHOTOS: tuple[tuple[str, str, str, bool], ...] = tuple(
 ) + (
     ("Kleiber", "lomiri-wallpapers-20.04", "/usr/share/backgrounds/Kleiber_by_Lukas_Baubkus.jpg", False),
     ("Infinite-Sea", "lomiri-wallpapers-20.04", "/usr/share/backgrounds/Infinite-Sea_by_Aury88.jpg", False),
+) + tuple(  # the photographs of lomiri-wallpapers-16.04 (left out: umang, a render; analogpattern, a texture)
+    (stem.split("_by_")[0], "lomiri-wallpapers-16.04", f"/usr/share/backgrounds/{stem}.jpg", False)
+    for stem in ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+                 "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi", "free_by_Peter_Nerlich",
+                 "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi",
+                 "picosdeeuropa_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
 )
 
 
