@@ -4,6 +4,7 @@ under the `quick` preset, measured by probes.
     python benchmarks/simplify_distractors.py [--sets side-by-side,mnist-noise,stripes]
         [--lambdas 2,8] [--seeds 0,1] [--n-train 4000] [--n-test 1000] [--epochs N] [--reinit-every N]
         [--absolute-terms] [--grad-floor F] [--select-within F] [--select-seeds K] [--backtrack FACTOR] [--escape-loss]
+        [--gate-lr-mult M] [--betas-sim B1,B2]
 
 * side-by-side (label = MNIST digit; the Fashion-MNIST half is the distractor): fresh probe
   classifiers are trained on the simplified training images and tested on the simplified test
@@ -90,6 +91,10 @@ def main() -> None:
                     help="the paper's classification terms instead of the quick preset's relative ones")
     ap.add_argument("--grad-floor", type=float, default=0.0,
                     help="floor under the simplifier's output-sigmoid derivative (default 0: none, the presets')")
+    ap.add_argument("--gate-lr-mult", type=float, default=None, metavar="M",
+                    help="learning-rate multiplier of the simplifier's residual scale w (default: the quick preset's 20)")
+    ap.add_argument("--betas-sim", default=None, metavar="B1,B2",
+                    help="the simplifier's Adam betas (default: the reference's 0.5,0.99)")
     add_epoch_choice_options(ap)
     ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/...)")
     args = ap.parse_args()
@@ -104,6 +109,8 @@ def main() -> None:
         sim_opts = {**make_simplify_config(preset="quick").simplifier_options, "grad_floor": args.grad_floor}
     cfg = make_simplify_config(preset="quick", epochs=args.epochs, reinit_every=args.reinit_every,
                                relative=False if args.absolute_terms else None, simplifier_options=sim_opts,
+                               gate_lr_mult=args.gate_lr_mult,
+                               betas_sim=tuple(float(b) for b in args.betas_sim.split(",")) if args.betas_sim else None,
                                **epoch_choice_settings(args))
     doc = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     doc.update({"config": cfg.to_dict(), "lambdas": lambdas, "seeds": seeds})
