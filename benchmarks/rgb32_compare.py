@@ -9,7 +9,7 @@ default draws and the raw 8-bit escape (``measure_bits``), per model dimension:
 * held-out photographs: 2,000 patches of the 3 bundled test photos (coffee, rocket, flower;
   ``photo-patches:test``) and 2,000 of the 2 held-out wallpaper photos (LadyBird, Storm);
 * training patches: 2,000 of the bundled training photos (``photo-patches:train``) and 2,000 from
-  epoch 0 of the training stream of the *current* photo list (``wallpaper_files("train")``);
+  epoch 0 of the training stream of the *current* photo list (``photo_stream("train")``);
 * the gap held-out minus training per held-out set, against the bundled training photos' patches
   (both models trained on those photos; the stream's photo list may differ between them, so its
   figure is reported beside it, not used), and for the mean of both held-out sets (the issue's
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from simplebits.data import load_dataset
-from simplebits.data.photos import PatchStream, photo_files, wallpaper_files, TEST_PHOTOS
+from simplebits.data.photos import photo_stream, wallpaper_files
 from simplebits.density import load_flow, measure_bits, score_bpd
 from simplebits.errors import NotFoundError
 from simplebits.io import atomic_write_json
@@ -40,11 +40,10 @@ from simplebits.io import atomic_write_json
 
 def _sets(n: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    bundled_train = {k: p for k, p in photo_files().items() if k not in TEST_PHOTOS}
-    stream = PatchStream({**bundled_train, **wallpaper_files("train")}, per_epoch=n, seed=0, name="train-stream")
+    stream = photo_stream("train", per_epoch=n)  # the stream rgb32 trains on (scripts/train_default_flows.py)
     return {
         "held out: bundled test photos": load_dataset("photo-patches:test").images[:n],
-        "held out: wallpaper photos": PatchStream(wallpaper_files("test"), per_epoch=n, seed=1).epoch(0).images,
+        "held out: wallpaper photos": photo_stream("test", per_epoch=n).epoch(0).images,
         "training: bundled photos": load_dataset("photo-patches:train").images[:n],
         f"training: stream of {len(stream.paths)} photos": stream.epoch(0).images,
         "mnist-5k:test": load_dataset("mnist-5k:test").images[:n],

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 from simplebits.data import combine, load_dataset
-from simplebits.data.photos import PatchStream, photo_files, photo_patches, wallpaper_files
+from simplebits.data.photos import PatchStream, photo_patches, photo_stream
 from simplebits.density import FlowTrainConfig, GlowConfig, load_flow, measure_bits, train_flow
 from simplebits.density.store import card_path
 from simplebits.io import atomic_write_json
@@ -63,16 +63,8 @@ def data_for(name: str):
 
 
 def rgb_stream(split: str, per_epoch: int) -> PatchStream:
-    """Bundled photos of ``split`` plus the wallpaper photos of ``split``, streamed."""
-    from simplebits.data.photos import PHOTOS, TEST_PHOTOS
-
-    bundled = {n: p for n, p in photo_files().items() if (n in TEST_PHOTOS) == (split == "test")}
-    if split == "test":
-        bundled = {}  # the bundled test photos are scored as photo-patches:test, separately
-    names = [n for n, _, _ in PHOTOS]
-    assert all(n in names for n in bundled)
-    return PatchStream({**bundled, **wallpaper_files(split)}, per_epoch=per_epoch, channels=3,
-                       seed=0 if split == "train" else 1, name=f"photo-stream:{split}")
+    """Bundled photos of ``split`` plus the wallpaper photos of ``split``, streamed (:func:`photo_stream`)."""
+    return photo_stream(split, per_epoch=per_epoch)
 
 
 def test_sets(name: str) -> dict:

@@ -75,6 +75,20 @@ def test_wallpaper_list_gives_every_photo_its_own_name_and_keeps_the_held_out_pa
     assert sorted(n for n, _, _, held in photos.WALLPAPER_PHOTOS if held) == ["LadyBird", "Storm"]
 
 
+def test_photo_stream_trains_on_training_photos_and_tests_on_held_out_wallpapers_only(tmp_path, monkeypatch):
+    for name in ("W1", "W2", "H"):
+        _photo(tmp_path / f"{name}.jpg", 120, 90, len(name))
+    monkeypatch.setattr(photos, "WALLPAPER_PHOTOS", tuple(
+        (n, "mate-backgrounds", str(tmp_path / f"{n}.jpg"), n == "H") for n in ("W1", "W2", "H")))
+    train, test = photos.photo_stream("train", per_epoch=8), photos.photo_stream("test", per_epoch=8)
+    assert {"W1", "W2"} <= set(train.paths) and "H" not in train.paths
+    assert not set(train.paths) & photos.TEST_PHOTOS  # the bundled test photos never train
+    assert list(test.paths) == ["H"] and test.epoch(0).images.shape == (8, 3, 32, 32)
+    monkeypatch.setattr(photos, "WALLPAPER_PHOTOS", (("A", "mate-backgrounds", str(tmp_path / "A.jpg"), True),))
+    with pytest.raises(NotFoundError, match="apt-get install mate-backgrounds"):
+        photos.photo_stream("test")
+
+
 class _CountingStream(PatchStream):
     def __init__(self, *a, **k):
         super().__init__(*a, **k)

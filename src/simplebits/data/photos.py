@@ -49,7 +49,7 @@ from .folder import checked_image
 from .imageset import ImageSet
 
 __all__ = ["photo_patches", "photo_files", "PHOTOS", "TEST_PHOTOS", "CROP_SIDES", "MIN_PHOTOS",
-           "WALLPAPER_PHOTOS", "wallpaper_files", "PatchStream"]
+           "WALLPAPER_PHOTOS", "wallpaper_files", "PatchStream", "photo_stream"]
 
 #: (name, package, file name inside the package's image folder), in class order.
 PHOTOS: tuple[tuple[str, str, str], ...] = (
@@ -326,3 +326,14 @@ class PatchStream:
                 "note": "not a classification task; labels name the source photo"}
         return ImageSet.create(images, torch.from_numpy(which), tuple(names), meta=meta, allow_empty_class=True,
                                where=self._name)
+
+
+def photo_stream(split: str = "train", *, per_epoch: int = 30000) -> PatchStream:
+    """The RGB photographs of ``split`` as ``rgb32`` trains and is scored on them: for "train" the
+    bundled training photos and the wallpaper training photos (seed 0), for "test" the held-out
+    wallpaper photos alone (seed 1; the bundled test photos are ``photo-patches:test``). A missing
+    wallpaper package is an error that names the ``apt-get`` line."""
+    wall = wallpaper_files(split)
+    bundled = {n: p for n, p in photo_files().items() if n not in TEST_PHOTOS} if split == "train" else {}
+    return PatchStream({**bundled, **wall}, per_epoch=per_epoch, channels=3, seed=0 if split == "train" else 1,
+                       name=f"photo-stream:{split}")
