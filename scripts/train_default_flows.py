@@ -55,16 +55,11 @@ def data_for(name: str):
                         load_dataset("printed-digits:test"), photo_patches(split="test", channels=1, n=2000)],
                        channels=1, size=32, limit=1000)
     else:
-        train = rgb_stream("train", per_epoch=30000)
-        test = combine([photo_patches(split="test", channels=3, n=1000), rgb_stream("test", per_epoch=1000).epoch(0)],
+        train = photo_stream("train", per_epoch=30000)
+        test = combine([photo_patches(split="test", channels=3, n=1000), photo_stream("test", per_epoch=1000).epoch(0)],
                        channels=3, size=32)
     g = torch.Generator().manual_seed(0)
     return train, test.subset(torch.randperm(len(test), generator=g))
-
-
-def rgb_stream(split: str, per_epoch: int) -> PatchStream:
-    """Bundled photos of ``split`` plus the wallpaper photos of ``split``, streamed (:func:`photo_stream`)."""
-    return photo_stream(split, per_epoch=per_epoch)
 
 
 def test_sets(name: str) -> dict:
@@ -76,9 +71,9 @@ def test_sets(name: str) -> dict:
                 "photo-patches-gray:test": photo_patches(split="test", channels=1, n=2000).images}
     g = torch.Generator().manual_seed(0)
     return {"photo-patches:test (held-out photos)": photo_patches(split="test", channels=3, n=2000).images,
-            "wallpaper photos held out (LadyBird, Storm)": rgb_stream("test", per_epoch=2000).epoch(0).images,
+            "wallpaper photos held out (LadyBird, Storm)": photo_stream("test", per_epoch=2000).epoch(0).images,
             "photo-patches:train (2000 training patches)": photo_patches(split="train", channels=3, n=2000).images,
-            "training stream (2000 patches, epoch 0)": rgb_stream("train", per_epoch=2000).epoch(0).images,
+            "training stream (2000 patches, epoch 0)": photo_stream("train", per_epoch=2000).epoch(0).images,
             "uniform noise (500)": torch.randint(0, 256, (500, 3, 32, 32), generator=g).float() / 255}
 
 
