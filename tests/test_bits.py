@@ -21,7 +21,7 @@ from simplebits.density import (
 )
 from conftest import perturbed_glow
 from simplebits.density.store import SHIPPED, card_note, card_path
-from simplebits.errors import BadInputError
+from simplebits.errors import BadInputError, NotFoundError
 
 TINY = GlowConfig(channels=1, image_size=8, levels=2, steps=1, width=8)
 
@@ -217,3 +217,21 @@ def test_shipped_models_carry_cards(name):
     assert card is not None and card_note(m) is None
     assert card["unit"] == "bits per model dimension" and "bound" in card["dequantize"]
     assert card["command"] and card["test_bpd_per_set"] and card["train_seconds"] > 0
+
+
+def test_flow_identity_names_the_weights_so_a_file_written_again_is_a_new_model(tmp_path):
+    """Cached bpd figures are keyed by the weights, not the name: a flow file that train-flow
+    writes again under the same path gets a new digest; the same bytes keep theirs."""
+    from simplebits.density import flow_digest, flow_identity
+
+    p = tmp_path / "mine.safetensors"
+    save_flow(p, _perturbed(seed=0))
+    first = flow_identity(p, 1)
+    assert first == {"model": str(p), "weights": flow_digest(p)} and len(first["weights"]) == 16
+    save_flow(tmp_path / "copy.safetensors", _perturbed(seed=0))
+    assert flow_digest(tmp_path / "copy.safetensors") == first["weights"]  # same weights, same digest
+    save_flow(p, _perturbed(seed=1))  # trained again: same path, other weights
+    assert flow_identity(p, 1)["weights"] != first["weights"]
+    assert flow_identity(None, 1)["model"] == "gray32" and flow_identity("", 3)["model"] == "rgb32"
+    with pytest.raises(NotFoundError, match="not found"):
+        flow_digest(tmp_path / "missing.safetensors")

@@ -465,3 +465,49 @@ def test_demo_is_run_on_the_builtin_config(tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["dataset"] == "digits" and doc["config"]["data"]["fallback"] == "mnist-5k"
     assert (out / "report.html").is_file() and (out / "config.toml").is_file()
+
+
+def test_a_flow_trained_again_under_the_same_path_recomputes_every_bpd_figure(tmp_path):
+    """The same config over a flow file written again (other weights, same name): the bpd and
+    storage figures are recomputed under the new weights, the evaluations are reused; with the
+    weights unchanged, everything is skipped."""
+    from simplebits.data import load_dataset
+    from simplebits.density import FlowTrainConfig, GlowConfig, train_flow
+
+    flow = tmp_path / "mine.safetensors"
+    tiny = GlowConfig(channels=1, image_size=8, levels=2, steps=1, width=8)
+    digits = load_dataset("digits", split="train"), load_dataset("digits", split="test")
+
+    def train(seed: int) -> None:  # a second of training: below the raw 8 bits, and the two seeds differ
+        train_flow(*digits, model_config=tiny, out=flow, progress=False, config=FlowTrainConfig(
+            epochs=2, warmup_steps=5, lr=1e-2, seed=seed, patience=0, test_images=64))
+
+    train(0)
+    cfg = {**MINI, "density": {"model": str(flow)}}
+    lines: list[str] = []
+    first = sb.run(cfg, out=tmp_path / "o", log=lines.append)
+    bpd0, (row0,) = first.figures["data"]["bpd"], first.figures["baseline"]["rows"]
+    assert bpd0["model"] == str(flow) and row0["storage"]["flow_bits"] is not None
+
+    evaluation = tmp_path / "o" / "baseline" / "ipc1.item.json"
+    evaluated_at = evaluation.stat().st_mtime_ns
+    train(1)  # train-flow writes the file again
+    lines.clear()
+    second = sb.run(cfg, out=tmp_path / "o", log=lines.append)
+    assert second.skipped == [] and any("weights of the density model" in s for s in lines)
+    bpd1, (row1,) = second.figures["data"]["bpd"], second.figures["baseline"]["rows"]
+    assert bpd1["mean"] != pytest.approx(bpd0["mean"], abs=1e-6)
+    assert row1["storage"]["flow_bits"] != pytest.approx(row0["storage"]["flow_bits"], abs=1e-3)
+    assert row1["accuracy"] == row0["accuracy"]
+    assert evaluation.stat().st_mtime_ns == evaluated_at  # the evaluation was reused, not trained again
+    # the figures are those of a fresh run under the new weights
+    fresh = sb.run(cfg, out=tmp_path / "fresh", log=lambda s: None)
+    assert fresh.figures == second.figures
+    # unchanged weights: nothing recomputed
+    assert sb.run(cfg, out=tmp_path / "o", log=lambda s: None).skipped == ["data", "baseline"]
+    # the flow file moved away: the finished run still reports its figures (nothing to recompute them with)
+    flow.rename(tmp_path / "moved.safetensors")
+    kept = sb.run(cfg, out=tmp_path / "o", log=lambda s: None)
+    assert kept.skipped == ["data", "baseline"] and kept.figures == second.figures
+    with pytest.raises(NotFoundError, match="mine.safetensors"):  # a new run needs it, and says so
+        sb.run(cfg, out=tmp_path / "new", log=lambda s: None)

@@ -17,6 +17,7 @@ from conftest import make_blobs
 from simplebits.cli.main import main
 from simplebits.data import ImageSet
 from simplebits.data.condensed import load_condensed
+from simplebits.density import flow_digest
 from simplebits.errors import BadInputError, DivergedError, MismatchError
 from simplebits.simplify import (
     JointTrainer,
@@ -719,6 +720,13 @@ def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_resu
     again = simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
     assert not calls and again.cells[0]["bpd"] == pytest.approx(cell["bpd"], abs=1e-9)
     assert json.loads(res_file.read_text())["bits"] == runner_mod.BITS_DEFINITION
+    # ... and so is one scored under other weights of its density model (a newer shipped gray32)
+    old = json.loads(res_file.read_text())
+    assert old["weights"] == flow_digest("gray32")
+    res_file.write_text(json.dumps({**old, "weights": "0" * 16, "bpd": -0.37}))
+    again = simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "b", progress=False)
+    assert not calls and again.cells[0]["bpd"] == pytest.approx(cell["bpd"], abs=1e-9)
+    assert json.loads(res_file.read_text())["weights"] == flow_digest("gray32")
     with pytest.raises(MismatchError, match="--force"):
         simplify(train, test, lambdas=[0.5], config=tiny_cfg(lr_clf=0.01), out=tmp_path / "b", progress=False)
 

@@ -4,7 +4,7 @@ and compressed-size bpd."""
 from .bpd import DEFAULT_DRAWS, ESCAPE, Bits, bits_summary, bpd, measure_bits, score_bpd
 from .glow import Glow, GlowConfig
 from .summary import record_storage, set_bits, storage_bits
-from .store import SHIPPED, default_flow, fit_images, list_flows, load_flow, save_flow
+from .store import SHIPPED, default_flow, fit_images, flow_digest, flow_identity, list_flows, load_flow, save_flow
 from .term import BpdTerm
 from .train import FlowTrainConfig, TrainingDiverged, train_flow
 
@@ -22,6 +22,8 @@ __all__ = [
     "bpd",
     "default_flow",
     "fit_images",
+    "flow_digest",
+    "flow_identity",
     "list_flows",
     "load_flow",
     "measure_bits",

@@ -3,6 +3,7 @@ and fitting images to a model's input shape."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,7 +17,7 @@ from ..io import check_state_dict, load_tensors, read_metadata, save_tensors
 from .glow import Glow, GlowConfig
 
 __all__ = ["FLOW_FORMAT", "SHIPPED", "save_flow", "load_flow", "list_flows", "default_flow", "fit_images", "card_path",
-           "read_card", "card_note"]
+           "read_card", "card_note", "flow_digest", "flow_identity"]
 
 FLOW_FORMAT = "simplebits.flow/1"
 WEIGHTS_DIR = Path(__file__).with_name("weights")
@@ -65,6 +66,36 @@ def _resolve(spec: str | os.PathLike) -> Path:
 
 # bounds on a flow file's config: a model within them builds in well under a second
 FLOW_BOUNDS = {"channels": (1, 3), "image_size": (8, 256), "levels": (1, 6), "steps": (1, 32), "width": (1, 512)}
+
+
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}
+
+
+def flow_digest(spec: str | os.PathLike) -> str:
+    """SHA-256 (first 16 hex digits) of a density model's weights file, shipped name or path.
+
+    What a cached bpd figure was computed under: the name alone does not say, since a shipped
+    model changes between releases and ``train-flow`` can write a file again under the same
+    path. Remembered per (path, inode, size, mtime) within a process (files are written by rename,
+    so a file written again is a new inode); a 2.5 MB file hashes in ~5 ms."""
+    p = _resolve(spec)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
+
+
+def flow_identity(spec: str | os.PathLike | None, channels: int) -> dict[str, str]:
+    """``{"model": name or path, "weights": digest}`` of the model that scores images of ``channels``
+    channels (``spec`` None or "": the shipped default for them): the part of a cache key that
+    makes figures recompute when the weights behind a name change."""
+    name = str(spec) if spec else default_flow(channels)
+    return {"model": name, "weights": flow_digest(name)}
 
 
 def _is_int(v: Any) -> bool:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import MismatchError
+from ..errors import MismatchError, NotFoundError
 from .bpd import bpd, escape_cap, score_bpd
-from .store import default_flow, fit_images, load_flow
+from .store import default_flow, fit_images, flow_digest, load_flow
 
 __all__ = ["BpdTerm"]
 
@@ -54,6 +54,16 @@ class BpdTerm:
                 f"density model {self.spec!r} does not fit images of shape {tuple(shape)}: {e}; "
                 "choose --density for this data (`simplebits train-flow` makes one)"
             ) from None
+
+    @property
+    def weights(self) -> str | None:
+        """Digest of the weights file behind :attr:`spec` (:func:`~simplebits.density.flow_digest`;
+        None for a model given in memory that no file names): recorded with the figures it scores, so
+        that figures made under other weights of the same name are re-scored."""
+        try:
+            return flow_digest(self.spec)
+        except (OSError, NotFoundError):
+            return None
 
     def __call__(self, images: torch.Tensor, *, generator: torch.Generator | None = None,
                  straight_through: bool = True, escape: bool = False) -> torch.Tensor:

@@ -47,6 +47,11 @@ from .config import (PipelineConfig, condense_config, config_hash, continual_con
 __all__ = ["PipelineResult", "run", "STAGES"]
 
 STAGES = ("data", "baseline", "condense", "prune", "simplify", "explain", "continual")
+#: The stages with bpd figures: each records the density model's name and weights digest in its
+#: ``stage.json`` and runs again (its finished pieces reused) when the weights behind the name
+#: changed: a newer shipped model, a flow file that train-flow wrote again. Their bpd and storage
+#: pieces are keyed by the digest, so only those are recomputed.
+DENSITY_STAGES = ("data", "baseline", "condense", "prune", "simplify", "explain")
 FORMAT = "simplebits-pipeline/1"
 #: Version of the storage-bits figures (density.storage_bits); part of their cache keys.
 STORAGE_FORMAT = "storage/1"
@@ -141,6 +146,7 @@ class Context:
         self.stage_keys: dict[str, str] = {}
         self.figures: dict[str, Any] = {}
         self.memo: dict[Any, list[float]] = {}  # evaluations shared between the sets' scores
+        self._density_id: dict[str, str] | None = None
         self._stage, self._pieces, self._done, self._computed, self._t0 = "", 0, 0, 0, 0.0
 
     def begin_stage(self, stage: str, pieces: int) -> None:
@@ -173,6 +179,18 @@ class Context:
         if self.cfg.evaluate.precision:  # auto resolved here: the stage keys name the arithmetic computed
             p = p.with_overrides(precision=precision_name(self.cfg.evaluate.precision, self.device))
         return p.with_overrides(max_steps=self.cfg.evaluate.max_steps) if self.cfg.evaluate.max_steps else p
+
+    @property
+    def density_id(self) -> dict[str, str]:
+        """The density model every bpd figure of the run is computed under: its name and a digest of
+        its weights (:func:`~simplebits.density.flow_identity`), so that figures cached under other
+        weights of the same name (a newer shipped model, a flow file trained again) are recomputed
+        (:data:`DENSITY_STAGES`)."""
+        if self._density_id is None:
+            from ..density import flow_identity
+
+            self._density_id = flow_identity(self.cfg.density.model or None, self.train.shape[0])
+        return self._density_id
 
     @property
     def seeds(self) -> list[int]:
@@ -215,7 +233,8 @@ class Context:
         """What ``ds`` costs to store in bits (PNG images + hard labels; flow code length beside), cached."""
         from ..density import storage_bits
 
-        return self.cached(rel, {"set": key, "storage": STORAGE_FORMAT, "bits": BITS_DEFINITION},
+        return self.cached(rel, {"set": key, "storage": STORAGE_FORMAT, "bits": BITS_DEFINITION,
+                                 "density": self.density_id},
                            lambda: storage_bits(ds, model=self.cfg.density.model or None, device=self.device),
                            piece=False)
 
@@ -333,7 +352,7 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             ctx.cached(f"condense/ipc{ipc}-lam{lam:g}.item.json", key, make)
             images = load_condensed(path).with_meta(name=label)
             # every set's bits by the one definition (also for lambda 0), under the run's density model
-            made = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}-bits.item.json", {**key, "bits": BITS_DEFINITION},
+            made = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}-bits.item.json", {**key, "bits": BITS_DEFINITION, "density": ctx.density_id},
                               lambda images=images: set_bits(images.images, model=ctx.cfg.density.model))
             acc = ctx.evaluate(f"condense/ipc{ipc}-lam{lam:g}.eval.json", images, key)
             storage = ctx.storage(f"condense/ipc{ipc}-lam{lam:g}-storage.item.json", images, key)
@@ -600,7 +619,8 @@ def _evaluate_key(cfg: PipelineConfig) -> dict[str, Any]:
 
 
 def stage_key(ctx: Context, stage: str) -> str:
-    """Content key of ``stage``: its settings, the data, evaluation settings, seed, upstream keys."""
+    """Content key of ``stage``: its settings, the data, evaluation settings, seed, upstream keys.
+    The density model's weights are not in it (see :data:`DENSITY_STAGES`)."""
     cfg = ctx.cfg
     own: dict[str, Any] = {"data": {"bpd_images": cfg.data.bpd_images, "density": cfg.density.model},
                            "baseline": {"ipcs": baseline_ipcs(cfg)}}.get(stage, {})
@@ -762,7 +782,13 @@ def _run_stage(ctx: Context, state: _RunState, i: int, stage: str, mode: str) ->
     ctx.stage_keys[stage] = key
     sdir = ctx.out / stage
     done = _read_json(sdir / "stage.json")
-    if done is not None and done.get("key") == key:
+    density = None
+    if stage in DENSITY_STAGES:
+        try:
+            density = ctx.density_id
+        except NotFoundError:  # the model file is gone: a finished stage keeps the figures it recorded, a stage
+            density = (done or {}).get("density")  # that must run says what is missing when it loads the model
+    if done is not None and done.get("key") == key and done.get("density") == density:
         say(f"[{i + 1}/{n}] {stage}: finished earlier with these settings, skipped")
         ctx.figures[stage], state.files[stage] = done["figures"], done["files"]
         state.seconds[stage] = done.get("seconds", 0.0)
@@ -775,6 +801,10 @@ def _run_stage(ctx: Context, state: _RunState, i: int, stage: str, mode: str) ->
         shutil.rmtree(sdir)  # another config's stage (allowed by --force): start it afresh
     sdir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(sdir / "started.json", {"key": key})
+    if done is not None and done.get("key") == key:  # only the density model's weights differ
+        was = (done.get("density") or {}).get("weights", "not recorded")
+        say(f"[{i + 1}/{n}] {stage}: the weights of the density model {density['model']} changed ({was} -> "
+            f"{density['weights']}): recomputing its bpd figures, reusing its other pieces")
     say(f"[{i + 1}/{n}] {stage} ...")
     ctx.begin_stage(stage, stage_pieces(ctx.cfg, stage))
     t0 = time.perf_counter()
@@ -782,7 +812,7 @@ def _run_stage(ctx: Context, state: _RunState, i: int, stage: str, mode: str) ->
     secs = round(time.perf_counter() - t0, 2)
     say(f"[{i + 1}/{n}] {stage}: done in {secs:.0f}s")
     atomic_write_json(sdir / "stage.json", {"key": key, "figures": got["figures"], "files": got["files"],
-                                            "seconds": secs})
+                                            "seconds": secs, "density": density})
     ctx.figures[stage], state.files[stage] = got["figures"], got["files"]
     state.seconds[stage] = secs
     state.meta["seconds"] = {**state.meta["seconds"], stage: secs}

@@ -203,8 +203,8 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
         "name": cell_name(cfg), "mode": cfg.mode, "lambda_sim": cfg.lambda_sim, "seed": cfg.seed,
         "dataset": train.name, "test": test.name if test is not None else None, "n_train": len(train),
         "bpd_original": float(orig_bpd.mean()), "bpd": float(bpd_each.mean()), "bpd_std": float(bpd_each.std()),
-        "png_bpd": float(png.mean()), "density": density.spec, "bits": BITS_DEFINITION,
-        "accuracy": acc, "curves": curves, "log": log,
+        "png_bpd": float(png.mean()), "density": density.spec, "weights": density.weights,
+        "bits": BITS_DEFINITION, "accuracy": acc, "curves": curves, "log": log,
         "skipped_steps": sum(r["skipped_steps"] for r in log),
         "seconds": {"joint": round(joint_seconds, 2), "per_step": round(joint_step_s, 4),
                     "evaluation": round(eval_seconds, 2)},
@@ -220,7 +220,8 @@ def _run_cell(train: ImageSet, test: ImageSet | None, cfg: SimplifyConfig, *, ce
 def _finished_cell(paths: dict[str, Path], cfg: SimplifyConfig, *, force: bool, orig_bpd: torch.Tensor,
                    density: BpdTerm) -> tuple[dict[str, Any], ImageSet] | None:
     """The result and simplified set of a cell finished with the same settings (re-scored, not
-    retrained, when it was made under an older bpd definition); ``None`` when it must run. A
+    retrained, when it was made under an older bpd definition or other weights of its density
+    model: a newer shipped model, a flow file trained again); ``None`` when it must run. A
     finished cell with other settings is refused unless ``force``."""
     if not paths["result"].exists():
         return None
@@ -230,10 +231,11 @@ def _finished_cell(paths: dict[str, Path], cfg: SimplifyConfig, *, force: bool, 
         from ..data.condensed import load_condensed
 
         made = load_condensed(paths["set"])
-        if done.get("bits") != BITS_DEFINITION:  # made under an older bpd definition: re-score, keep the rest
+        # made under an older bpd definition or other weights: re-score, keep the rest
+        if done.get("bits") != BITS_DEFINITION or done.get("weights") != density.weights:
             each = density.score(made.images)
             done.update(bpd_original=float(orig_bpd.mean()), bpd=float(each.mean()), bpd_std=float(each.std()),
-                        png_bpd=float(png_bpd(made.images).mean()), bits=BITS_DEFINITION)
+                        png_bpd=float(png_bpd(made.images).mean()), bits=BITS_DEFINITION, weights=density.weights)
             atomic_write_json(paths["result"], done)
         return done, made
     # the same settings but the simplified set was deleted: run the cell again
