@@ -815,6 +815,10 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     (["--select-within", "0.05", "--backtrack", "2"], "backtrack"),
     (["--select-seeds", "3"], "select-within"),
     (["--select-within", "0.05", "--select-seeds", "0"], "select-seeds"),
+    (["--betas-sim", "0.5,1.2"], "betas-sim"),
+    (["--betas-sim", "0.5"], "betas-sim"),
+    (["--clip-sim", "0"], "clip-sim"),
+    (["--gate-lr-mult", "-2"], "gate-lr-mult"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, match):
     tr = _npz(tmp_path / "train.npz", data(4))

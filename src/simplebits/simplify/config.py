@@ -86,10 +86,10 @@ class SimplifyConfig:
         ``epochs`` passes over the training set in batches of ``batch_size``; ``augment`` a DSA
         strategy (None: none) applied with the same parameters to X and X_sim.
     Robustness
-        ``clip_sim`` clips the simplifier's gradient norm (None: off, as the paper). The quick preset
-        clips at 1.0: it runs ~100x fewer steps than the paper and so needs a higher simplifier
-        learning rate, and unclipped, one large step can saturate the output sigmoid for every
-        pixel (a constant image, from which no gradient leads back). ``max_skips`` consecutive non-finite steps before the run stops with an error (the paper
+        ``clip_sim`` clips the simplifier's gradient norm (None: off, as the paper and both
+        presets). A run with a much higher simplifier learning rate than the presets' may want it:
+        unclipped, one large step can saturate the output sigmoid for every pixel (a constant
+        image, from which no gradient leads back). ``max_skips`` consecutive non-finite steps before the run stops with an error (the paper
         skips such steps; a simplifier that keeps producing NaN will not recover).
     Evaluation
         ``retrain_epochs`` for the fresh classifier (b), ``finetune_epochs`` for (c); both use
@@ -112,7 +112,8 @@ class SimplifyConfig:
     wd_clf: float = 1e-5
     lr_sim: float = setting(2e-3, "simplifier AdamW learning rate")
     wd_sim: float = 1e-5
-    betas_sim: tuple[float, float] = (0.5, 0.99)
+    betas_sim: tuple[float, float] = setting((0.5, 0.99), "Adam betas of the simplifier (the reference's 0.5, 0.99)",
+                                             metavar="B1,B2")
     inner: str = setting("adamw", "the unrolled classifier update", choices=INNER, default_text="adamw")
     inner_lr: float | None = setting(None, "learning rate of the unrolled update", default_text="--lr-clf")
     orig_weight: float = 10.0
@@ -150,8 +151,10 @@ class SimplifyConfig:
     augment: str | None = setting(None, "DSA strategy applied identically to X and X_sim (e.g. crop_flip)",
                                   metavar="DSA", default_text="none")
     max_skips: int = setting(20, "non-finite steps in a row before the run stops", default_text="20")
-    clip_sim: float | None = None
-    gate_lr_mult: float = 1.0
+    clip_sim: float | None = setting(None, "clip the simplifier's gradient norm at this value (unset: off, the paper)",
+                                     metavar="NORM")
+    gate_lr_mult: float = setting(1.0, "learning-rate multiplier of the simplifier's residual scale w (1: the "
+                                       "paper; quick: 20, for its ~100x fewer steps)", metavar="M")
     warmup_epochs: int = setting(0, "first epochs that train the classifier alone before the simplifier learns "
                                     "(quick: 1, paper: 0)")
     retrain_epochs: int = setting(4, "epochs of the fresh classifier (evaluation b)")
@@ -221,6 +224,10 @@ class SimplifyConfig:
                 raise BadInputError(f"{name.replace('_', '-')} must be a positive number; got {v!r}")
         if self.clip_sim is not None and not (0 < self.clip_sim < float("inf")):
             raise BadInputError(f"clip-sim must be a positive number; got {self.clip_sim!r}")
+        b = self.betas_sim
+        if (not isinstance(b, (tuple, list)) or len(b) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1 for v in b)):
+            raise BadInputError(f"betas-sim must be two numbers in [0, 1) (e.g. 0.5,0.99); got {b!r}")
         if isinstance(self.gate_lr_mult, bool) or not (0 < self.gate_lr_mult < float("inf")):
             raise BadInputError(f"gate-lr-mult must be a positive number; got {self.gate_lr_mult!r}")
         sw = self.select_within
