@@ -511,3 +511,24 @@ def test_a_flow_trained_again_under_the_same_path_recomputes_every_bpd_figure(tm
     assert kept.skipped == ["data", "baseline"] and kept.figures == second.figures
     with pytest.raises(NotFoundError, match="mine.safetensors"):  # a new run needs it, and says so
         sb.run(cfg, out=tmp_path / "new", log=lambda s: None)
+
+
+def test_a_folder_from_before_the_weights_digest_reuses_its_sets_and_evaluations(tmp_path):
+    """stage.json files without the density digest (folders written before it existed) run their
+    stages once more: the evaluations and the condensed and pruned sets are reused, the figures equal."""
+    cfg = {**MINI, "condense": {"method": "dm", "ipc": [2], "lambda_sim": [0.0], "iterations": 1, "batch_real": 8},
+           "prune": {"from_ipc": 2, "targets": [1], "rules": ["random"], "runs": 1}}
+    out = tmp_path / "o"
+    first = sb.run(cfg, out=out, log=lambda s: None)
+    for stage_json in out.glob("*/stage.json"):
+        doc = json.loads(stage_json.read_text())
+        assert doc["density"]["model"] == "gray32"
+        doc.pop("density")
+        stage_json.write_text(json.dumps(doc))
+    kept = {p: p.stat().st_mtime_ns for p in out.glob("*/*") if p.name.endswith((".eval.json", ".safetensors"))
+            or p.name in ("ipc2-lam0.item.json", "ipc2-to-1-random.item.json")}
+    assert len(kept) >= 4
+    again = sb.run(cfg, out=out, log=lambda s: None)
+    assert again.skipped == [] and again.figures == first.figures
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept  # nothing trained or condensed again
+    assert sb.run(cfg, out=out, log=lambda s: None).skipped == ["data", "baseline", "condense", "prune"]
