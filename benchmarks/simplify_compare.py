@@ -4,6 +4,7 @@ and the retrained accuracy at a given bpd cut, both interpolated along SimpleBit
     python benchmarks/simplify_compare.py [--run benchmarks/results/simplify-v3/results.json]
         [--cut 40] [--seeds-run benchmarks/results/simplify-v3-seeds/results.json] [--out FILE]
         [--baselines-from benchmarks/results/simplify-v3/results.json] [--originals-point]
+        [--curve run|means]
 
 For every data set of the run (a ``simplify_tradeoff.py`` results file):
 
@@ -13,10 +14,19 @@ For every data set of the run (a ``simplify_tradeoff.py`` results file):
   points outside the range have no matched bpd and are listed as such.
 * ``at_cut``: SimpleBits' retrained accuracy interpolated at ``cut`` % below the originals' bpd,
   minus the originals' retrained accuracy (the target: within 5 points on mnist-5k at 40 %).
-* ``joint_seeds`` (with ``--seeds-run``): the cells of both runs' folders pooled by λ: bpd and
-  retrained accuracy as mean ± std over joint seeds (each seed's value is the mean of its
-  retraining seeds), for every λ run with at least two joint seeds; the originals' retrained
-  accuracy is pooled over the runs' own (each run retrains them from its first seed).
+* ``joint_seeds`` (with ``--seeds-run``, which may be given more than once): the cells of all runs'
+  folders pooled by λ: bpd and retrained accuracy as mean ± std over joint seeds (each seed's value
+  is the mean of its retraining seeds), for every λ run with at least two joint seeds; the
+  originals' retrained accuracy is pooled over the runs' own (each run retrains them from its
+  first seed; runs with the same first seed count once).
+* ``frontier``: the same comparison along the curve's non-dominated points only (a point is
+  dropped when another has no more bpd and at least its accuracy): the curve a user choosing λ
+  for a bit budget gets. It is reported beside the curve through every point, never instead of it.
+
+``--curve means``: the curve's points are each λ's mean over all its joint seeds in the run's and
+the seeds runs' folders (λ with one seed enter with that seed), and the originals' accuracy is the
+pooled one; ``n_seeds`` gives each point's count. The default, ``run``, reads the run's own
+summary (its seeds only).
 
 ``--baselines-from RUN``: the baseline points of another run's results file, for a run made with
 ``--no-baselines`` under the same retraining (training subset, retrain epochs and seeds).
@@ -63,34 +73,63 @@ def _mean_std(v: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(v), "std": statistics.pstdev(v), "n": len(v)}  # as the package reports
 
 
-def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_point: bool = False) -> dict:
+def frontier(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The non-dominated points: sorted by bpd, each kept only when its accuracy is above every
+    point with less or equal bpd (ties in bpd keep the more accurate)."""
+    out: list[tuple[float, float]] = []
+    for b, a in sorted(pts, key=lambda p: (p[0], -p[1])):
+        if not out or a > out[-1][1]:
+            out.append((b, a))
+    return out
+
+
+def _versus(points: list[dict], curve: list[tuple[float, float]]) -> tuple[list[dict], float | None]:
+    rows = []
+    for b in points:
+        at = interp(b["bpd"], curve)
+        rows.append({"kind": b["kind"], "param": b["param"], "bpd": round(b["bpd"], 4),
+                     "baseline": round(100 * b["retrain"]["mean"], 2),
+                     "baseline_std": round(100 * b["retrain"]["std"], 2),
+                     "simplebits": None if at is None else round(at, 2),
+                     "simplebits_minus_baseline": None if at is None else round(at - 100 * b["retrain"]["mean"], 2)})
+    worst = min((r["simplebits_minus_baseline"] for r in rows if r["simplebits"] is not None), default=None)
+    return rows, worst
+
+
+def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_point: bool = False,
+            means: dict | None = None) -> dict:
     """``baselines``: another run's results, whose data sets' baseline points are used (see the
-    module docstring); ``originals_point``: the originals are a point of the curve, its λ = 0 end."""
+    module docstring); ``originals_point``: the originals are a point of the curve, its λ = 0 end;
+    ``means``: ``curve_means``' output, whose points replace the run's own (``--curve means``)."""
     out = {}
     for name, d in run["datasets"].items():
-        curve = [(c["bpd"]["mean"], 100 * c["retrain"]["mean"]) for c in d["summary"]]
         first = d["summary"][0]
-        orig_bpd, orig_acc = first["bpd_original"]["mean"], 100 * first["retrain_original"]["mean"]
+        if means is None:
+            pts = [{"lambda": c["lambda_sim"], "bpd": c["bpd"]["mean"], "retrain": 100 * c["retrain"]["mean"],
+                    "n_seeds": c["bpd"]["n"]} for c in d["summary"]]
+            orig_bpd, orig_acc = first["bpd_original"]["mean"], 100 * first["retrain_original"]["mean"]
+        else:
+            pts, orig_bpd, orig_acc = means[name]["points"], means[name]["bpd_original"], means[name]["retrain_original"]
+        curve = [(p["bpd"], p["retrain"]) for p in pts]
         if originals_point:
             curve.append((orig_bpd, orig_acc))
         points = d.get("baselines", []) if baselines is None else baselines["datasets"].get(name, {}).get("baselines", [])
-        rows = []
-        for b in points:
-            at = interp(b["bpd"], curve)
-            rows.append({"kind": b["kind"], "param": b["param"], "bpd": round(b["bpd"], 4),
-                         "baseline": round(100 * b["retrain"]["mean"], 2),
-                         "baseline_std": round(100 * b["retrain"]["std"], 2),
-                         "simplebits": None if at is None else round(at, 2),
-                         "simplebits_minus_baseline": None if at is None else round(at - 100 * b["retrain"]["mean"], 2)})
-        matched = [r for r in rows if r["simplebits"] is not None]
+        rows, worst = _versus(points, curve)
+        front = frontier(curve)
+        front_rows, front_worst = _versus(points, front)
         at_cut = interp(orig_bpd * (1 - cut / 100), curve)
         out[name] = {
             "bpd_original": round(orig_bpd, 4), "retrain_original": round(orig_acc, 2),
             "originals_point": originals_point,
+            "curve_from": "run" if means is None else "means over joint seeds",
+            "points": [{"lambda": p["lambda"], "bpd": round(p["bpd"], 4), "retrain": round(p["retrain"], 2),
+                        "n_seeds": p["n_seeds"]} for p in sorted(pts, key=lambda p: p["bpd"])],
             "curve": [(round(b, 4), round(a, 2)) for b, a in sorted(curve)],
             "vs_baselines": rows,
-            "matched": len(matched),
-            "worst_matched": min((r["simplebits_minus_baseline"] for r in matched), default=None),
+            "matched": sum(r["simplebits"] is not None for r in rows),
+            "worst_matched": worst,
+            "frontier": {"curve": [(round(b, 4), round(a, 2)) for b, a in front], "vs_baselines": front_rows,
+                         "matched": sum(r["simplebits"] is not None for r in front_rows), "worst_matched": front_worst},
             "at_cut": {"cut_pct": cut, "bpd": round(orig_bpd * (1 - cut / 100), 4),
                        "retrain": None if at_cut is None else round(at_cut, 2),
                        "points_vs_originals": None if at_cut is None else round(at_cut - orig_acc, 2)},
@@ -98,27 +137,61 @@ def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_p
     return out
 
 
-def joint_seeds(folders: list[Path]) -> dict:
-    """Per data set and λ: bpd and retrained accuracy (%) over the joint seeds whose cells
-    (``<data set>/lam<λ>-s<seed>/result.json``) lie in ``folders``; λ with one seed are left out."""
+def _cells(folders: list[Path]) -> tuple[dict, dict]:
+    """The SimpleBits cells of ``folders`` by (data set, λ) and seed, and each data set's originals'
+    retraining runs by what was retrained (a run's first seed and settings). The same (λ, seed) in two folders is one cell run twice: an error."""
     cells: dict[tuple[str, float], dict[int, dict]] = {}
     originals: dict[str, dict[str, list[float]]] = {}  # data set -> {folder: the originals' retraining runs}
     for folder in folders:
         for f in sorted(folder.glob("*/lam*-s*/result.json")):
             c = json.loads(f.read_text())
             if c.get("mode", "simplebits") == "simplebits":
-                cells.setdefault((f.parent.parent.name, c["lambda_sim"]), {})[c["seed"]] = c
+                by_seed = cells.setdefault((f.parent.parent.name, c["lambda_sim"]), {})
+                if c["seed"] in by_seed:
+                    raise SystemExit(f"λ {c['lambda_sim']:g} seed {c['seed']} is in two of the folders read "
+                                     f"(one is {f.parent}): give each joint seed once")
+                by_seed[c["seed"]] = c
                 if (f.parent.parent / "originals.json").is_file():  # the originals, retrained the same way
-                    originals.setdefault(f.parent.parent.name, {})[str(folder)] = json.loads(
-                        (f.parent.parent / "originals.json").read_text())["retrain_runs"]
+                    o = json.loads((f.parent.parent / "originals.json").read_text())
+                    # keyed by what was retrained (two runs from the same first seed hold the same runs)
+                    originals.setdefault(f.parent.parent.name, {})[json.dumps(o.get("key", str(folder)), sort_keys=True)] = o["retrain_runs"]
+    return cells, originals
+
+
+def _pooled_original(originals: dict, name: str) -> float:
+    # each run retrains the originals from its own first seed: pooled over the runs read
+    return 100 * statistics.fmean(a for runs in originals[name].values() for a in runs)
+
+
+def curve_means(folders: list[Path]) -> dict:
+    """Per data set: one point per λ, its bpd and retrained accuracy (%) as means over every joint
+    seed in ``folders`` (``n_seeds`` of them, one allowed), and the originals' bpd and pooled
+    retrained accuracy (``--curve means``)."""
+    cells, originals = _cells(folders)
+    out: dict[str, dict] = {}
+    for (name, lam), by_seed in sorted(cells.items()):
+        cs = list(by_seed.values())
+        d = out.setdefault(name, {"points": [], "bpd_original": [], "retrain_original": _pooled_original(originals, name)})
+        d["points"].append({"lambda": lam, "bpd": statistics.fmean(c["bpd"] for c in cs),
+                            "retrain": statistics.fmean(100 * c["accuracy"]["retrain"] for c in cs),
+                            "n_seeds": len(cs)})
+        d["bpd_original"] += [c["bpd_original"] for c in cs]
+    for d in out.values():
+        d["bpd_original"] = statistics.fmean(d["bpd_original"])
+    return out
+
+
+def joint_seeds(folders: list[Path]) -> dict:
+    """Per data set and λ: bpd and retrained accuracy (%) over the joint seeds whose cells
+    (``<data set>/lam<λ>-s<seed>/result.json``) lie in ``folders``; λ with one seed are left out."""
+    cells, originals = _cells(folders)
     out: dict[str, dict] = {}
     for (name, lam), by_seed in sorted(cells.items()):
         if len(by_seed) < 2:
             continue
         cs = [by_seed[k] for k in sorted(by_seed)]
         acc = [100 * c["accuracy"]["retrain"] for c in cs]
-        # each run retrains the originals from its own first seed: pooled over the runs read
-        orig = 100 * statistics.fmean(a for runs in originals[name].values() for a in runs)
+        orig = _pooled_original(originals, name)
         out.setdefault(name, {})[f"{lam:g}"] = {
             "seeds": sorted(by_seed), "bpd": _mean_std([c["bpd"] for c in cs]), "retrain": _mean_std(acc),
             "joint": _mean_std([100 * c["accuracy"]["joint"] for c in cs]),
@@ -131,7 +204,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", default=str(ROOT / "results" / "simplify-v3" / "results.json"))
     ap.add_argument("--cut", type=float, default=40.0, help="percent below the originals' bpd")
-    ap.add_argument("--seeds-run", default=None, help="another run with more joint seeds of some λ")
+    ap.add_argument("--seeds-run", action="append", default=[],
+                    help="another run with more joint seeds of some λ (repeat for several)")
+    ap.add_argument("--curve", choices=("run", "means"), default="run",
+                    help="the curve's points: the run's own (default) or each λ's mean over all joint seeds read")
     ap.add_argument("--out", default=None)
     ap.add_argument("--baselines-from", default=None,
                     help="take the baseline points from this results file (a run made under the same retraining)")
@@ -141,13 +217,15 @@ def main() -> None:
     run_path = Path(args.run)
     run = json.loads(run_path.read_text())
     other = json.loads(Path(args.baselines_from).read_text()) if args.baselines_from else None
+    folders = [run_path.parent] + [Path(p).parent for p in args.seeds_run]
+    means = curve_means(folders) if args.curve == "means" else None
     doc = {"run": shown(run_path),
-           "datasets": compare(run, cut=args.cut, baselines=other, originals_point=args.originals_point)}
+           "datasets": compare(run, cut=args.cut, baselines=other, originals_point=args.originals_point, means=means)}
     if other is not None:
         doc["baselines_from"] = shown(Path(args.baselines_from))
     if args.seeds_run:
-        doc["seeds_run"] = shown(Path(args.seeds_run))
-        doc["joint_seeds"] = joint_seeds([run_path.parent, Path(args.seeds_run).parent])
+        doc["seeds_run"] = [shown(Path(p)) for p in args.seeds_run]
+        doc["joint_seeds"] = joint_seeds(folders)
     atomic_write_json(Path(args.out) if args.out else run_path.parent / "compare.json", doc)
     print(json.dumps(doc, indent=1))
 
