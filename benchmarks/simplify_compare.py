@@ -139,9 +139,10 @@ def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_p
 
 def _cells(folders: list[Path]) -> tuple[dict, dict]:
     """The SimpleBits cells of ``folders`` by (data set, λ) and seed, and each data set's originals'
-    retraining runs by what was retrained (a run's first seed and settings). The same (λ, seed) in two folders is one cell run twice: an error."""
+    retraining runs by what was retrained (a run's first seed and settings). The same (λ, seed) in
+    two folders is one cell run twice: an error."""
     cells: dict[tuple[str, float], dict[int, dict]] = {}
-    originals: dict[str, dict[str, list[float]]] = {}  # data set -> {folder: the originals' retraining runs}
+    originals: dict[str, dict[str, list[float]]] = {}  # data set -> {their key: the originals' retraining runs}
     for folder in folders:
         for f in sorted(folder.glob("*/lam*-s*/result.json")):
             c = json.loads(f.read_text())
