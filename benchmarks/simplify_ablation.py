@@ -2,7 +2,8 @@
 one change to the quick preset per run, each point read against the full method's curve.
 
     python benchmarks/simplify_ablation.py [--dataset mnist-5k] [--lambda-sim 2] [--train-size 4000]
-        [--retrain-seeds 3] [--variants base,paper-terms,no-unrolled,no-gate,ngf8,ngf32,epochs8,retrain16,reinit1,reinit1-epochs8]
+        [--retrain-seeds 3] [--variants base,paper-terms,no-unrolled,no-gate,ngf8,ngf32,epochs8,retrain16,reinit1,reinit1-epochs8,
+        flow-mnist,flow-small] [--flows-dir DIR] [--plot-variants NAMES]
 
 Variants (each is the quick preset with one change; the same joint seed 0 and retraining seeds):
 
@@ -25,8 +26,17 @@ seed 0) trained on the simplified training set and tested on the *simplified* te
 beside its accuracy on the original test images, it separates information the simplifier removed
 from a shift that a classifier trained on simplified images cannot cross.
 
-The density model is not varied: the package ships one gray model, so that ablation needs a second
-model trained for it (not run; docs/simplify.md says so).
+* ``flow-mnist`` the density model: a flow of gray32's size (3 levels, 8 steps, width 96) trained on
+  the data set's own training split only (in-domain) instead of the shipped ``gray32`` (mixed gray data);
+* ``flow-small`` the density model: a much smaller flow (3 levels, 2 steps, width 32) trained on
+  gray32's data, a weaker model of the same images.
+
+The two flows are made once with ``simplebits train-flow`` (the commands are in FLOWS below and in
+docs/simplify.md; a missing file stops the script with the command to run) into ``--flows-dir``; their
+cards are kept in git, their weights are not. The flow is the *loss's* density model only: every
+figure of a variant (its ``bpd``, ``bpd_original``, the comparison with the curve) is scored with the
+shipped ``gray32`` as everywhere else, and the loss model's own scores are kept beside them
+(``bpd_loss_model``, ``bpd_original_loss_model``).
 
 Each point (bpd, retrained accuracy, mean ± std over the retraining seeds) is compared with the
 full method's trade-off curve and with the MSE + bpd baseline's, both read from the curve run
@@ -47,6 +57,8 @@ from pathlib import Path
 from simplify_compare import interp, shown  # noqa: I001 (a sibling script: benchmarks/ is on sys.path)
 
 from simplebits.data import ImageSet, load_dataset, real_subset
+from simplebits.data.condensed import load_condensed
+from simplebits.density import BpdTerm
 from simplebits.io import atomic_write_json
 from simplebits.simplify import apply_simplifier, load_simplifier, make_simplify_config, retrain, simplify
 
@@ -63,7 +75,29 @@ VARIANTS = {
     "retrain16": {"retrain_epochs": 16},
     "reinit1": {"reinit_every": 1},
     "reinit1-epochs8": {"reinit_every": 1, "epochs": 8},
+    "flow-mnist": {"density": "flow-mnist.safetensors"},  # a file in --flows-dir (FLOWS)
+    "flow-small": {"density": "flow-small.safetensors"},
 }
+# how each variant's density model is made (simplebits train-flow; the file name is the variant's "density")
+FLOWS = {
+    "flow-mnist.safetensors": "simplebits train-flow mnist-5k --depth 8 --width 96 --epochs 80 --lr 5e-4 --patience 8",
+    "flow-small.safetensors": ("simplebits train-flow fashion-mnist,mnist-5k,printed-digits,photo-patches-gray "
+                               "--depth 2 --width 32 --epochs 8 --patience 2"),
+}
+
+
+def _variant_change(name: str, flows_dir: Path) -> dict:
+    """The config change of variant ``name``; a density-model variant's flow file is looked up in
+    ``flows_dir`` (exit 2 with the command that makes it when it is missing)."""
+    change = dict(VARIANTS[name])
+    if "density" in change:
+        path = flows_dir / change["density"]
+        if not path.is_file():
+            raise SystemExit(f"error: variant {name!r} needs the density model {path}; make it with "
+                             f"`{FLOWS[change['density']]} --out {path}` (a few minutes to half an hour)")
+        # relative to the repository (as results show paths) when run from its root, else absolute
+        change["density"] = shown(path) if Path.cwd().resolve() == ROOT.parent.resolve() else str(path.resolve())
+    return change
 
 
 def _curves(path: Path, dataset: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]], dict]:
@@ -127,6 +161,28 @@ def _plot(doc: dict, curve, mse, originals, out: Path, others: list[dict] = ()) 
     plt.close(fig)
 
 
+def _grid(train, cells: Path, names: list[str], out: Path) -> list[str]:
+    """Originals on top, then one row per (variant, lambda) whose simplified set is on disk under
+    ``cells`` (variants in ``names`` order, lambdas rising): the same image of each class in every
+    row. Returns the rows' labels, top to bottom after the originals."""
+    from simplebits.images import save_png
+    from simplebits.simplify.figures import comparison_grid
+
+    rows, shown_rows = [], []
+    for name in names:
+        found = sorted((float(d.name[3:].split("-s")[0]), d) for d in (cells / name).glob("lam*-s0")
+                       if (d / "simplified.safetensors").is_file())
+        for lam, d in found:
+            made = load_condensed(d / "simplified.safetensors")
+            if not bool((made.labels == train.labels).all()):
+                raise SystemExit(f"error: {d} was not made from this training set; run it again or choose --out")
+            rows.append(made.images)
+            shown_rows.append(f"{name}, λ {lam:g}")
+    if rows:
+        save_png(out, comparison_grid(train.images, rows, labels=train.labels, num_classes=train.num_classes))
+    return shown_rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="mnist-5k")
@@ -138,6 +194,12 @@ def main() -> None:
                     help="simplify_tradeoff.py results with the full method's curve and the MSE baseline")
     ap.add_argument("--out", default=str(ROOT / "results" / "simplify-ablation"))
     ap.add_argument("--figure", default=str(ROOT.parent / "docs" / "img" / "simplify_ablation.png"))
+    ap.add_argument("--flows-dir", default=str(ROOT / "results" / "simplify-ablation" / "flows"),
+                    help="where the density-model variants' flow files are (FLOWS in this script makes them)")
+    ap.add_argument("--plot-variants", default=None,
+                    help="comma-separated variants drawn in --figure (default: every variant in the results)")
+    ap.add_argument("--grid", default=None,
+                    help="also write a PNG: the originals, then every simplified set of --plot-variants on disk")
     args = ap.parse_args()
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -151,6 +213,9 @@ def main() -> None:
     test = load_dataset(f"{args.dataset}:test")
     curve, mse, originals = _curves(Path(args.curve), args.dataset)
     curve_retrain_epochs = originals["retrain_epochs"]
+    changes = {name: _variant_change(name, Path(args.flows_dir)) for name in names}  # missing flows fail first
+    gray32 = BpdTerm(None, shape=train.shape)  # the measure every figure is read in, whatever the loss's model
+    gray32_original = None
     doc = {"benchmark": "simplify_ablation", "dataset": args.dataset, "n_train": len(train),
            "lambda_sim": args.lambda_sim, "retrain_seeds": args.retrain_seeds, "curve_from": shown(Path(args.curve)),
            "curve": curve, "mse_curve": mse, "originals_in_curve_run": originals, "variants": {}}
@@ -162,16 +227,22 @@ def main() -> None:
             doc["variants"] = {k: v for k, v in before.get("variants", {}).items() if k not in names}
             doc["peak_rss_mb"] = before.get("peak_rss_mb", 0.0)
     for name in names:
-        cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, **VARIANTS[name])
+        cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, **changes[name])
         res = simplify(train, test, lambdas=[args.lambda_sim], seeds=[0], config=cfg, out=out / args.dataset / name,
                        resume=True, progress=False)
         cell = res.summary()[0]
-        r = {"change": VARIANTS[name], "bpd": cell["bpd"]["mean"], "bpd_original": cell["bpd_original"]["mean"],
+        r = {"change": changes[name], "bpd": cell["bpd"]["mean"], "bpd_original": cell["bpd_original"]["mean"],
              "retrain": cell["retrain"], "retrain_original": cell["retrain_original"],
              "joint": cell["joint"]["mean"], "finetune": cell["finetune"]["mean"],
              "per_step_s": res.cells[0]["seconds"]["per_step"],
              # the cell's own joint training and evaluation (also when a finished cell is read back)
              "seconds": round(res.cells[0]["seconds"]["joint"] + res.cells[0]["seconds"]["evaluation"], 1)}
+        if "density" in changes[name]:  # the loss's own model: read the figures in gray32 like every other point
+            if gray32_original is None:
+                gray32_original = float(gray32.score(train.images).mean())
+            made = load_condensed(out / args.dataset / name / res.cells[0]["name"] / "simplified.safetensors")
+            r["bpd_loss_model"], r["bpd_original_loss_model"] = r["bpd"], r["bpd_original"]
+            r["bpd"], r["bpd_original"] = float(gray32.score(made.images).mean()), gray32_original
         r["bpd_change_pct"] = round(100 * (r["bpd"] / r["bpd_original"] - 1), 2)
         r["points_vs_originals"] = round(100 * (r["retrain"]["mean"] - r["retrain_original"]["mean"]), 2)
         on_curve, on_mse = interp(r["bpd"], curve), interp(r["bpd"], mse)
@@ -195,7 +266,14 @@ def main() -> None:
     else:
         doc_for_plot = doc
     others = [json.loads(f.read_text()) for f in sorted(out.glob("results-lam*.json"))]
+    if args.plot_variants:  # a figure of some variants only (the density models' has its own)
+        keep = set(args.plot_variants.split(","))
+        doc_for_plot = {**doc_for_plot, "variants": {k: v for k, v in doc_for_plot["variants"].items() if k in keep}}
+        others = [{**o, "variants": {k: v for k, v in o["variants"].items() if k in keep}} for o in others]
     _plot(doc_for_plot, curve, mse, originals, Path(args.figure), others)
+    if args.grid:
+        rows = _grid(train, out / args.dataset, (args.plot_variants or ",".join(VARIANTS)).split(","), Path(args.grid))
+        print(f"{args.grid}: originals, then " + "; ".join(rows), flush=True)
     print(json.dumps(doc, indent=1))
 
 

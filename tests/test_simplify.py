@@ -146,6 +146,25 @@ def test_negative_lambda_one_class_and_density_mismatch_are_clear_errors():
         simplify(big, big, config=tiny_cfg())
 
 
+def test_own_flow_file_is_the_loss_and_the_measure_of_a_run(tmp_path):
+    """``density=<flow file>`` (the density-model ablation, a user's own model) drives the run: the
+    cell records that file and its digest, and its figures are that model's scores, not gray32's."""
+    from simplebits.density import BpdTerm, Glow, GlowConfig, save_flow
+
+    torch.manual_seed(0)
+    flow = tmp_path / "own.safetensors"
+    save_flow(flow, Glow(GlowConfig(channels=1, image_size=16, levels=2, steps=1, width=8)))
+    train, test = data(12), data(6, seed=5)
+    res = simplify(train, test, lambdas=[0.5], config=tiny_cfg(density=str(flow), epochs=1), progress=False)
+    cell, made = res.cells[0], res.simplified["lam0.5-s0"].images
+    assert cell["density"] == str(flow) and cell["weights"] == flow_digest(str(flow)) != flow_digest("gray32")
+    own = BpdTerm(str(flow), shape=train.shape)
+    assert cell["bpd"] == pytest.approx(float(own.score(made).mean()), abs=1e-6)
+    assert cell["bpd_original"] == pytest.approx(float(own.score(train.images).mean()), abs=1e-6)
+    shipped = float(BpdTerm(None, shape=train.shape).score(made).mean())
+    assert abs(shipped - cell["bpd"]) > 0.1  # another model's figure, so the file really was used
+
+
 # ------------------------------------------------------------------ lambda = 0 and the warm-up
 def test_warmup_epochs_train_the_classifier_alone_and_are_capped_in_short_presets():
     """During the warm-up the simplifier stays the identity and the classifier learns; the quick
