@@ -135,6 +135,48 @@ def test_train_flow_on_user_file_holds_out_a_share_and_writes_a_card(tmp_path, c
     assert load_flow(out).card["test_bpd"] == res["test_bpd"]
 
 
+def test_train_flow_init_fine_tunes_a_given_model_and_keeps_its_shape(tmp_path, capsys):
+    """--init starts from a model's weights (its shape, not the shape options' defaults), records
+    it in the card; a contradicting shape option or a missing model is one line, exit 2."""
+    import torch
+
+    from simplebits.density import flow_digest, load_flow
+
+    tiny_model = tmp_path / "start.safetensors"  # a trained model (its ActNorm set from data)
+    assert main(["train-flow", "digits", "--out", str(tiny_model), "--size", "8", "--levels", "2", "--depth", "1",
+                 "--width", "8", "--epochs", "1", "--batch-size", "64", "--json"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "ft.safetensors"
+    # a learning rate so small that one epoch cannot move the weights: the result is the start
+    assert main(["train-flow", "digits", "--init", str(tiny_model), "--out", str(out), "--epochs", "1",
+                 "--lr", "1e-12", "--warmup", "1", "--batch-size", "64", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["model"] == {"channels": 1, "image_size": 8, "levels": 2, "steps": 1, "width": 8}
+    start, tuned = load_flow(tiny_model).state_dict(), load_flow(out).state_dict()
+    assert start.keys() == tuned.keys()
+    assert all(torch.allclose(start[k].float(), tuned[k].float(), atol=1e-6) for k in start)
+    card = json.loads((tmp_path / "ft.card.json").read_text())
+    assert card["continued_from"]["model"] == str(tiny_model)
+    assert card["continued_from"]["weights"] == flow_digest(tiny_model)
+    assert f"--init {tiny_model}" in card["command"]
+    # a fresh model of the same shape is far from those weights (so the check above can fail)
+    fresh = tmp_path / "fresh.safetensors"
+    assert main(["train-flow", "digits", "--out", str(fresh), "--size", "8", "--levels", "2", "--depth", "1",
+                 "--width", "8", "--epochs", "1", "--lr", "1e-12", "--warmup", "1", "--batch-size", "64",
+                 "--json"]) == 0
+    capsys.readouterr()
+    other = load_flow(fresh).state_dict()
+    assert not all(torch.allclose(start[k].float(), other[k].float(), atol=1e-3) for k in start)
+    assert main(["train-flow", "digits", "--init", str(tiny_model), "--depth", "4", "--out",
+                 str(tmp_path / "x.safetensors"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--depth 4 contradicts --init" in err and len(err.strip().splitlines()) == 1
+    assert main(["train-flow", "digits", "--init", str(tmp_path / "missing.safetensors"), "--out",
+                 str(tmp_path / "y.safetensors"), "--epochs", "1"]) == 2
+    assert "missing.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()
+
+
 def test_bpd_names_its_units_and_padding(tmp_path, capsys):
     from simplebits.density import Glow, GlowConfig, save_flow
     import torch

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data import ImageSet, combine, get_source
-from ..density import FlowTrainConfig, GlowConfig, score_bpd, train_flow
+from ..density import FlowTrainConfig, GlowConfig, flow_digest, load_flow, score_bpd, train_flow
 from ..density.train import card_path
 from ..errors import BadInputError, SimplebitsError
 from ..io import atomic_write_json
@@ -39,6 +39,9 @@ class TrainFlowOptions:
     resume: bool = setting(False, "continue from OUT.ckpt")
     keep_checkpoint: bool = setting(False, "keep OUT.ckpt when training finishes, so that --resume --epochs MORE can "
                                            "extend the run later", default_text="removed when the run finishes")
+    init: str | None = setting(None, "start from the weights of MODEL (gray32, rgb32 or a train-flow file) and "
+                                     "fine-tune it on DATASET; the model's shape (channels, size, levels, depth, "
+                                     "width) is MODEL's", metavar="MODEL", default_text="a fresh model")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -92,7 +95,8 @@ def default_test_specs(specs: list[str]) -> list[str]:
 def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run (for the model card)."""
     parts = ["simplebits", "train-flow", args.datasets, "--out", str(args.out)]
-    for flag, val in (("--test", args.test), ("--channels", args.channels), ("--max-train", args.max_train)):
+    for flag, val in (("--test", args.test), ("--channels", args.channels), ("--max-train", args.max_train),
+                      ("--init", args.init)):
         if val is not None:
             parts += [flag, str(val)]
     parts += ["--size", str(args.size), "--levels", str(args.levels), "--depth", str(args.depth), "--width",
@@ -102,6 +106,26 @@ def command_line(args: argparse.Namespace) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
+def _starting_model(args: argparse.Namespace):
+    """The density model ``--init`` names (None without it); its shape replaces the shape options,
+    and a shape option set to something else than both its default and the model's is an error."""
+    if args.init is None:
+        return None
+    start = load_flow(args.init)
+    cfg = start.config
+    for flag, name, default, has in (("--channels", "channels", None, cfg.channels),
+                                     ("--size", "size", _GLOW.image_size, cfg.image_size),
+                                     ("--levels", "levels", _GLOW.levels, cfg.levels),
+                                     ("--depth", "depth", _GLOW.steps, cfg.steps),
+                                     ("--width", "width", _GLOW.width, cfg.width)):
+        given = getattr(args, name)
+        if given not in (default, has):
+            raise BadInputError(f"{flag} {given} contradicts --init {args.init} ({name} {has}); leave {flag} out: "
+                                "a fine-tuned model keeps its starting model's shape")
+        setattr(args, name, has)
+    return start
+
+
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     if not 0.0 < args.holdout < 1.0:
@@ -109,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
     if args.patience < 0:
         raise BadInputError(f"--patience must be >= 0, got {args.patience}")
     check_out(args.out, kind="flow", force=args.force, resume=args.resume)
+    start = _starting_model(args)  # before the data: a wrong --init fails at once
     specs = [s for s in args.datasets.split(",") if s]
     train = mix(specs, args, split="train", channels=args.channels, size=args.size, limit=args.max_train)
     test_specs = [s for s in args.test.split(",") if s] if args.test else default_test_specs(specs)
@@ -132,8 +157,14 @@ def run(args: argparse.Namespace) -> int:
                       width=args.width)
     tcfg = FlowTrainConfig(**overrides(args, FlowTrainConfig))
     card = {"trained_on": specs, "test_sets": list(per_set), "held_out": held, "command": command_line(args)}
+    init_state = None
+    if start is not None:
+        init_state = {k: v.contiguous() for k, v in start.state_dict().items()}
+        card["continued_from"] = {"model": args.init, "weights": flow_digest(args.init),
+                                  "data": start.meta.get("data"), "epochs": start.meta.get("epochs")}
     model, log = train_flow(train, test, model_config=mcfg, config=tcfg, out=args.out, resume=args.resume,
-                            keep_checkpoint=args.keep_checkpoint, restart=args.force, device=device, progress=None if not args.json else False, card=card)
+                            keep_checkpoint=args.keep_checkpoint, restart=args.force, device=device,
+                            progress=None if not args.json else False, card=card, init_state=init_state)
     # the card's test bpd per set, scored with the kept weights
     card_file = card_path(args.out)
     doc = json.loads(card_file.read_text())
