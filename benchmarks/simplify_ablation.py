@@ -54,6 +54,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 from pathlib import Path
 
 from simplify_compare import interp, shown  # noqa: I001 (a sibling script: benchmarks/ is on sys.path)
@@ -90,6 +91,12 @@ FLOWS = {
 }
 
 
+def _fail(message: str) -> None:
+    """One line on stderr and exit status 2, as the package's CLI does for bad input."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def _variant_change(name: str, flows_dir: Path) -> dict:
     """The config change of variant ``name``; a density-model variant's flow file is looked up in
     ``flows_dir`` (exit 2 with the command that makes it when it is missing)."""
@@ -97,8 +104,8 @@ def _variant_change(name: str, flows_dir: Path) -> dict:
     if "density" in change:
         path = flows_dir / change["density"]
         if not path.is_file():
-            raise SystemExit(f"error: variant {name!r} needs the density model {path}; make it with "
-                             f"`{FLOWS[change['density']]} --out {path}` (a few minutes to half an hour)")
+            _fail(f"variant {name!r} needs the density model {path}; make it with "
+                  f"`{FLOWS[change['density']]} --out {path}` (a few minutes to half an hour)")
         # relative to the repository (as results show paths) when run from its root, else absolute
         change["density"] = shown(path) if Path.cwd().resolve() == ROOT.parent.resolve() else str(path.resolve())
     return change
@@ -180,7 +187,7 @@ def _grid(train, cells: Path, names: list[str], out: Path) -> list[str]:
         for lam, d in found:
             made = load_condensed(d / "simplified.safetensors")
             if not bool((made.labels == train.labels).all()):
-                raise SystemExit(f"error: {d} was not made from this training set; run it again or choose --out")
+                _fail(f"{d} was not made from this training set; run it again or choose --out")
             rows.append(made.images)
             shown_rows.append(f"{name}, λ {lam:g}")
     if rows:
