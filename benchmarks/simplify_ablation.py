@@ -3,7 +3,7 @@ one change to the quick preset per run, each point read against the full method'
 
     python benchmarks/simplify_ablation.py [--dataset mnist-5k] [--lambda-sim 2] [--train-size 4000]
         [--retrain-seeds 3] [--variants base,paper-terms,no-unrolled,no-gate,ngf8,ngf32,epochs8,retrain16,reinit1,reinit1-epochs8,
-        flow-mnist,flow-small,flow-tuned] [--flows-dir DIR] [--plot-variants NAMES] [--grid PNG]
+        flow-mnist,flow-small,flow-tuned] [--joint-seed 0] [--flows-dir DIR] [--plot-variants NAMES] [--grid PNG]
 
 Variants (each is the quick preset with one change; the same joint seed 0 and retraining seeds):
 
@@ -158,7 +158,8 @@ def _plot(doc: dict, curve, mse, originals, out: Path, others: list[dict] = ()) 
             ax.errorbar([r["bpd"]], [100 * r["retrain"]["mean"]], yerr=[100 * r["retrain"]["std"]], fmt="D",
                         mfc="none", color=colours.get(name, "grey"))
             k = list(colours).index(name) if name in colours else 0  # labels of nearby points stagger by variant
-            ax.annotate(f"{name}, λ {other['lambda_sim']:g}", (r["bpd"], 100 * r["retrain"]["mean"]), fontsize=7,
+            seed = f", seed {other['joint_seed']}" if other.get("joint_seed") else ""
+            ax.annotate(f"{name}, λ {other['lambda_sim']:g}{seed}", (r["bpd"], 100 * r["retrain"]["mean"]), fontsize=7,
                         xytext=(4, -10 - 8 * (k % 3)), textcoords="offset points")
     ax.set_xlabel("bpd of the simplified training set (gray32, per model dimension)")
     ax.set_ylabel("retrained accuracy on original test images (%)")
@@ -201,6 +202,9 @@ def main() -> None:
     ap.add_argument("--lambda-sim", type=float, default=2.0)
     ap.add_argument("--train-size", type=int, default=4000, help="class-balanced training subset")
     ap.add_argument("--retrain-seeds", type=int, default=3)
+    ap.add_argument("--joint-seed", type=int, default=0,
+                    help="seed of the joint run (0 for every point in results.json / results-lam<L>.json); another "
+                         "seed's points go to results-lam<L>-s<SEED>.json and are drawn as open markers")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--curve", default=str(ROOT / "results" / "simplify-v2" / "results.json"),
                     help="simplify_tradeoff.py results with the full method's curve and the MSE baseline")
@@ -231,16 +235,22 @@ def main() -> None:
     doc = {"benchmark": "simplify_ablation", "dataset": args.dataset, "n_train": len(train),
            "lambda_sim": args.lambda_sim, "retrain_seeds": args.retrain_seeds, "curve_from": shown(Path(args.curve)),
            "curve": curve, "mse_curve": mse, "originals_in_curve_run": originals, "variants": {}}
-    # the default lambda's results are results.json; another lambda's go beside them (results-lam4.json)
-    results = out / ("results.json" if args.lambda_sim == 2.0 else f"results-lam{args.lambda_sim:g}.json")
+    # the default lambda's results are results.json; another lambda's go beside them (results-lam4.json),
+    # and another joint seed's too (results-lam4-s1.json)
+    if args.joint_seed:
+        doc["joint_seed"] = args.joint_seed  # absent for seed 0, as in every file written before the option
+        results = out / f"results-lam{args.lambda_sim:g}-s{args.joint_seed}.json"
+    else:
+        results = out / ("results.json" if args.lambda_sim == 2.0 else f"results-lam{args.lambda_sim:g}.json")
     if results.is_file():  # keep the variants of earlier runs with the same data and evaluation
         before = json.loads(results.read_text())
-        if all(before.get(k) == doc[k] for k in ("dataset", "n_train", "lambda_sim", "retrain_seeds")):
+        if all(before.get(k) == doc.get(k) for k in ("dataset", "n_train", "lambda_sim", "retrain_seeds", "joint_seed")):
             doc["variants"] = {k: v for k, v in before.get("variants", {}).items() if k not in names}
             doc["peak_rss_mb"] = before.get("peak_rss_mb", 0.0)
     for name in names:
         cfg = make_simplify_config(preset="quick", retrain_seeds=args.retrain_seeds, **changes[name])
-        res = simplify(train, test, lambdas=[args.lambda_sim], seeds=[0], config=cfg, out=out / args.dataset / name,
+        res = simplify(train, test, lambdas=[args.lambda_sim], seeds=[args.joint_seed], config=cfg,
+                       out=out / args.dataset / name,
                        resume=True, progress=False)
         cell = res.summary()[0]
         r = {"change": changes[name], "bpd": cell["bpd"]["mean"], "bpd_original": cell["bpd_original"]["mean"],
@@ -273,7 +283,7 @@ def main() -> None:
                              round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
     atomic_write_json(results, doc)
     main_doc = out / "results.json"
-    if main_doc.is_file() and args.lambda_sim != 2.0:  # the figure shows every lambda run so far
+    if main_doc.is_file() and results != main_doc:  # the figure shows every lambda and seed run so far
         doc_for_plot = json.loads(main_doc.read_text())
     else:
         doc_for_plot = doc
