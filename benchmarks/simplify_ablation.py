@@ -5,7 +5,8 @@ one change to the quick preset per run, each point read against the full method'
         [--retrain-seeds 3] [--variants base,paper-terms,no-unrolled,no-gate,ngf8,ngf32,epochs8,retrain16,reinit1,reinit1-epochs8,
         flow-mnist,flow-small,flow-tuned] [--joint-seed 0] [--flows-dir DIR] [--plot-variants NAMES] [--grid PNG]
 
-Variants (each is the quick preset with one change; the same joint seed 0 and retraining seeds):
+Variants (each is the quick preset with one change; the same joint seed, 0 unless ``--joint-seed``, and
+retraining seeds):
 
 * ``base``        the quick preset as it is;
 * ``paper-terms`` the paper's absolute classification terms (``relative=False``);
