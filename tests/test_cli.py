@@ -49,6 +49,31 @@ def test_user_errors_exit_2_with_one_line(argv, match, capsys):
     assert __import__("re").search(match, err, flags=__import__("re").I), err
 
 
+@pytest.mark.parametrize("form", ["path", "npz:path"])
+@pytest.mark.parametrize("command", [
+    ["simplify"], ["simplify-baselines"], ["condense", "--ipc", "1", "--evaluate"],
+])
+def test_a_data_file_without_test_set_asks_for_test(tmp_path, capsys, command, form):
+    # a user's own file has no test split to infer: one line that names --test, not "unknown data set 'x.npz'"
+    p = _npz(tmp_path / "mine.npz")
+    spec = str(p) if form == "path" else f"npz:{p}"
+    out = tmp_path / ("out.safetensors" if command[0] == "condense" else "out")
+    assert main([command[0], spec, *command[1:], "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pass --test DATASET" in err and "unknown data set" not in err, err
+    assert not out.exists()
+
+
+def test_default_test_split_only_for_registered_sets():
+    from simplebits.cli.evaluate import _default_test
+
+    assert _default_test("fashion-mnist") == "fashion-mnist:test"
+    assert _default_test("mnist-5k:train") == "mnist-5k:test"
+    for spec in ("x.npz", "/data/imgs", "npz:/data/x.npz", "idx:/data/train-images-idx3-ubyte", "image-folder:d",
+                 "nosuchdata", "", None):
+        assert _default_test(spec) is None, spec
+
+
 def test_no_traceback_from_the_installed_command(tmp_path):
     bad = tmp_path / "res_bad.pt"
     bad.write_bytes(b"garbage")

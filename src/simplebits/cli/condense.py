@@ -83,7 +83,8 @@ def _add_evaluation(p: argparse.ArgumentParser) -> None:
                    help="number of networks trained by --evaluate, seeds S..S+N-1 with --seed S (default 3)")
     add_deprecated(g, "--eval-seeds", "--seeds", dest="seeds", type=int)
     g.add_argument("--test", default=None, metavar="DATASET",
-                   help="test set for --evaluate (default: the data set's test split)")
+                   help="test set for --evaluate (default: the data set's test split; needed for a file "
+                        "of your own, e.g. --test npz:test.npz)")
 
 
 def config_of(args: argparse.Namespace) -> CondenseConfig:

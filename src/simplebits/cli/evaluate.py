@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import is_dataset_spec, load_dataset
+from ..data import get_source, is_dataset_spec, load_dataset
 from ..density import storage_bits
 from ..errors import BadInputError
 from ..runtime import PRECISIONS, bf16_native, resolve_device  # noqa: F401 - the commands import it from here
@@ -116,10 +116,17 @@ def missing_source_message(arg: str, ds) -> str:
 
 
 def _default_test(spec: str | None) -> str | None:
+    """The test split of the registered data set ``spec`` names (``fashion-mnist:train`` ->
+    ``fashion-mnist:test``); None when that cannot be told: a file path, a source that reads a
+    user path (``npz:``, ``idx:``, ``image-folder:``) or one without a test split. The callers
+    then ask for ``--test DATASET``."""
     if not spec:
         return None
+    if not is_dataset_spec(spec):
+        return None
     name = spec.split(":", 1)[0]
-    if name in ("npz", "image-folder"):
+    info = get_source(name)
+    if info.takes_path or "test" not in info.splits:
         return None
     return f"{name}:test"
 
