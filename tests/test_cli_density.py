@@ -57,7 +57,7 @@ def test_bpd_on_dataset_spec_and_codec_only(tmp_path, tiny_model, capsys):
         ("not_image", [], "not an image"),
         ("empty", [], "no images"),
         ("mixed", [], "differ in size"),
-        ("rgb", [], "3 channel.*takes 1"),
+        ("rgb", [], "3 channel.*takes 1 .*model of 3-channel images: rgb32"),
         ("big", [], "16x16.*8x8"),
         ("bad_model", [], "not a density model|not one written by simplebits"),
     ],
