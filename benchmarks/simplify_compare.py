@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from simplebits.io import atomic_write_json
+from simplebits.simplify.runner import originals_entries
 
 ROOT = Path(__file__).resolve().parent
 
@@ -144,6 +145,7 @@ def _cells(folders: list[Path]) -> tuple[dict, dict]:
     cells: dict[tuple[str, float], dict[int, dict]] = {}
     originals: dict[str, dict[str, list[float]]] = {}  # data set -> {their key: the originals' retraining runs}
     for folder in folders:
+        seeds_in: dict[Path, set[int]] = {}  # a data set's folder -> the joint seeds of its cells read
         for f in sorted(folder.glob("*/lam*-s*/result.json")):
             c = json.loads(f.read_text())
             if c.get("mode", "simplebits") == "simplebits":
@@ -152,10 +154,12 @@ def _cells(folders: list[Path]) -> tuple[dict, dict]:
                     raise SystemExit(f"λ {c['lambda_sim']:g} seed {c['seed']} is in two of the folders read "
                                      f"(one is {f.parent}): give each joint seed once")
                 by_seed[c["seed"]] = c
-                if (f.parent.parent / "originals.json").is_file():  # the originals, retrained the same way
-                    o = json.loads((f.parent.parent / "originals.json").read_text())
+                seeds_in.setdefault(f.parent.parent, set()).add(c["seed"])
+        for d, seeds in seeds_in.items():  # the originals, retrained the same way by the runs read
+            for o in originals_entries(d / "originals.json"):
+                if o["key"].get("settings", {}).get("seed", min(seeds)) in seeds:
                     # keyed by what was retrained (two runs from the same first seed hold the same runs)
-                    originals.setdefault(f.parent.parent.name, {})[json.dumps(o.get("key", str(folder)), sort_keys=True)] = o["retrain_runs"]
+                    originals.setdefault(d.name, {})[json.dumps(o["key"], sort_keys=True)] = o["retrain_runs"]
     return cells, originals
 
 

@@ -687,6 +687,34 @@ def test_lambda_zero_is_the_identity_in_effect_with_the_warmup():
 
 
 # ------------------------------------------------------------------ the runner
+def test_originals_cache_keeps_each_first_seed_of_one_directory(tmp_path, monkeypatch):
+    # runs from two first seeds into one directory: each finds its own originals again, none retrains them twice
+    train, test = data(12), data(6, seed=5)
+    real_retrain, calls = runner_mod.retrain, []
+
+    def counted(*a, **kw):
+        calls.append(kw["seed"])
+        return real_retrain(*a, **kw)
+
+    monkeypatch.setattr(runner_mod, "retrain", counted)
+    got = {}
+    for seed in (0, 1, 0, 1):
+        n = len(calls)
+        got.setdefault(seed, []).append(
+            runner_mod.retrain_originals(train, test, tiny_cfg(seed=seed), out_dir=tmp_path))
+        fresh = len(calls) > n
+        assert fresh == (len(got[seed]) == 1), (seed, calls)
+    assert got[0][0] == got[0][1] and got[1][0] == got[1][1]
+    assert got[0][0]["retrain_runs"] != got[1][0]["retrain_runs"]  # other seeds, other classifiers
+    entries = runner_mod.originals_entries(tmp_path / "originals.json")
+    assert sorted(e["key"]["settings"]["seed"] for e in entries) == [0, 1]
+    # a file from before "others" existed (one entry at the top level) still reads as that entry
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "originals.json").write_text(json.dumps(got[0][0]))
+    assert runner_mod.originals_entries(tmp_path / "old" / "originals.json") == [got[0][0]]
+    assert runner_mod.originals_entries(tmp_path / "missing.json") == []
+
+
 def test_run_writes_files_that_read_back_and_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch):
     train, test = data(12), data(6, seed=5)
     full = simplify(train, test, lambdas=[0.5], config=tiny_cfg(), out=tmp_path / "a", progress=False)

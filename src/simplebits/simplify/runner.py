@@ -143,25 +143,43 @@ def retrain_originals(train: ImageSet, test: ImageSet, cfg: SimplifyConfig, *, o
     """The originals' figure under the same evaluation (b): ``cfg.retrain_seeds`` fresh classifiers
     trained on ``train`` itself (the seeds cell ``cfg.seed`` uses), tested on ``test``. Every
     simplified accuracy is read against it. Cached in ``out_dir/originals.json`` keyed by the data
-    and the retraining settings."""
+    and the retraining settings (first seed included): the latest entry at the top level, the
+    others in ``"others"`` (:data:`ORIGINALS_KEPT` in all), so runs from other first seeds in one
+    directory each find theirs instead of retraining."""
     key_cfg = {k: v for k, v in cfg.to_dict().items()
                if k in ("classifier", "classifier_options", "lr_clf", "wd_clf", "batch_size", "retrain_epochs",
                         "retrain_seeds", "seed")}
-    key = {"train": fingerprint(train), "test": fingerprint(test), "settings": key_cfg}
+    key = json.loads(json.dumps({"train": fingerprint(train), "test": fingerprint(test), "settings": key_cfg}))
     path = out_dir / "originals.json" if out_dir is not None else None
-    if path is not None and path.exists():
-        try:
-            done = json.loads(path.read_text())
-            if done.get("key") == json.loads(json.dumps(key)):
-                return done
-        except (OSError, json.JSONDecodeError):
-            pass
+    entries = originals_entries(path) if path is not None else []
+    for e in entries:
+        if e.get("key") == key:
+            return e
     seeds = retrain_seeds(cfg.seed, cfg.retrain_seeds)
     runs = [retrain(train, test, cfg=cfg, seed=s, device=device, progress=progress)["accuracy"] for s in seeds]
     doc = {"key": key, "retrain": statistics.fmean(runs), "retrain_runs": runs}
     if path is not None:
-        atomic_write_json(path, doc)
+        atomic_write_json(path, {**doc, "others": entries[: ORIGINALS_KEPT - 1]})
     return doc
+
+
+#: how many retrainings of the originals (different first seeds or settings) one originals.json keeps
+ORIGINALS_KEPT = 16
+
+
+def originals_entries(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every retraining of the originals cached in ``path`` (an ``originals.json``), latest first:
+    dicts with ``key``, ``retrain`` and ``retrain_runs``; [] when the file is missing or unreadable
+    (a cache: it is recomputed). Files written before ``"others"`` existed hold one entry."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    if not isinstance(doc, dict):
+        return []
+    out = [{k: doc[k] for k in ("key", "retrain", "retrain_runs") if k in doc}]
+    out += [e for e in doc.get("others", []) if isinstance(e, dict)]
+    return [e for e in out if "key" in e and "retrain_runs" in e]
 
 
 _CELL_FILES = (("result", "result.json"), ("checkpoint", "checkpoint.ckpt"), ("simplifier", "simplifier.safetensors"),
