@@ -46,8 +46,10 @@ full method's trade-off curve and with the MSE + bpd baseline's, both read from 
 (``--curve``, default benchmarks/results/simplify-v2/results.json) and interpolated at the point's bpd:
 ``vs_curve`` > 0 means the variant sits above the full method's curve. Runs are resumable (finished
 cells are skipped). Results: benchmarks/results/simplify-ablation/ (cells), results.json (another
-``--lambda-sim``: results-lam<L>.json beside it, drawn as open markers), and the figure
-docs/img/simplify_ablation.png.
+``--lambda-sim``: results-lam<L>.json beside it, drawn as open markers; another ``--joint-seed``:
+results-lam<L>-s<SEED>.json, drawn only by runs of that seed), and the figure
+docs/img/simplify_ablation.png. ``simplify_ablation_seeds.py`` reads the joint seeds together, each
+against its own seed's curve.
 """
 
 from __future__ import annotations
@@ -205,7 +207,8 @@ def main() -> None:
     ap.add_argument("--retrain-seeds", type=int, default=3)
     ap.add_argument("--joint-seed", type=int, default=0,
                     help="seed of the joint run (0 for every point in results.json / results-lam<L>.json); another "
-                         "seed's points go to results-lam<L>-s<SEED>.json and are drawn as open markers")
+                         "seed's points go to results-lam<L>-s<SEED>.json; the figure shows the points of the run's own "
+                         "joint seed (simplify_ablation_seeds.py reads the seeds together)")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--curve", default=str(ROOT / "results" / "simplify-v2" / "results.json"),
                     help="simplify_tradeoff.py results with the full method's curve and the MSE baseline")
@@ -284,11 +287,13 @@ def main() -> None:
                              round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
     atomic_write_json(results, doc)
     main_doc = out / "results.json"
-    if main_doc.is_file() and results != main_doc:  # the figure shows every lambda and seed run so far
+    if main_doc.is_file() and results != main_doc:  # the figure shows every lambda run so far (λ 2, seed 0 filled)
         doc_for_plot = json.loads(main_doc.read_text())
     else:
         doc_for_plot = doc
     others = [json.loads(f.read_text()) for f in sorted(out.glob("results-lam*.json"))]
+    # this run's joint seed only: other seeds are read against their own curves (simplify_ablation_seeds.py)
+    others = [o for o in others if o.get("joint_seed", 0) == args.joint_seed]
     if args.plot_variants:  # a figure of some variants only (the density models' has its own)
         keep = set(args.plot_variants.split(","))
         doc_for_plot = {**doc_for_plot, "variants": {k: v for k, v in doc_for_plot["variants"].items() if k in keep}}
