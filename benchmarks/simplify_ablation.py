@@ -164,9 +164,16 @@ def _plot(doc: dict, curve, mse, originals, out: Path, others: list[dict] = ()) 
             seed = f", seed {other['joint_seed']}" if other.get("joint_seed") else ""
             ax.annotate(f"{name}, λ {other['lambda_sim']:g}{seed}", (r["bpd"], 100 * r["retrain"]["mean"]), fontsize=7,
                         xytext=(4, -10 - 8 * (k % 3)), textcoords="offset points")
+    ax.set_title(f"{doc['dataset']}: one change to the quick preset per point")
+    save_tradeoff_figure(fig, ax, out)
+
+
+def save_tradeoff_figure(fig, ax, out: Path) -> None:
+    """The ablation figures' axes, grid and legend; written atomically to ``out`` and closed."""
+    import matplotlib.pyplot as plt
+
     ax.set_xlabel("bpd of the simplified training set (gray32, per model dimension)")
     ax.set_ylabel("retrained accuracy on original test images (%)")
-    ax.set_title(f"{doc['dataset']}: one change to the quick preset per point")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()

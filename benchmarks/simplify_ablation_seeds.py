@@ -28,10 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
-from simplify_compare import interp, shown  # noqa: I001 (a sibling script: benchmarks/ is on sys.path)
+from simplify_ablation import _fail, save_tradeoff_figure  # noqa: I001 (sibling scripts: benchmarks/ is on sys.path)
+from simplify_compare import interp, shown
 
 from simplebits.io import atomic_write_json
 
@@ -59,14 +59,14 @@ def read_points(folder: Path) -> tuple[dict, dict]:
         for name, r in doc["variants"].items():
             key = (name, lam, seed)
             if key in points and points[key]["bpd"] != r["bpd"]:
-                sys.exit(f"{name} at λ {lam:g}, joint seed {seed}, differs between two results files ({f.name}); "
-                         "re-run simplify_ablation.py for it")
+                _fail(f"{name} at λ {lam:g}, joint seed {seed}, differs between two results files ({f.name}); "
+                      "re-run simplify_ablation.py for it")
             points[key] = {"bpd": r["bpd"], "retrain": r["retrain"]["mean"], "retrain_std": r["retrain"]["std"],
                            "bpd_original": r.get("bpd_original"),
                            "retrain_original": (r.get("retrain_original") or {}).get("mean"),
                            "comparable": "retrain_epochs" not in r.get("change", {}), "file": f.name}
     if curve0 is None:
-        sys.exit(f"{folder} holds no seed-0 results of simplify_ablation.py; run it first")
+        _fail(f"{folder} holds no seed-0 results of simplify_ablation.py; run it first")
     return points, {0: curve0}
 
 
@@ -109,7 +109,7 @@ def summarise(points: dict, curves: dict, variants: list[str]) -> dict:
     return out
 
 
-def plot(points: dict, curves: dict, summary: dict, out: Path) -> None:
+def plot(curves: dict, summary: dict, out: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,17 +137,8 @@ def plot(points: dict, curves: dict, summary: dict, out: Path) -> None:
         for x, y, (lam, n) in zip(xs, ys, lams):
             ax.annotate(f"λ {lam} ({n})", (x, y), fontsize=7, color=f"C{i + 2}", xytext=(4, 3 - 9 * (i % 3)),
                         textcoords="offset points")
-    ax.set_xlabel("bpd of the simplified training set (gray32, per model dimension)")
-    ax.set_ylabel("retrained accuracy on original test images (%)")
     ax.set_title("loss's density model varied: means over joint seeds (number in brackets)", fontsize=9)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(out)
-    plt.close(fig)
+    save_tradeoff_figure(fig, ax, out)
 
 
 def main() -> None:
@@ -159,7 +150,7 @@ def main() -> None:
     args = ap.parse_args()
     folder = Path(args.dir)
     if not folder.is_dir():
-        sys.exit(f"{folder} is not a folder of simplify_ablation.py results")
+        _fail(f"{folder} is not a folder of simplify_ablation.py results")
     points, curves = read_points(folder)
     curves = seed_curves(points, curves)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -169,7 +160,7 @@ def main() -> None:
            "variants": summarise(points, curves, variants)}
     out = Path(args.out) if args.out else folder / "seeds.json"
     if args.figure:
-        plot(points, curves, doc["variants"], Path(args.figure))
+        plot(curves, doc["variants"], Path(args.figure))
         doc["figure"] = shown(Path(args.figure))
     atomic_write_json(out, doc)
     print(json.dumps(doc, indent=1))
