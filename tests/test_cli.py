@@ -64,6 +64,20 @@ def test_a_data_file_without_test_set_asks_for_test(tmp_path, capsys, command, f
     assert not out.exists()
 
 
+@pytest.mark.parametrize("form", ["path", "npz:path"])
+def test_test_set_may_be_a_plain_file(tmp_path, capsys, form):
+    # --test takes what the training argument takes: a data set spec, a file or a folder
+    train, test = _npz(tmp_path / "train.npz", n_per=2), _npz(tmp_path / "test.npz", n_per=3, seed=1)
+    spec = str(test) if form == "path" else f"npz:{test}"
+    assert main(["evaluate", str(train), "--test", spec, "--no-baseline", "--seeds", "1", "--device", "cpu",
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert len(rep["accuracies"]) == 1 and 0 <= rep["accuracies"][0] <= 1
+    assert main(["evaluate", str(train), "--test", str(tmp_path / "missing.npz"), "--no-baseline"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not found" in err, err
+
+
 def test_default_test_split_only_for_registered_sets():
     from simplebits.cli.evaluate import _default_test
 

@@ -16,7 +16,8 @@ from typing import Any
 from ..condense import CondenseConfig, eval_protocol_for, condense, get_method, list_methods, make_config, start_warning
 from ..condense import starting_set
 from ..condense.config import COMPILE_MIN_ITERATIONS, NetOptions, compiles
-from ..data import ImageSet, load_dataset
+from ..data import ImageSet
+from ..data.inputs import load_images
 from ..errors import BadInputError
 from ..settings import add_arguments, overrides
 from ..train import get_protocol, list_protocols
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     test_spec = _test_spec(args)
     # the input is read as before this command had --clamp: only its data root and --factor reach the reader
     train = load_input(args.dataset, argparse.Namespace(data_root=args.data_root, factor=args.factor), split="train")
-    test = load_dataset(test_spec, split="test", root=args.data_root) if test_spec else None
+    test = load_images(test_spec, split="test", root=args.data_root) if test_spec else None
     if compiles(cfg):
         print(COMPILE_NOTE, file=sys.stderr)
     result = condense(train, cfg, out=args.out, resume=args.resume, device=device,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import get_source, is_dataset_spec, load_dataset
+from ..data.inputs import load_images
 from ..density import storage_bits
 from ..errors import BadInputError
 from ..runtime import PRECISIONS, bf16_native, resolve_device  # noqa: F401 - the commands import it from here
@@ -22,8 +23,8 @@ from .common import (add_data_root, add_device, add_import_options, add_json, ad
 class EvaluateOptions:
     """What `simplebits evaluate` trains on and compares with."""
 
-    test: str | None = setting(None, "test set spec (default: the training source's test split, e.g. "
-                                     "fashion-mnist:test)", metavar="DATASET")
+    test: str | None = setting(None, "test set: a data set spec, a file or a folder (default: the training "
+                                     "source's test split, e.g. fashion-mnist:test)", metavar="DATASET")
     protocol: str = setting("quick", "evaluation protocol", choices=lambda: [q.name for q in list_protocols()])
     ipc: int | None = setting(None, "evaluate random real subsets of this many images per class", metavar="N")
     real: str | None = setting(None, "real training set for the baseline of a condensed file (default: its recorded "
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     test_spec = args.test or _default_test(source_spec or args.real)
     if test_spec is None:
         raise BadInputError(f"cannot tell the test set for {args.train!r}; pass --test DATASET")
-    test = load_dataset(test_spec, split="test", root=args.data_root)
+    test = load_images(test_spec, split="test", root=args.data_root)  # a data set spec, a file or a folder
     source_name = (source_spec or args.real or "").split(":", 1)[0]
     compile_note(args)
     precision_note(args.precision, device)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import load_dataset
+from ..data.inputs import load_images
 from ..errors import BadInputError
 from ..prune import DynamicsConfig, get_rule, list_rules, prune_set, rule_names
 from ..prune.table import parse_rule, prune_table
@@ -30,7 +31,8 @@ _DYNAMICS_FILE = ("dynamics file: reused when it exists (after checking it match
 class _SharedOptions:
     """The settings both commands take."""
 
-    test: str | None = setting(None, "test set", metavar="DATASET", default_text="the source data set's test split")
+    test: str | None = setting(None, "test set: a data set spec, a file or a folder", metavar="DATASET",
+                               default_text="the source data set's test split")
     beta: float | None = setting(None, "ccs hard cutoff fraction", default_text="by pruning rate")
     seed: int = setting(0, "base seed of the dynamics runs and of the selections", metavar="S")
 
@@ -155,7 +157,7 @@ def _test_set(args: argparse.Namespace, ds) -> object:
     if spec is None:
         raise BadInputError(f"cannot tell the test set for {args.file}: it records no real data set it was made "
                             "from; pass --test DATASET (e.g. fashion-mnist:test)")
-    return load_dataset(spec, split="test", root=args.data_root)
+    return load_images(spec, split="test", root=args.data_root)  # a data set spec, a file or a folder
 
 
 def _real_train(args: argparse.Namespace, ds) -> object | None:
