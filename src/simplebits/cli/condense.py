@@ -84,8 +84,8 @@ def _add_evaluation(p: argparse.ArgumentParser) -> None:
                    help="number of networks trained by --evaluate, seeds S..S+N-1 with --seed S (default 3)")
     add_deprecated(g, "--eval-seeds", "--seeds", dest="seeds", type=int)
     g.add_argument("--test", default=None, metavar="DATASET",
-                   help="test set for --evaluate (default: the data set's test split; needed for a file "
-                        "of your own, e.g. --test npz:test.npz)")
+                   help="test set for --evaluate: a data set spec, a file or a folder (default: the data set's "
+                        "test split; needed for a file or folder of your own)")
 
 
 def config_of(args: argparse.Namespace) -> CondenseConfig:

@@ -45,8 +45,8 @@ class SimplifyOptions:
     grad_floor: float | None = setting(None, "floor under the simplifier's output-sigmoid derivative in the backward "
                                              "pass, so pixels driven to black can come back (0: none, the paper; "
                                              "docs/simplify.md)", metavar="F", default_text="preset's, 0")
-    test: str | None = setting(None, "test set (default: the data set's test split; needed for a file or folder of "
-                              "your own, e.g. --test npz:test.npz)", metavar="DATASET")
+    test: str | None = setting(None, "test set: a data set spec, a file or a folder (default: the data set's test "
+                                     "split; needed for a file or folder of your own)", metavar="DATASET")
 
 
 @dataclass(frozen=True)

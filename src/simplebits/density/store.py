@@ -273,10 +273,11 @@ def fit_images(images: torch.Tensor, model: Glow, *, gray_to_rgb: bool = False) 
         else:
             if ic == 1 and c == 3:
                 hint = " (pass gray_to_rgb / --gray-to-rgb to repeat gray to RGB, or use a gray model: gray32)"
-            else:
+            elif ic in (1, 3):
                 hint = (f" (use a model of {ic}-channel images: {default_flow(ic)}, the default for them, or one "
-                        f"trained with `simplebits train-flow`)") if ic in (1, 3) else (
-                    f"; train a model of {ic}-channel images with `simplebits train-flow`")
+                        "trained with `simplebits train-flow`)")
+            else:
+                hint = f"; train a model of {ic}-channel images with `simplebits train-flow`"
             raise MismatchError(f"images have {ic} channel(s) but the density model takes {c}{hint}")
     if (h, w) != (s, s):
         if h <= s and w <= s:
