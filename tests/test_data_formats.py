@@ -199,6 +199,43 @@ def test_image_folder_flat_and_image_files(tmp_path):
     assert load_image_files([tmp_path / "x" / "a.png"], channels=1).shape == (1, 1, 8, 8)
 
 
+def test_transparent_images_say_the_alpha_channel_is_dropped(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    alpha = np.full((6, 6, 1), 255, np.uint8)
+    (tmp_path / "c").mkdir()
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), mode="RGBA").save(tmp_path / "c" / "opaque.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fully opaque: nothing is lost, nothing said
+        opaque = load_image_files([tmp_path / "c" / "opaque.png"])
+    alpha[0, 0] = 0
+    Image.fromarray(np.concatenate([rgb, alpha], axis=2), mode="RGBA").save(tmp_path / "c" / "see-through.png")
+    pal = Image.fromarray(np.arange(36, dtype=np.uint8).reshape(6, 6), mode="P")  # pixel (0, 0) is index 0
+    pal.putpalette(list(range(256)) * 3)
+    pal.save(tmp_path / "c" / "palette.png", transparency=0)  # a tRNS colour, no alpha band
+    with pytest.warns(UserWarning, match=r"2 of 3 images .* transparent pixels; the alpha channel is dropped"):
+        ds = load_dataset(f"image-folder:{tmp_path}")
+    # the colour under the transparent pixel is what the file stores
+    assert torch.equal(ds.images[2], opaque[0]) and ds.images.shape == (3, 3, 6, 6)
+
+
+def test_cli_prints_the_packages_warnings_as_one_note_line(tmp_path, capsys):
+    from PIL import Image
+
+    from simplebits.cli.main import main
+
+    a = np.random.default_rng(0).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    a[..., 3] = 128
+    Image.fromarray(a, mode="RGBA").save(tmp_path / "half.png")
+    assert main(["bpd", str(tmp_path / "half.png"), "--density", "none", "--codec", "png", "--json"]) == 0
+    err = capsys.readouterr().err
+    notes = [ln for ln in err.splitlines() if "alpha channel is dropped" in ln]
+    assert len(notes) == 1 and notes[0].startswith("simplebits bpd: note: the image (") and "Warning" not in err, err
+
+
 @pytest.mark.parametrize("layout", ["NHW", "NHWC3", "NHWC1", "NCHW3", "float"])
 def test_npz_round_trip(tmp_path, layout):
     x = _images(6, (3, 8, 8))  # N, C, H, W

@@ -1,7 +1,9 @@
 """Entry point of the `simplebits` command. Parses, calls the API, prints, exits.
 
 User errors (every :class:`simplebits.errors.SimplebitsError`) print one line on stderr and
-exit with status 2; no traceback. ``SIMPLEBITS_DEBUG=1`` re-raises them for debugging.
+exit with status 2; no traceback. ``SIMPLEBITS_DEBUG=1`` re-raises them for debugging. Warnings
+the package itself raises (``UserWarning`` from simplebits' code: a dropped alpha channel, a
+compile that fell back to eager) print as one ``simplebits CMD: note: ...`` line on stderr.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 from ..errors import SimplebitsError
 from . import bpd, condense, continual, convert, data, demo, evaluate, explain, prune, run, simplify, sweep, train_flow
@@ -79,7 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{' and '.join(DISTRIBUTED)} split their work across ranks; run {args.command} as one "
                   "process (for grids of runs use `simplebits sweep`)", file=sys.stderr)
             return 2
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the previous display on the way out
+            warnings.showwarning = _note_printer(args.command, warnings.showwarning)
+            return int(args.func(args) or 0)
     except SimplebitsError as e:
         if os.environ.get("SIMPLEBITS_DEBUG"):
             raise
@@ -99,6 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if ranks > 1:
             _leave_process_group()
+
+
+def _note_printer(command: str, fallback):
+    """``warnings.showwarning`` that prints simplebits' own user warnings as one note line (a
+    library's warnings keep Python's format: they are about that library, with its file and line)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        ours = os.path.abspath(str(filename)).startswith(package + os.sep)
+        if ours and issubclass(category, UserWarning):
+            print(f"simplebits {command}: note: {message}", file=sys.stderr if file is None else file)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def interrupted_message(args: argparse.Namespace, argv: list[str]) -> str:

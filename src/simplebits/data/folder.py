@@ -123,6 +123,27 @@ def _decoded(src):
     return im
 
 
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+def _transparent(src) -> bool:
+    """Whether an image shows any transparency (an alpha band or a tRNS colour below fully opaque);
+    simplebits reads colour only, so such pixels keep whatever colour the file stores under them."""
+    if src.mode in _ALPHA_MODES:
+        return src.getchannel("A").getextrema()[0] < 255
+    if "transparency" in src.info:
+        return src.convert("RGBA").getchannel("A").getextrema()[0] < 255
+    return False
+
+
+def _alpha_note(paths: Sequence[Path], transparent: list[int]) -> str:
+    n, k = len(paths), len(transparent)
+    which = "the image" if n == 1 else f"{k} of {n} images"
+    return (f"{which} ({paths[transparent[0]]}{', ...' if k > 1 else ''}) "
+            f"{'has' if k == 1 else 'have'} transparent pixels; the alpha channel is dropped (colour is read as stored, "
+            "not composited onto a background): flatten them first if the background matters")
+
+
 def _probe(path: Path) -> tuple[tuple[int, int], bool]:
     """((width, height) after EXIF rotation, is gray) from the header; palette images are decoded."""
     with checked_image(path) as src:
@@ -188,13 +209,19 @@ def _read_images(paths: Sequence[Path], channels: int | None, size) -> torch.Ten
     else:
         resize = tsize
     out = np.empty((len(paths), channels, *tsize), dtype=np.float32)
+    transparent: list[int] = []
     for i, p in enumerate(paths):
         with checked_image(p) as src:
+            src.load()
+            if _transparent(src):
+                transparent.append(i)
             im = _decoded(src)
             if resize is None and im.size != (tsize[1], tsize[0]):
                 raise _differ(paths[0], (tsize[1], tsize[0]), p, im.size)
             _fill(out[i], im, channels, resize)
             del im
+    if transparent:
+        warnings.warn(_alpha_note(paths, transparent), UserWarning, stacklevel=3)
     return torch.from_numpy(out)
 
 
@@ -230,8 +257,9 @@ def _pick_root(root: Path, split: str | None) -> tuple[Path, str]:
         return root / use, use
     if split not in (None, "train"):
         raise BadInputError(
-            f"{root} has no {split}/ subfolder: it holds a single set (class subfolders); "
-            f"load it as split 'train', or arrange it as {root}/train/<class>/ and {root}/test/<class>/"
+            f"{root} has no {split}/ subfolder: it holds a single set (class subfolders), so it has no {split} "
+            f"split; arrange it as {root}/train/<class>/ and {root}/test/<class>/, or name a separate folder "
+            "as the test set where the command takes one (--test)"
         )
     return root, "train"
 
