@@ -78,6 +78,35 @@ def test_test_set_may_be_a_plain_file(tmp_path, capsys, form):
     assert len(err.splitlines()) == 1 and "not found" in err, err
 
 
+def _class_folder(root, n_per=3, classes=2, hw=12, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(n_per):
+            Image.fromarray(rng.integers(0, 256, (hw, hw), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("form", ["path", "image-folder:path"])
+def test_test_set_may_be_a_flat_image_folder(tmp_path, capsys, form):
+    # a folder of class subfolders named by --test is the test set itself, in either spelling; loading a
+    # training spec's own test split from such a folder (what the pipeline does) is still refused
+    from simplebits.data import load_dataset
+    from simplebits.errors import BadInputError
+
+    train = _class_folder(tmp_path / "train_imgs")
+    test = _class_folder(tmp_path / "test_imgs", n_per=4, seed=1)
+    spec = str(test) if form == "path" else f"image-folder:{test}"
+    assert main(["evaluate", f"image-folder:{train}", "--test", spec, "--no-baseline", "--seeds", "1",
+                 "--device", "cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert len(rep["accuracies"]) == 1 and rep["accuracies"][0] in {k / 8 for k in range(9)}
+    with pytest.raises(BadInputError, match="no test/ subfolder"):
+        load_dataset(f"image-folder:{train}", split="test")
+
+
 def test_default_test_split_only_for_registered_sets():
     from simplebits.cli.evaluate import _default_test
 

@@ -50,7 +50,11 @@ def load_images(
       all its images (one class); a folder with neither -> error;
     - ``*.npz`` -> ``images``/``labels`` arrays; ``*.safetensors|*.pt`` -> condensed set
       (``import_options`` go to :func:`import_condensed`); an image file -> that image;
-    - anything else -> a data set spec for :func:`load_dataset`.
+    - anything else -> a data set spec for :func:`load_dataset`. An ``image-folder:DIR`` spec reads
+      like the folder's path: a folder without ``train/`` and ``test/`` subfolders is one set, read
+      whole whatever ``split`` (``--test image-folder:DIR`` names the test set itself).
+      :func:`load_dataset` itself keeps refusing ``split="test"`` for such a folder, so that code
+      which derives a test split from a training spec never tests on the training images.
     """
     s = str(arg)
     p = Path(s)
@@ -73,4 +77,8 @@ def load_images(
         return _images_only([p], s, size, channels)
     if is_path_like(s):
         raise NotFoundError(f"{s} not found (no such file or folder)")
+    if s.startswith("image-folder:"):
+        folder = Path(s.split(":", 1)[1])
+        if folder.is_dir() and not (folder / "train").is_dir() and not (folder / "test").is_dir():
+            split = "train"  # the image-folder source's name for "the folder as it is"
     return load_dataset(s, split=split, root=root)
