@@ -67,8 +67,13 @@ def test_raw_escape_caps_blind_spots_and_costs_nothing_where_the_flow_is_good():
     b = measure_bits(m, torch.cat([noise, black]))
     s = b.summary()
     assert s["escaped"] == 6 and s["escape"] == 2**-10 and s["bpd_flow_alone"]["count"] == 8
-    assert "6 of 8 images cost the flow more than storing them raw" in b.escape_note()
+    assert "6 of 8 images cost the flow more than storing the model's input raw" in b.escape_note()
+    assert "per dimension of the images as given" not in b.escape_note()  # nothing was padded
     assert measure_bits(m, black).escape_note() is None
+    # padded images: the escape stores the padded input, and the note says what that is per native dimension
+    padded = measure_bits(m, _checker(1)[:, :, 2:30, 2:30])  # a 28x28 blind spot, zero-padded to 32x32
+    assert padded.escaped == 1 and "10.46 per dimension of the images as given" in padded.escape_note()
+    assert float(padded.bpd_native[0]) == pytest.approx(cap * 1024 / 784, abs=1e-3)
     with pytest.raises(BadInputError, match="escape"):
         score_bpd(m, black, escape=1.0)
 

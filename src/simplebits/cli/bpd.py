@@ -52,9 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "condensed-set file or a data set spec (fashion-mnist:test, mnist-5k). Smaller images are "
                     f"zero-padded to the model's 32x32 (shipped models: {', '.join(SHIPPED)}): 'bpd' is per model "
                     "dimension (the paper's convention), 'native bpd' the same bits per dimension of the images "
-                    "as given. The code may store an image raw behind a 10-bit flag, so no figure exceeds about "
-                    "8 bpd (images where the model puts almost no mass are counted in a note; --flow-only "
-                    "scores the flow alone).",
+                    "as given. The code may store the model's input raw behind a 10-bit flag, so no 'bpd' exceeds "
+                    "about 8 (images where the model puts almost no mass are counted in a note; the native "
+                    "figure of a padded image can, as the raw input includes the padding; --flow-only scores "
+                    "the flow alone).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     add_options(p, BpdOptions)
