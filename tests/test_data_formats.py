@@ -199,6 +199,21 @@ def test_image_folder_flat_and_image_files(tmp_path):
     assert load_image_files([tmp_path / "x" / "a.png"], channels=1).shape == (1, 1, 8, 8)
 
 
+def test_a_file_or_folder_is_named_by_its_path_in_every_table(tmp_path):
+    # tables and JSON label a set by its name: a user's file was "data", whatever it was
+    from simplebits.data.inputs import load_images
+
+    save_npz(tmp_path / "mine.npz", torch.rand(4, 1, 6, 6), torch.tensor([0, 1, 0, 1]))
+    assert load_images(str(tmp_path / "mine.npz")).name == str(tmp_path / "mine.npz")
+    assert load_images(f"npz:{tmp_path / 'mine.npz'}").name == f"npz:{tmp_path / 'mine.npz'}"
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            _save_png(tmp_path / "imgs" / split / cls / "0.png", rng.integers(0, 256, (6, 6), dtype=np.uint8))
+    assert load_images(str(tmp_path / "imgs")).name == str(tmp_path / "imgs" / "train")
+    assert load_images(str(tmp_path / "imgs"), split="test").name == str(tmp_path / "imgs" / "test")
+
+
 def test_transparent_images_say_the_alpha_channel_is_dropped(tmp_path):
     import warnings
 

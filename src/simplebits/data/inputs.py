@@ -61,7 +61,9 @@ def load_images(
     if p.is_dir():
         subdirs = [d for d in p.iterdir() if d.is_dir() and not d.name.startswith(".")]
         if subdirs:
-            return load_image_folder(p, split=None if not (p / "train").is_dir() else split, channels=channels, size=size)
+            ds = load_image_folder(p, split=None if not (p / "train").is_dir() else split, channels=channels, size=size)
+            # named by the folder it was read from (DIR, or DIR/test for a train/test layout), not "data"
+            return ds if "name" in ds.meta else ds.with_meta(name=str(ds.meta.get("found_at", s)))
         files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
         if not files:
             raise BadInputError(f"folder {p} holds no images")
@@ -71,7 +73,8 @@ def load_images(
         if suf == ".npz":
             if import_options.get("format") == "kip":
                 return import_condensed(p, **import_options)
-            return load_npz(p)
+            ds = load_npz(p)
+            return ds if "name" in ds.meta else ds.with_meta(name=s)
         if suf in _SET_SUFFIXES:
             return import_condensed(p, **import_options)
         return _images_only([p], s, size, channels)
