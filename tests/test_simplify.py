@@ -850,6 +850,25 @@ def test_cli_simplify_sweep_then_tradeoff(tmp_path, capsys):
     assert "λ=0" in capsys.readouterr().out and (tmp_path / "plots" / "tradeoff.png").exists()
 
 
+def test_cli_baselines_resume_by_content_not_by_how_the_path_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _npz(tmp_path / "train.npz", data(8))
+    _npz(tmp_path / "other.npz", data(8, seed=9))
+    te = _npz(tmp_path / "test.npz", data(4, seed=3))
+    base = ["--test", str(te), "--sigmas", "1", "--qualities", "none", "--mse-lambdas", "none", "--epochs", "1",
+            "--batch-size", "8", "--width", "8", "--retrain-epochs", "1", "--out", "b", "--device", "cpu", "--json"]
+    assert main(["simplify-baselines", "train.npz", *base]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert first["dataset"] == "train.npz"  # named by the path as given, not "data"
+    # the same file written another way resumes (the point is kept, not retrained)
+    assert main(["simplify-baselines", str(tmp_path / "train.npz"), *base]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["points"] == first["points"]
+    # other images are refused, whatever their name
+    assert main(["simplify-baselines", "other.npz", *base]) == 2
+    assert "other settings or data" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra,match", [
     (["--lambda-sim", "-1"], "lambda"),
     (["--lambda-sim", "x"], "numbers"),

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data import ImageSet
+from ..data import ImageSet, fingerprint
 from ..density import BpdTerm
 from ..density.compress import jpeg_roundtrip, png_bpd
 from ..errors import BadInputError
@@ -88,7 +88,7 @@ def simplify_baselines(
     device: str | torch.device = "auto",
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the S8 baselines on ``train``/``test``; returns ``{"points": [...], "seconds": s}``.
+    """Evaluate the S8 baselines on ``train``/``test``; returns ``{"dataset", "test" (the sets' names), "points": [...], "bpd_original", "seconds"}``.
 
     ``seeds`` are the retraining seeds of the blur and JPEG points and the joint-training seeds
     of the MSE simplifier (``mse_seeds`` overrides the latter; each MSE run is then retrained
@@ -126,7 +126,8 @@ def simplify_baselines(
         save_png(out_dir / "baselines.png", comparison_grid(train.images, rows_for_grid, labels=train.labels,
                                                             num_classes=train.num_classes))
     write()
-    return {"points": points, "bpd_original": bpd_orig, "seconds": round(time.perf_counter() - t0, 2)}
+    return {"dataset": train.name, "test": test.name, "points": points, "bpd_original": bpd_orig,
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _write_doc(doc_path: Path | None, train: ImageSet, test: ImageSet, cfg: SimplifyConfig, bpd_orig: float,
@@ -134,7 +135,8 @@ def _write_doc(doc_path: Path | None, train: ImageSet, test: ImageSet, cfg: Simp
     """``baselines.json`` with every point finished so far (rewritten after each, so an
     interrupted sweep keeps them); nothing without an output directory."""
     if doc_path is not None:
-        atomic_write_json(doc_path, {"dataset": train.name, "test": test.name, "digest": cfg.digest(),
+        atomic_write_json(doc_path, {"dataset": train.name, "fingerprint": fingerprint(train), "test": test.name,
+                                     "digest": cfg.digest(),
                                      "config": cfg.to_dict(), "bpd_original": bpd_orig,
                                      "png_bpd_original": float(png_bpd(train.images).mean()),
                                      "points": list(done.values())})
@@ -155,7 +157,11 @@ def _done_points(doc_path: Path | None, cfg: SimplifyConfig, train: ImageSet, *,
     """Points an interrupted or earlier sweep finished, by (kind, param), to skip when resuming;
     a file made with other settings or data is refused unless ``force`` (then it is replaced)."""
     doc = _load(doc_path) if doc_path is not None and resume and not force else {}
-    if doc and (doc.get("digest") != cfg.digest() or doc.get("dataset") != train.name):
+    # the same images and labels, by content (a file's name depends on how its path was written); files
+    # written before the fingerprint was recorded are matched by name
+    same_data = (doc.get("fingerprint") == fingerprint(train) if "fingerprint" in doc
+                 else doc.get("dataset") == train.name)
+    if doc and (doc.get("digest") != cfg.digest() or not same_data):
         if not force:
             raise BadInputError(f"{doc_path} holds baselines made with other settings or data; pass --force "
                                 "to replace them or choose another --out")
