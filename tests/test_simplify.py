@@ -816,6 +816,18 @@ def test_baselines_and_tradeoff_files(tmp_path):
     for name in ("tradeoff.png", "grids.png", "curves.png", "tradeoff.md", "tradeoff.json"):
         assert (tmp_path / "plots" / name).stat().st_size > 0
     assert "Gaussian blur" in doc["table"] and "λ=1" in doc["table"]
+    # the originals are a point on the plot and a row of the table: their bpd and their accuracy retrained the
+    # same way, as simplify recorded them (a simplified figure cannot be read without them)
+    (name, d), = doc["datasets"].items()
+    row = d["simplify"][0]
+    assert d["originals"]["bpd"] == pytest.approx(row["bpd_original"]["mean"])
+    assert d["originals"]["retrain"] == row["retrain_original"] and row["retrain_original"]["n"] >= 1
+    assert f"| {name} | originals | - | {row['bpd_original']['mean']:.2f} |" in doc["table"]
+    # baselines alone: the originals' bpd, no accuracy (nothing retrained them)
+    only = tradeoff([tmp_path / "base"], out=tmp_path / "plots2")
+    o = only["datasets"][name]["originals"]
+    assert o["bpd"] == pytest.approx(res["bpd_original"]) and o["retrain"] is None
+    assert (tmp_path / "plots2" / "tradeoff.png").stat().st_size > 0
 
 
 # ------------------------------------------------------------------ CLI

@@ -50,7 +50,8 @@ def _savefig(fig: Any, path: str | os.PathLike) -> None:
     save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
-_EVAL_STYLE = {"joint": ("o-", "jointly trained classifier"), "retrain": ("s-", "retrained on simplified set"),
+_EVAL_STYLE = {"originals": ("k*", "originals (retrained the same way)"),
+               "joint": ("o-", "jointly trained classifier"), "retrain": ("s-", "retrained on simplified set"),
                "finetune": ("^-", "joint classifier finetuned")}
 
 
@@ -67,6 +68,10 @@ def tradeoff_plot(series: dict[str, dict[str, list[dict[str, Any]]]], path: str 
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.0), squeeze=False)
     for ax, (ds, lines) in zip(axes[0], series.items()):
         for name, pts in lines.items():
+            if name == "originals" and pts and all(p.get("acc") is None for p in pts):
+                # baselines alone: the originals' bpd without an accuracy (nothing retrained them)
+                ax.axvline(pts[0]["bpd"], color="k", linestyle=":", linewidth=1, label="originals' bpd")
+                continue
             pts = sorted((p for p in pts if p.get("acc") is not None), key=lambda p: p["bpd"])
             if not pts:
                 continue
@@ -74,7 +79,9 @@ def tradeoff_plot(series: dict[str, dict[str, list[dict[str, Any]]]], path: str 
             xs = [p["bpd"] for p in pts]
             ys = [100 * p["acc"] for p in pts]
             es = [100 * p.get("acc_std", 0.0) for p in pts]
-            ax.errorbar(xs, ys, yerr=es, fmt=style, label=label, capsize=2, markersize=4)
+            big = name == "originals"  # a star above the curves that pass through it
+            ax.errorbar(xs, ys, yerr=es, fmt=style, label=label, capsize=2, markersize=10 if big else 4,
+                        zorder=5 if big else 2)
             if name == "retrain":
                 for p, x, y in zip(pts, xs, ys):
                     if p.get("label"):

@@ -90,19 +90,36 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
     files = _draw(out_dir, series, curves, grid_blocks)
     atomic_write_text(out_dir / "tradeoff.md", "\n".join(md) + "\n")
     files["table"] = str(out_dir / "tradeoff.md")
-    doc = {"datasets": {ds: {"simplify": e["simplify"], "baselines": e["baselines"]} for ds, e in runs.items()},
+    doc = {"datasets": {ds: {"originals": e["originals"], "simplify": e["simplify"], "baselines": e["baselines"]}
+                        for ds, e in runs.items()},
            "files": files}
     atomic_write_json(out_dir / "tradeoff.json", doc)
     doc["table"] = "\n".join(md)
     return doc
 
 
+def _originals(e: dict[str, Any]) -> dict[str, Any]:
+    """The originals' figures every simplified point is read against: their bpd (simplify.json or
+    baselines.json) and their accuracy under the same retraining (simplify runs record it as each
+    cell's ``retrain_original``; baselines alone do not retrain the originals)."""
+    rows = e["simplify"]
+    bpd = next((r["bpd_original"]["mean"] for r in rows if r.get("bpd_original")), e.get("bpd_original"))
+    retrain = next((r["retrain_original"] for r in rows if (r.get("retrain_original") or {}).get("n")), None)
+    return {"bpd": bpd, "png_bpd": e.get("png_bpd_original"), "retrain": retrain}
+
+
 def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """One data set's plot lines (SimpleBits per evaluation, one per baseline kind); appends its
-    rows to the markdown table ``md``."""
-    lines: dict[str, list[dict[str, Any]]] = {"joint": [], "retrain": [], "finetune": []}
+    """One data set's plot lines (the originals as a point, SimpleBits per evaluation, one per
+    baseline kind); appends its rows to the markdown table ``md``."""
+    lines: dict[str, list[dict[str, Any]]] = {"originals": [], "joint": [], "retrain": [], "finetune": []}
+    o = e["originals"] = _originals(e)
+    if o["bpd"] is not None:
+        png = f"{o['png_bpd']:.2f}" if o["png_bpd"] is not None else "-"
+        md.append(f"| {ds} | originals | - | {o['bpd']:.2f} | {png} | - | {_fmt(o['retrain'])} | - |")
+        lines["originals"].append({"bpd": o["bpd"], "acc": o["retrain"]["mean"] if o["retrain"] else None,
+                                   "acc_std": o["retrain"]["std"] if o["retrain"] else 0.0})
     for row in e["simplify"]:
-        for k in lines:
+        for k in ("joint", "retrain", "finetune"):
             if row[k]:
                 lines[k].append({"bpd": row["bpd"]["mean"], "acc": row[k]["mean"], "acc_std": row[k]["std"],
                                  "label": f"λ={row['lambda_sim']:g}"})
