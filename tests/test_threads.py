@@ -32,12 +32,33 @@ def test_small_steps_get_one_thread_large_ones_keep_torchs(two_threads):
 
 
 def test_env_override_and_bad_value(two_threads, monkeypatch):
+    import simplebits.train.threads as threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 8)
     monkeypatch.setenv("SIMPLEBITS_THREADS", "3")
     assert threads_for(10, (8, 8)) == 3 and threads_for(256, (32, 32)) == 3
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("SIMPLEBITS_THREADS", bad)
         with pytest.raises(BadInputError, match="SIMPLEBITS_THREADS"):
             threads_for(10, (8, 8))
+
+
+def test_more_threads_than_cores_is_honoured_with_one_note(two_threads, monkeypatch):
+    import warnings
+
+    import simplebits.train.threads as threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "_WARNED_OVER", set())
+    monkeypatch.setenv("SIMPLEBITS_THREADS", "100")
+    with pytest.warns(UserWarning, match=r"SIMPLEBITS_THREADS=100 is more threads than the 2 core\(s\)"):
+        assert threads_for(10, (8, 8)) == 100  # the number decides the bits: kept as set
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert threads_for(256, (32, 32)) == 100  # said once, not at every step
+        monkeypatch.setenv("SIMPLEBITS_THREADS", "2")
+        assert threads_for(10, (8, 8)) == 2  # within the cores: nothing said
+    assert threads.usable_cores() >= 1
 
 
 def test_work_threads_restores_the_count_even_on_error(two_threads):

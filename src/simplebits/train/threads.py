@@ -65,8 +65,29 @@ def _env_int(name: str, least: int, what: str, example: int) -> int | None:
     return n
 
 
+_WARNED_OVER: set[tuple[int, int]] = set()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS reports it, else the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _env_threads() -> int | None:
-    return _env_int(ENV_VAR, 1, "a positive integer", 1)
+    n = _env_int(ENV_VAR, 1, "a positive integer", 1)
+    cores = usable_cores()
+    if n is not None and n > cores and (n, cores) not in _WARNED_OVER:
+        # honoured as set (the number decides the bits), but said once: it is rarely what anyone wants
+        _WARNED_OVER.add((n, cores))
+        import warnings
+
+        warnings.warn(f"{ENV_VAR}={n} is more threads than the {cores} core(s) this process may use: threads that "
+                      f"share a core wait for each other at every op, often several times slower; set {ENV_VAR}="
+                      f"{cores} or less (docs/evaluate.md)", UserWarning, stacklevel=2)
+    return n
 
 
 def threads_for(batch: int, image_hw: tuple[int, int], device: torch.device | str = "cpu") -> int:
