@@ -2,7 +2,7 @@
 method's curve *of its own joint seed*, then averaged over the seeds that ran it.
 
     python benchmarks/simplify_ablation_seeds.py [--dir benchmarks/results/simplify-ablation]
-        [--variants flow-mnist,flow-small,flow-tuned] [--out DIR/seeds.json] [--figure PNG]
+        [--variants flow-mnist,flow-small,flow-tuned] [--out DIR/seeds.json] [--figure PNG] [--title T]
 
 ``simplify_ablation.py`` compares every point with one curve, the full method's at joint seed 0
 (``--curve``, simplify-v2). A point from joint seed 1 set against it mixes two things: the variant and
@@ -13,7 +13,11 @@ the seed. Here each joint seed has its own curve:
   them) and the ``base`` cells of seed s at every λ run (``results-lam<L>-s<s>.json``).
 
 A point's ``vs_own_curve`` is its retrained accuracy minus that curve's, interpolated at the point's
-gray32 bpd (points; None outside the curve's bpd range). Per variant and λ: every seed's figures, and
+gray32 bpd (points; None outside the curve's bpd range). A point at a lower bpd than any of its own
+curve's carries ``below_own_curve``: that curve's lowest-bpd point and ``vs_end``, the point's
+accuracy minus that end's. A positive ``vs_end`` means the point dominates the curve's end (fewer bits
+and more accuracy), so it is above the curve however that continues downwards; a negative one says
+nothing (the curve may fall further). Per variant and λ: every seed's figures, and
 mean ± std (population std, as everywhere in the benchmarks) over the seeds. Every point also
 carries ``vs_seed0_curve`` (against seed 0's curve, what simplify_ablation.py reports). The base
 cells of seeds > 0 are listed too (``base``): they make their own curve, so their ``vs_own_curve`` is
@@ -92,11 +96,16 @@ def summarise(points: dict, curves: dict, variants: list[str]) -> dict:
                 p = points[(name, lam, s)]
                 own = interp(p["bpd"], curves[s]) if s in curves and p["comparable"] else None
                 first = interp(p["bpd"], curves[0]) if p["comparable"] else None
-                rows.append({"seed": s, "bpd": round(p["bpd"], 4),
-                             "bpd_change_pct": round(100 * (p["bpd"] / p["bpd_original"] - 1), 2),
-                             "retrain": round(100 * p["retrain"], 2), "retrain_std": round(100 * p["retrain_std"], 2),
-                             "vs_own_curve": None if own is None else round(100 * (p["retrain"] - own), 2),
-                             "vs_seed0_curve": None if first is None else round(100 * (p["retrain"] - first), 2)})
+                row = {"seed": s, "bpd": round(p["bpd"], 4),
+                       "bpd_change_pct": round(100 * (p["bpd"] / p["bpd_original"] - 1), 2),
+                       "retrain": round(100 * p["retrain"], 2), "retrain_std": round(100 * p["retrain_std"], 2),
+                       "vs_own_curve": None if own is None else round(100 * (p["retrain"] - own), 2),
+                       "vs_seed0_curve": None if first is None else round(100 * (p["retrain"] - first), 2)}
+                if own is None and s in curves and p["comparable"] and p["bpd"] < min(curves[s])[0]:
+                    end = min(curves[s])  # the curve's lowest-bpd point: where its own run stopped
+                    row["below_own_curve"] = {"end_bpd": round(end[0], 4), "end_retrain": round(100 * end[1], 2),
+                                              "vs_end": round(100 * (p["retrain"] - end[1]), 2)}
+                rows.append(row)
             if name == "base" and all(r["seed"] == 0 for r in rows):
                 continue  # seed 0's base is the curve itself
             out.setdefault(name, {})[f"{lam:g}"] = {
@@ -109,7 +118,10 @@ def summarise(points: dict, curves: dict, variants: list[str]) -> dict:
     return out
 
 
-def plot(curves: dict, summary: dict, out: Path) -> None:
+DENSITY_TITLE = "loss's density model varied: means over joint seeds (number in brackets)"
+
+
+def plot(curves: dict, summary: dict, out: Path, title: str = DENSITY_TITLE) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,7 +149,7 @@ def plot(curves: dict, summary: dict, out: Path) -> None:
         for x, y, (lam, n) in zip(xs, ys, lams):
             ax.annotate(f"λ {lam} ({n})", (x, y), fontsize=7, color=f"C{i + 2}", xytext=(4, 3 - 9 * (i % 3)),
                         textcoords="offset points")
-    ax.set_title("loss's density model varied: means over joint seeds (number in brackets)", fontsize=9)
+    ax.set_title(title, fontsize=9)
     save_tradeoff_figure(fig, ax, out)
 
 
@@ -147,6 +159,7 @@ def main() -> None:
     ap.add_argument("--variants", default="flow-mnist,flow-small,flow-tuned")
     ap.add_argument("--out", default=None, help="default: DIR/seeds.json")
     ap.add_argument("--figure", default=None, help="draw the seeds' curves and the variants' means into this PNG")
+    ap.add_argument("--title", default=DENSITY_TITLE, help="the figure's title")
     args = ap.parse_args()
     folder = Path(args.dir)
     if not folder.is_dir():
@@ -160,7 +173,7 @@ def main() -> None:
            "variants": summarise(points, curves, variants)}
     out = Path(args.out) if args.out else folder / "seeds.json"
     if args.figure:
-        plot(curves, doc["variants"], Path(args.figure))
+        plot(curves, doc["variants"], Path(args.figure), args.title)
         doc["figure"] = shown(Path(args.figure))
     atomic_write_json(out, doc)
     print(json.dumps(doc, indent=1))
