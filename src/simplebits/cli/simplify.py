@@ -154,7 +154,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read the DIRs written by `simplebits simplify` and `simplebits simplify-baselines` and draw "
                     "the accuracy-vs-bpd trade-off (paper Fig. 5: one line per evaluation and per baseline, one "
                     "panel per data set, the originals as a star: their bpd and their accuracy under the same "
-                    "retraining; with baselines alone, a dotted line at their bpd), originals above the simplified images for every lambda (Fig. 3/4), "
+                    "retraining; with baselines alone, a dotted line at their bpd), originals above the "
+                    "simplified images for every lambda (Fig. 3/4), "
                     "the retraining learning curves (S7) and a table with the PNG-compressed size beside the flow "
                     "bpd (S6). Writes tradeoff.png, grids.png, curves.png, tradeoff.md, tradeoff.json to --out.",
     )

@@ -288,8 +288,9 @@ class Bits:
         line = (f"{k} of {self.bpd.numel()} images cost the flow more than storing the model's input raw (the flow "
                 f"alone: up to {worst:.4g} bpd per model dimension); their figure is the raw 8-bit escape, about 8 bpd")
         if self.transformed:  # the escape stores the model's whole input, padding or repeated channels included
-            line += (f" per model dimension, {(8 * self.model_dims - math.log2(self.escape)) / self.native_dims:.2f} per dimension of the images "
-                     "as given (the escape stores the padded or repeated input, not the images as given)")
+            native = (8 * self.model_dims - math.log2(self.escape)) / self.native_dims
+            line += (f" per model dimension, {native:.2f} per dimension of the images as given (the escape "
+                     "stores the padded or repeated input, not the images as given)")
         return line
 
     @property

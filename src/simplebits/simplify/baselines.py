@@ -88,7 +88,8 @@ def simplify_baselines(
     device: str | torch.device = "auto",
     progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the S8 baselines on ``train``/``test``; returns ``{"dataset", "test" (the sets' names), "points": [...], "bpd_original", "seconds"}``.
+    """Evaluate the S8 baselines on ``train``/``test``; returns ``{"dataset", "test"`` (the sets'
+    names), ``"points": [...], "bpd_original", "seconds"}``.
 
     ``seeds`` are the retraining seeds of the blur and JPEG points and the joint-training seeds
     of the MSE simplifier (``mse_seeds`` overrides the latter; each MSE run is then retrained

@@ -78,8 +78,10 @@ def usable_cores() -> int:
 
 def _env_threads() -> int | None:
     n = _env_int(ENV_VAR, 1, "a positive integer", 1)
+    if n is None or n == 1:  # the common cases, on every step: no system call
+        return n
     cores = usable_cores()
-    if n is not None and n > cores and (n, cores) not in _WARNED_OVER:
+    if n > cores and (n, cores) not in _WARNED_OVER:
         # honoured as set (the number decides the bits), but said once: it is rarely what anyone wants
         _WARNED_OVER.add((n, cores))
         import warnings
