@@ -107,14 +107,77 @@ def test_test_set_may_be_a_flat_image_folder(tmp_path, capsys, form):
         load_dataset(f"image-folder:{train}", split="test")
 
 
-def test_default_test_split_only_for_registered_sets():
+def test_default_test_split_for_registered_sets_and_train_test_folders(tmp_path):
     from simplebits.cli.evaluate import _default_test
 
     assert _default_test("fashion-mnist") == "fashion-mnist:test"
     assert _default_test("mnist-5k:train") == "mnist-5k:test"
+    # a folder laid out as train/ and test/, in either spelling: its test/ (the training side reads train/)
+    _class_folder(tmp_path / "both" / "train")
+    _class_folder(tmp_path / "both" / "test")
+    for spec in (str(tmp_path / "both"), f"image-folder:{tmp_path / 'both'}"):
+        assert _default_test(spec) == str(tmp_path / "both" / "test"), spec
+    # never the training images themselves: a flat class folder, a file, a spec that already names the test split
+    flat = _class_folder(tmp_path / "flat")
     for spec in ("x.npz", "/data/imgs", "npz:/data/x.npz", "idx:/data/train-images-idx3-ubyte", "image-folder:d",
-                 "nosuchdata", "", None):
+                 str(flat), f"image-folder:{flat}", "fashion-mnist:test", "nosuchdata", "", None):
         assert _default_test(spec) is None, spec
+
+
+def test_evaluate_draws_random_subsets_of_your_own_images(tmp_path, capsys):
+    from conftest import make_blobs
+
+    from simplebits.data.condensed import save_condensed
+
+    # --ipc on a folder or an .npz path: the user's real images are a data set (it said "does not apply to a
+    # file"); a train/test folder is tested on its test/ without --test; a condensed file with --ipc is refused
+    root = tmp_path / "mine"
+    _class_folder(root / "train", n_per=4)
+    _class_folder(root / "test", n_per=3, seed=1)
+    assert main(["evaluate", str(root), "--ipc", "1", "--seeds", "1", "--device", "cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["test"] == str(root / "test") and rep["train"].startswith("random-real(") and rep["n_train"] == 2
+    # the classifier to explain is tested on that test/ too (it had no test accuracy, and named as a folder
+    # path the test set was "unknown data set")
+    assert main(["train-classifier", f"image-folder:{root}", "--epochs", "1", "--out", str(tmp_path / "c.safetensors"),
+                 "--device", "cpu", "--json"]) == 0
+    acc = json.loads(capsys.readouterr().out)["test_accuracy"]
+    assert acc is not None and any(abs(acc - k / 6) < 1e-6 for k in range(7))  # the 6 images of test/
+    rng = np.random.default_rng(0)
+    for name, n in (("tr.npz", 8), ("te.npz", 6)):
+        np.savez(tmp_path / name, images=rng.integers(0, 256, (n, 12, 12), dtype=np.uint8),
+                 labels=np.arange(n) % 2)
+    assert main(["evaluate", str(tmp_path / "tr.npz"), "--test", str(tmp_path / "te.npz"), "--ipc", "2",
+                 "--seeds", "1", "--device", "cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["ipc"] == 2 and any(abs(rep["accuracies"][0] - k / 6) < 1e-6 for k in range(7))  # 6 test images
+    # an .npz has no test split of its own: asked for, not taken from the training images
+    assert main(["evaluate", str(tmp_path / "tr.npz"), "--ipc", "1", "--device", "cpu"]) == 2
+    assert "pass --test" in capsys.readouterr().err
+    cond = tmp_path / "set.safetensors"
+    save_condensed(cond, make_blobs(1, 2, (1, 12, 12), seed=2), method="dc")
+    assert main(["evaluate", str(cond), "--ipc", "1", "--device", "cpu"]) == 2
+    assert "is a condensed set: evaluate it without --ipc" in capsys.readouterr().err
+
+
+def test_the_real_set_of_a_condensed_file_may_be_your_own_images(tmp_path, capsys):
+    from conftest import make_blobs
+
+    from simplebits.data.condensed import save_condensed
+
+    # --real took only registered names ("unknown data set 'tr.npz'"); a folder or an .npz is what a user has
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tr.npz", images=rng.integers(0, 256, (8, 12, 12), dtype=np.uint8), labels=np.arange(8) % 2)
+    np.savez(tmp_path / "te.npz", images=rng.integers(0, 256, (6, 12, 12), dtype=np.uint8), labels=np.arange(6) % 2)
+    cond = tmp_path / "set.safetensors"
+    save_condensed(cond, make_blobs(1, 2, (1, 12, 12), seed=2), method="dc")
+    assert main(["evaluate", str(cond), "--real", str(tmp_path / "tr.npz"), "--test", str(tmp_path / "te.npz"),
+                 "--seeds", "1", "--device", "cpu", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["baseline"]["train"] == f"random-real({tmp_path / 'tr.npz'}, ipc=1)"
+    assert main(["evaluate", str(cond), "--real", str(cond), "--test", str(tmp_path / "te.npz"),
+                 "--device", "cpu"]) == 2
+    assert "is a condensed-set file" in capsys.readouterr().err
 
 
 def test_no_traceback_from_the_installed_command(tmp_path):

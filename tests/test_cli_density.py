@@ -135,6 +135,27 @@ def test_train_flow_on_user_file_holds_out_a_share_and_writes_a_card(tmp_path, c
     assert load_flow(out).card["test_bpd"] == res["test_bpd"]
 
 
+def test_train_flow_on_a_train_test_folder_scores_its_test_folder(tmp_path, capsys):
+    # a folder laid out as train/ and test/ has a test split of its own: every train/ image is trained on and
+    # test/ is the held-out score (it held out 10% of train/ and never read test/)
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("test", 4)):
+        for c in range(2):
+            (tmp_path / "mine" / split / f"c{c}").mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(
+                    tmp_path / "mine" / split / f"c{c}" / f"{i}.png")
+    out = tmp_path / "m.safetensors"
+    assert main(["train-flow", str(tmp_path / "mine"), "--out", str(out), "--size", "8", "--levels", "2",
+                 "--depth", "1", "--width", "8", "--epochs", "1", "--batch-size", "8", "--json"]) == 0
+    capsys.readouterr()
+    card = json.loads((tmp_path / "m.card.json").read_text())
+    assert card["held_out"] is None and card["training_images"] == 20
+    assert card["test_sets"] == [str(tmp_path / "mine" / "test")]
+
+
 def test_train_flow_init_fine_tunes_a_given_model_and_keeps_its_shape(tmp_path, capsys):
     """--init starts from a model's weights (its shape, not the shape options' defaults), records
     it in the card; a contradicting shape option or a missing model is one line, exit 2."""

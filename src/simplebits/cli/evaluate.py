@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import get_source, is_dataset_spec, load_dataset
+from ..data import is_dataset_spec
 from ..data.inputs import load_images
 from ..density import storage_bits
 from ..errors import BadInputError
@@ -26,9 +26,11 @@ class EvaluateOptions:
     test: str | None = setting(None, "test set: a data set spec, a file or a folder (default: the training "
                                      "source's test split, e.g. fashion-mnist:test)", metavar="DATASET")
     protocol: str = setting("quick", "evaluation protocol", choices=lambda: [q.name for q in list_protocols()])
-    ipc: int | None = setting(None, "evaluate random real subsets of this many images per class", metavar="N")
-    real: str | None = setting(None, "real training set for the baseline of a condensed file (default: its recorded "
-                                     "source; its test split is the default --test)", metavar="DATASET")
+    ipc: int | None = setting(None, "evaluate random real subsets of this many images per class (of a data set, or of "
+                                     "your own .npz or image folder)", metavar="N")
+    real: str | None = setting(None, "real training set for the baseline of a condensed file: a data set, or your own "
+                                     ".npz or image folder (default: its recorded source; its test split is the "
+                                     "default --test)", metavar="DATASET")
     baseline: bool = setting(True, "report the random-real baseline at the same IPC beside a reduced set")
     compile: bool = setting(False, "torch.compile the training step, once for all networks",
                             default_text="off: on a 2-core CPU a first compile costs tens of seconds; it can pay for "
@@ -97,6 +99,22 @@ def precision_note(precision: str, device: str) -> None:
               "slower than fp32; --precision auto picks fp32 on such hardware", file=sys.stderr)
 
 
+def _condensed_file(arg: str, fmt: str | None = None) -> bool:
+    """True when the path ``arg`` names a condensed-set file (ours, another tool's .pt, a KIP .npz)
+    rather than real images (a folder, an ``.npz`` of images and labels, image files)."""
+    suffix = Path(arg).suffix.lower()
+    return suffix in (".safetensors", ".pt", ".pth") or (suffix == ".npz" and fmt == "kip")
+
+
+def load_real(spec: str, root: str | None):
+    """The real training set ``--real`` names: a data set spec, or the user's own images (a folder
+    with or without train/ and test/, an ``.npz`` of images and labels), read as :func:`load_images` reads them."""
+    if _condensed_file(spec):
+        raise BadInputError(f"--real names the real training images behind the set; {spec} is a condensed-set file: "
+                            "give a data set (e.g. fashion-mnist), an .npz of images and labels, or a folder of images")
+    return load_images(spec, split="train", root=root)
+
+
 def recorded_source(ds) -> str | None:
     """The real data set a loaded file was made from, when its metadata names one (a file path
     recorded by an older version, or no record at all, gives None)."""
@@ -117,19 +135,11 @@ def missing_source_message(arg: str, ds) -> str:
 
 
 def _default_test(spec: str | None) -> str | None:
-    """The test split of the registered data set ``spec`` names (``fashion-mnist:train`` ->
-    ``fashion-mnist:test``); None when that cannot be told: a file path, a source that reads a
-    user path (``npz:``, ``idx:``, ``image-folder:``) or one without a test split. The callers
-    then ask for ``--test DATASET``."""
-    if not spec:
-        return None
-    if not is_dataset_spec(spec):
-        return None
-    name = spec.split(":", 1)[0]
-    info = get_source(name)
-    if info.takes_path or "test" not in info.splits:
-        return None
-    return f"{name}:test"
+    """The test set of a training spec when the user names none (:func:`simplebits.data.inputs.default_test_spec`:
+    a registered data set's test split, a train/test folder's ``test/``); None: the callers ask for ``--test DATASET``."""
+    from ..data.inputs import default_test_spec
+
+    return default_test_spec(spec)
 
 
 def format_reports(reports: list[EvalReport], source: str) -> str:
@@ -155,7 +165,11 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--teacher labels the training batches only with --soft-labels kl|sce|mse")
     is_file = looks_like_file(args.train)
     if is_file and args.ipc is not None:
-        raise BadInputError("--ipc draws random real subsets of a data set; it does not apply to a file")
+        if _condensed_file(args.train, args.format):
+            raise BadInputError(f"--ipc draws random real subsets of a data set; {args.train} is a condensed set: "
+                                "evaluate it without --ipc (its random-real baseline is added), or give the real "
+                                "data (a data set, an .npz or a folder of images) with --ipc")
+        is_file = False  # a user's own real images (.npz, a folder): a data set to draw subsets from
     if args.scores and not args.baseline:
         raise BadInputError("--scores compares the set with random real subsets; drop --no-baseline")
     if args.scores and not is_file and args.ipc is None:
@@ -181,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     precision_note(args.precision, device)
     real = train if not is_file else None
     if is_file and (needs_real or args.baseline):
-        real = load_dataset(real_spec, split="train", root=args.data_root)
+        real = load_real(real_spec, args.data_root)
     if args.scores:
         return _run_scores(args, train if is_file else real_subset_of(train, args.ipc, seeds[0]), real, test, proto,
                            device, is_file, seeds)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .. import settings
 from ..data import load_dataset
+from ..data.inputs import load_images
 from ..errors import BadInputError
 from ..explain import ExplainConfig, explain, make_explain_config
 from ..models import create_model, list_models
@@ -96,7 +97,7 @@ def run_train(args: argparse.Namespace) -> int:
     name = args.data.split(":", 1)[0]
     train = load_dataset(f"{name}:train" if ":" not in args.data else args.data, root=args.data_root)
     test_spec = _default_test(args.data)
-    test = load_dataset(test_spec, root=args.data_root) if test_spec else None
+    test = load_images(test_spec, split="test", root=args.data_root) if test_spec else None  # a spec or a folder
     c, h, _ = train.shape
     options = {"width": args.width} if args.net == "convnet" else {}
     model = create_model(args.net, channels=c, num_classes=train.num_classes, image_size=h, seed=args.seed,

@@ -12,7 +12,6 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data import load_dataset
 from ..data.inputs import load_images
 from ..errors import BadInputError
 from ..prune import DynamicsConfig, get_rule, list_rules, prune_set, rule_names
@@ -21,7 +20,7 @@ from ..settings import overrides, setting
 from ..train import list_protocols
 from .common import (add_data_root, add_deprecated, add_device, add_force, add_import_options, add_json, add_net,
                      add_options, add_out, check_out, emit, load_input)
-from .evaluate import _default_test, format_reports, recorded_source, resolve_device
+from .evaluate import _default_test, format_reports, load_real, recorded_source, resolve_device
 
 _DYNAMICS_FILE = ("dynamics file: reused when it exists (after checking it matches the set and settings), else "
                   "recorded and saved there")
@@ -48,7 +47,8 @@ class PruneOptions(_SharedOptions):
     resume: bool = setting(False, "continue recording dynamics from the --dynamics file")
     seeds: int = setting(3, "networks trained by --evaluate, seeds S..S+N-1 with --seed S", flag="--seeds",
                               metavar="N")
-    real: str | None = setting(None, "real training set for --evaluate's random-real baseline at IPC_T",
+    real: str | None = setting(None, "real training set for --evaluate's random-real baseline at IPC_T: a "
+                                           "data set, or your own .npz or image folder",
                                metavar="DATASET",
                                default_text="the source data set's train split, when the file records it")
     dynamics: str | None = setting(None, _DYNAMICS_FILE, metavar="FILE", default_text="OUT.dynamics.safetensors")
@@ -165,7 +165,7 @@ def _real_train(args: argparse.Namespace, ds) -> object | None:
     spec = args.real or recorded_source(ds)
     if spec is None:
         return None
-    return load_dataset(spec, split="train", root=args.data_root)
+    return load_real(spec, args.data_root)
 
 
 def run(args: argparse.Namespace) -> int:

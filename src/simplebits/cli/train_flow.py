@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import ImageSet, combine, get_source
+from ..data import ImageSet, combine
+from ..data.inputs import default_test_spec
 from ..density import FlowTrainConfig, GlowConfig, flow_digest, load_flow, score_bpd, train_flow
 from ..density.train import card_path
-from ..errors import BadInputError, SimplebitsError
+from ..errors import BadInputError
 from ..io import atomic_write_json
 from ..settings import overrides, setting
 from .common import (add_data_root, add_deprecated, add_device, add_force, add_json, add_max_train, add_options,
@@ -50,9 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a multi-scale Glow by maximum likelihood on DATASET (comma-separated specs are mixed, "
                     "e.g. fashion-mnist,mnist-5k,photo-patches-gray). Images are zero-padded to --size when "
                     "smaller (28 -> 32) and converted to --channels. Each epoch scores held-out images with the "
-                    "dequantisation bound (bits per model dimension): the named sets' test splits, or, for your "
-                    "own files (npz:, image-folder:, idx:), a seeded --holdout share of them that is never "
-                    "trained on. Training stops after --patience epochs without a better held-out bpd and the "
+                    "dequantisation bound (bits per model dimension): the named sets' test splits, the test/ "
+                    "subfolder of a folder laid out as train/ and test/, or, for your other files (an .npz, a flat "
+                    "class folder, idx:), a seeded --holdout share of them that is never trained on. Training "
+                    "stops after --patience epochs without a better held-out bpd and the "
                     "best epoch is written. Checkpoints OUT.ckpt every epoch (atomic), logs to OUT.log.json, and "
                     "writes a model card (data, sizes, epochs, time, test bpd per set, the command) beside the "
                     "weights as OUT.card.json; --resume continues to the same result.",
@@ -78,18 +80,11 @@ def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int
 
 
 def default_test_specs(specs: list[str]) -> list[str]:
-    """The test split of every named source that has one; user paths (npz:, image-folder:) get
-    no implicit test set (pass --test), so a training file is never scored as its own test."""
-    out = []
-    for s in specs:
-        name, _, split = s.partition(":")
-        try:
-            info = get_source(name)
-        except SimplebitsError:
-            continue
-        if not info.takes_path and "test" in info.splits and split in ("", "train"):
-            out.append(f"{name}:test")
-    return out
+    """The test set of every training spec that has one (:func:`simplebits.data.inputs.default_test_spec`):
+    a named source's test split, a folder's ``test/`` beside its ``train/``. Other user files (an
+    .npz, a flat class folder, idx:) get none, and the run holds out a share of the training
+    images instead, so a training file is never scored as its own test."""
+    return [t for t in (default_test_spec(s) for s in specs) if t is not None]
 
 
 def command_line(args: argparse.Namespace) -> str:

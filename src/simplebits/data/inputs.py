@@ -12,9 +12,9 @@ from .condensed import import_condensed
 from .folder import IMAGE_EXTENSIONS, load_image_files, load_image_folder
 from .imageset import ImageSet
 from .npz import load_npz
-from .registry import load_dataset
+from .registry import is_dataset_spec, load_dataset, parse_spec
 
-__all__ = ["load_images", "is_path_like"]
+__all__ = ["load_images", "is_path_like", "default_test_spec"]
 
 _SET_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -28,6 +28,32 @@ def is_path_like(arg: str) -> bool:
         return False
     p = Path(arg)
     return p.exists() or p.suffix.lower() in _SET_SUFFIXES + (".npz",) + IMAGE_EXTENSIONS or os.sep in arg and ":" not in arg
+
+
+def default_test_spec(spec: str | os.PathLike | None) -> str | None:
+    """The test set that goes with the training set ``spec`` when the user names none, or None
+    when that cannot be told (the commands then ask for ``--test``):
+
+    - a registered data set with a test split: that split (``fashion-mnist``,
+      ``fashion-mnist:train`` -> ``fashion-mnist:test``);
+    - a folder with ``train/`` and ``test/`` subfolders, given as ``DIR`` or ``image-folder:DIR``:
+      ``DIR/test`` (the training side reads ``DIR/train``);
+    - None for anything else: a file (``.npz``, a condensed set), a flat class folder, ``idx:``,
+      an unknown name, and a spec that already names another split than ``train``
+      (``fashion-mnist:test``), so that no command tests on its own training images.
+    """
+    if not spec:
+        return None
+    s = str(spec)
+    p = Path(s.split(":", 1)[1] if s.startswith("image-folder:") else s)
+    if p.is_dir():  # read as a folder whatever its name, as load_images does
+        return str(p / "test") if (p / "train").is_dir() and (p / "test").is_dir() else None
+    if not is_dataset_spec(s):
+        return None
+    info, split, _ = parse_spec(s)
+    if info.takes_path or "test" not in info.splits or split not in (None, "train"):
+        return None
+    return f"{info.name}:test"
 
 
 def _images_only(paths: Sequence[Path], name: str, size: Any, channels: int | None) -> ImageSet:
