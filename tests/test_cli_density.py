@@ -219,3 +219,11 @@ def test_bpd_names_its_units_and_padding(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)[0]
     assert res["dequantize"] == "midpoint" and "draws" not in res
     assert main(["bpd", "digits:test", "--density", str(model), "--draws", "0"]) == 2
+
+
+def test_train_flow_on_images_larger_than_its_size_says_which_size(tmp_path, capsys):
+    np.savez(tmp_path / "big.npz", images=np.zeros((4, 64, 48), np.uint8), labels=np.zeros(4, np.int64))
+    assert main(["train-flow", str(tmp_path / "big.npz"), "--out", str(tmp_path / "m.safetensors"),
+                 "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "larger than the target size 32" in err and "--size 64" in err and err.count("\n") == 1

@@ -275,5 +275,11 @@ def test_bpd_term_takes_a_given_model_and_names_a_mismatch():
     term = BpdTerm(shape=(1, 6, 6), model=model)
     assert term.model is model and not model.training and term.spec == "Glow"
     assert not any(p.requires_grad for p in model.parameters())
-    with pytest.raises(MismatchError, match=r"density model 'gray32' does not fit images of shape \(3, 28, 28\)"):
+    with pytest.raises(MismatchError, match=r"density model 'gray32' does not fit images of shape \(3, 28, 28\)"
+                                            r": images have 3 channel\(s\) but the density model takes 1; "
+                                            r"choose --density for this data \(rgb32, the shipped"):
         BpdTerm("gray32", shape=(3, 28, 28))
+    # too large: the size a model must have (condense and simplify have no --resize, which bpd's message offers)
+    with pytest.raises(MismatchError, match=r"train-flow YOUR_DATA --size 64 ") as e:
+        BpdTerm("gray32", shape=(1, 64, 48))
+    assert "--resize" not in str(e.value)

@@ -437,7 +437,9 @@ def combine(
     fitted = []
     for s in sets:
         if s.shape[1] > size or s.shape[2] > size:
-            raise BadInputError(f"{s.name}: images are {s.shape[1]}x{s.shape[2]}, larger than the target size {size}")
+            big = max(s.shape[1], s.shape[2])
+            raise BadInputError(f"{s.name}: images are {s.shape[1]}x{s.shape[2]}, larger than the target size {size}; "
+                                f"use a size of at least {big} (train-flow: --size {big}; a multiple of 2^levels)")
         s = resize(to_channels(s, channels), size, mode="pad")
         if limit is not None and len(s) > limit:
             g = torch.Generator().manual_seed(seed)

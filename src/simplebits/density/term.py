@@ -49,10 +49,22 @@ class BpdTerm:
             p.requires_grad_(False)
         try:
             fit_images(torch.zeros(1, *shape, device=device), self.model)
-        except MismatchError as e:
+        except MismatchError:
+            # said here rather than as bpd's message: these commands have no --resize, and the model is a choice
+            c, h, w = shape
+            cfg = getattr(self.model, "config", None)
+            why, size, shipped = "", "", ""
+            if cfg is not None and c != cfg.channels:
+                why = f" images have {c} channel(s) but the density model takes {cfg.channels};"
+                if c in (1, 3):
+                    shipped = f"{default_flow(c)}, the shipped model of {c}-channel images, or "
+            elif cfg is not None:
+                why = (f" images are {h}x{w} but the density model takes {cfg.image_size}x{cfg.image_size} "
+                       "(smaller ones are zero-padded);")
+                size = f" --size {max(h, w)}"
             raise MismatchError(
-                f"density model {self.spec!r} does not fit images of shape {tuple(shape)}: {e}; "
-                "choose --density for this data (`simplebits train-flow` makes one)"
+                f"density model {self.spec!r} does not fit images of shape {tuple(shape)}:{why} choose --density for "
+                f"this data ({shipped}a model from `simplebits train-flow YOUR_DATA{size} --out MODEL.safetensors`)"
             ) from None
 
     @property
