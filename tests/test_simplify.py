@@ -823,6 +823,12 @@ def test_baselines_and_tradeoff_files(tmp_path):
     assert d["originals"]["bpd"] == pytest.approx(row["bpd_original"]["mean"])
     assert d["originals"]["retrain"] == row["retrain_original"] and row["retrain_original"]["n"] >= 1
     assert f"| {name} | originals | - | {row['bpd_original']['mean']:.2f} |" in doc["table"]
+    # their PNG figure too, from the simplify run itself (it was '-' without a baselines folder)
+    from simplebits.density.compress import png_bpd
+
+    sb_only = tradeoff([tmp_path / "sb"], out=tmp_path / "plots3")["datasets"][name]["originals"]
+    assert sb_only["png_bpd"] == pytest.approx(float(png_bpd(train.images).mean()))
+    assert row["png_bpd_original"]["mean"] == pytest.approx(sb_only["png_bpd"])
     # baselines alone: the originals' bpd, no accuracy (nothing retrained them)
     only = tradeoff([tmp_path / "base"], out=tmp_path / "plots2")
     o = only["datasets"][name]["originals"]

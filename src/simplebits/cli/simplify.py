@@ -197,13 +197,14 @@ def run_simplify(args: argparse.Namespace) -> int:
     res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=args.out, resume=args.resume,
                    force=args.force, device=device, progress=None if not args.json else False)
     rows = [[f"{r['lambda_sim']:g}", len(r["seeds"]), f"{r['bpd_original']['mean']:.3f}", f"{r['bpd']['mean']:.3f}",
+             f"{r['png_bpd_original']['mean']:.3f}" if r.get("png_bpd_original") else "-",
              f"{r['png_bpd']['mean']:.3f}", _pct(r["joint"]), _pct(r["retrain_original"]), _pct(r["retrain"]),
              _pct(r["finetune"])]
             for r in res.summary()]
     text = (f"SimpleBits on {train.name} ({len(train)} images), tested on {test.name}\n"
-            + table(["lambda", "seeds", "bpd orig", "bpd simpl", "PNG bpd", "joint %", "retrained orig %",
-                     "retrained %", "finetuned %"], rows)
-            + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given; "
+            + table(["lambda", "seeds", "bpd orig", "bpd simpl", "PNG orig", "PNG simpl", "joint %",
+                     "retrained orig %", "retrained %", "finetuned %"], rows)
+            + "\nbpd: bits per model dimension (dequantisation bound); PNG: bpd of the PNG files of the images as given; "
               "retrained orig: the same retraining on the original images"
             + "".join(_selected_line(c) for c in res.cells if "select" in c)
             + f"\n{res.seconds:.0f} s, peak RSS {res.peak_rss_mb:.0f} MB; wrote {args.out}/ "

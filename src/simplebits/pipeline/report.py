@@ -325,7 +325,7 @@ def _scores(figures: dict[str, Any]) -> str:
 
 def _simplify(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
     o = f["original"]
-    rows = [["originals", "&ndash;", _num(o["bpd"]), "&ndash;", "&ndash;", _pct(o["retrain"]), "&ndash;",
+    rows = [["originals", "&ndash;", _num(o["bpd"]), _num(o.get("png_bpd")), "&ndash;", _pct(o["retrain"]), "&ndash;",
              _bits(o.get("storage"))]]
     for r in f["rows"]:
         st = [c["storage"]["total_bits"] for c in f.get("cells", [])

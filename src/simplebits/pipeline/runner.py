@@ -469,7 +469,8 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
     orig = ctx.cached("simplify/originals.item.json", key, originals)
     # the originals' bpd: the cells' own (the one definition, re-scored by simplify() when it changes)
     orig = {**orig, "bpd": res.cells[0]["bpd_original"] if res.cells else float(
-        DensityTerm(sc.density, shape=train.shape, device=ctx.device).score(train.images).mean())}
+        DensityTerm(sc.density, shape=train.shape, device=ctx.device).score(train.images).mean()),
+            "png_bpd": res.cells[0].get("png_bpd_original") if res.cells else None}
     from ..data.condensed import load_condensed
 
     cells = [{k: c[k] for k in ("name", "lambda_sim", "seed", "bpd", "bpd_original", "png_bpd", "accuracy")}

@@ -99,6 +99,7 @@ class SimplifyResult:
                 "mode": mode, "lambda_sim": lam, "seeds": [c["seed"] for c in cs],
                 "bpd_original": _mean_std([c["bpd_original"] for c in cs]),
                 "bpd": _mean_std([c["bpd"] for c in cs]), "png_bpd": _mean_std([c["png_bpd"] for c in cs]),
+                "png_bpd_original": _mean_std([c.get("png_bpd_original") for c in cs]),  # None: written before
                 "joint": _mean_std([c["accuracy"]["joint"] for c in cs]),
                 # pooled over joint seeds and retraining seeds (each cell keeps every retraining run)
                 "retrain": _mean_std([a for c in cs for a in (c["accuracy"].get("retrain_runs")
@@ -415,6 +416,7 @@ def simplify(
     out_dir = _prepare_out(out)
     t0 = time.perf_counter()
     orig_bpd = density.score(train.images)
+    png_original = float(png_bpd(train.images).mean())  # the originals' PNG figure beside each cell's (0.3 s / 4k images)
     result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0)
     summary_path = out_dir / "simplify.json" if out_dir is not None else None
     previous = _previous_cells(summary_path)
@@ -426,6 +428,7 @@ def simplify(
         cell, simplified = _run_cell(train, test, cfg, cell_dir=out_dir / cell_name(cfg) if out_dir else None,
                                      resume=resume, force=force, device=dev, progress=progress,
                                      orig_bpd=orig_bpd, density=density)
+        cell["png_bpd_original"] = png_original
         if originals is not None:  # the figure every simplified accuracy is read against
             cell["accuracy"]["retrain_original"] = originals["retrain"]
             cell["accuracy"]["retrain_original_runs"] = originals["retrain_runs"]

@@ -105,7 +105,8 @@ def _originals(e: dict[str, Any]) -> dict[str, Any]:
     rows = e["simplify"]
     bpd = next((r["bpd_original"]["mean"] for r in rows if r.get("bpd_original")), e.get("bpd_original"))
     retrain = next((r["retrain_original"] for r in rows if (r.get("retrain_original") or {}).get("n")), None)
-    return {"bpd": bpd, "png_bpd": e.get("png_bpd_original"), "retrain": retrain}
+    png = next((r["png_bpd_original"]["mean"] for r in rows if r.get("png_bpd_original")), e.get("png_bpd_original"))
+    return {"bpd": bpd, "png_bpd": png, "retrain": retrain}
 
 
 def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[str, Any]]]:
