@@ -447,6 +447,24 @@ def test_npz_float_out_of_range(tmp_path):
         load_dataset(_npz(tmp_path, images=x, labels=np.array([0, 1])))
 
 
+@pytest.mark.parametrize("lo, hi, fix", [
+    (0.0, 255.0, "divide 8-bit data by 255"),
+    (-1.0, 1.0, r"\(x \+ 1\) / 2"),  # tanh-scaled data (GAN outputs): 'divide by 255' was the wrong advice
+    (-0.42, 2.8, "undo the normalisation"),  # mean/std-normalised
+    (0.0, 1.004, "clip the small overshoot"),
+])
+def test_out_of_range_pixels_get_the_fix_for_how_they_were_scaled(tmp_path, lo, hi, fix):
+    x = np.linspace(lo, hi, 32, dtype=np.float32).reshape(2, 4, 4)
+    with pytest.raises(BadInputError, match=fix):
+        load_dataset(_npz(tmp_path, images=x, labels=np.array([0, 1])))
+
+
+def test_an_alpha_channel_in_an_array_is_named(tmp_path):
+    x = np.zeros((2, 6, 6, 4), np.uint8)  # N, H, W, RGBA
+    with pytest.raises(BadInputError, match=r"looks like 4 channels; keep the colour ones, images\[\.\.\., :3\]"):
+        load_dataset(_npz(tmp_path, images=x, labels=np.array([0, 1])))
+
+
 def test_npz_labels_out_of_range_and_non_integer(tmp_path):
     x = np.zeros((3, 4, 4), np.uint8)
     with pytest.raises(BadInputError, match="label 5 out of range for 2 classes"):

@@ -51,7 +51,13 @@ def validate_images(images: Any, *, where: str = "images", unbounded: bool = Fal
     if images.ndim != 4:
         raise BadInputError(f"{where}: expected shape (N, C, H, W) or (N, H, W), got {tuple(images.shape)}")
     if images.shape[1] not in (1, 3):
-        raise BadInputError(f"{where}: expected 1 or 3 channels in dimension 1, got shape {tuple(images.shape)}")
+        c = images.shape[-1]
+        hint = {2: "images[..., :1] (gray) of gray+alpha", 4: "images[..., :3] (RGB) of RGBA"}.get(c) \
+            if images.shape[1] not in (2, 4) else None
+        raise BadInputError(
+            f"{where}: expected 1 or 3 channels (N, C, H, W, or N, H, W, C in files), got shape {tuple(images.shape)}"
+            + (f": the last axis looks like {c} channels; keep the colour ones, {hint}, before loading" if hint
+               else ""))
     if images.shape[0] == 0:
         raise BadInputError(f"{where}: no images (N = 0)")
     if images.numel() == 0:
@@ -66,10 +72,15 @@ def validate_images(images: Any, *, where: str = "images", unbounded: bool = Fal
         n_bad = int((~torch.isfinite(images)).sum())
         raise BadInputError(f"{where}: {n_bad} pixel values are NaN or infinite; clean the data first")
     if (lo < 0.0 or hi > 1.0) and not unbounded:
-        raise BadInputError(
-            f"{where}: float pixel values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]; "
-            "divide 8-bit data by 255 or pass it as uint8"
-        )
+        if lo >= -0.01 and hi <= 1.01:
+            fix = "clip the small overshoot with np.clip(x, 0, 1)"
+        elif lo >= 0.0 and hi <= 255.0:
+            fix = "divide 8-bit data by 255 or pass it as uint8"
+        elif lo >= -1.0 and hi <= 1.0:
+            fix = "data scaled to [-1, 1] maps to [0, 1] with (x + 1) / 2"
+        else:
+            fix = "undo the normalisation (x * std + mean, per channel) so that pixels lie in [0, 1]"
+        raise BadInputError(f"{where}: float pixel values must lie in [0, 1], found range [{lo:.4g}, {hi:.4g}]; {fix}")
     return images.contiguous()
 
 
