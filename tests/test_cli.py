@@ -108,7 +108,7 @@ def test_test_set_may_be_a_flat_image_folder(tmp_path, capsys, form):
 
 
 def test_default_test_split_for_registered_sets_and_train_test_folders(tmp_path):
-    from simplebits.cli.evaluate import _default_test
+    from simplebits.data.inputs import default_test_spec as _default_test
 
     assert _default_test("fashion-mnist") == "fashion-mnist:test"
     assert _default_test("mnist-5k:train") == "mnist-5k:test"

@@ -17,13 +17,13 @@ from ..condense import CondenseConfig, eval_protocol_for, condense, get_method, 
 from ..condense import starting_set
 from ..condense.config import COMPILE_MIN_ITERATIONS, NetOptions, compiles
 from ..data import ImageSet
-from ..data.inputs import load_images
+from ..data.inputs import default_test_spec, load_images
 from ..errors import BadInputError
 from ..settings import add_arguments, overrides
 from ..train import get_protocol, list_protocols
 from .common import add_data_root, add_deprecated, add_device, add_force, add_json, add_out, check_out, emit
 from .common import load_input
-from .evaluate import _default_test, format_reports, resolve_device
+from .evaluate import format_reports, resolve_device
 
 COMPILE_NOTE = ("note: compiling the real-batch network in the first iteration (15-25 s when this machine's "
                 "compile cache is empty, 2-3 s after); --no-compile skips it")
@@ -107,7 +107,7 @@ def _test_spec(args: argparse.Namespace) -> str | None:
         raise BadInputError(f"--seeds must be >= 1 (networks trained by --evaluate), got {args.seeds}")
     if args.evaluate != "auto":
         get_protocol(args.evaluate)  # unknown protocol: fail before the long run
-    spec = args.test or _default_test(args.dataset)
+    spec = args.test or default_test_spec(args.dataset)
     if spec is None:
         raise BadInputError(f"cannot tell the test set for {args.dataset!r}; pass --test DATASET")
     return spec

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import is_dataset_spec
-from ..data.inputs import load_images
+from ..data.inputs import default_test_spec, is_condensed_path, load_images
 from ..density import storage_bits
 from ..errors import BadInputError
 from ..runtime import PRECISIONS, bf16_native, resolve_device  # noqa: F401 - the commands import it from here
@@ -99,17 +99,10 @@ def precision_note(precision: str, device: str) -> None:
               "slower than fp32; --precision auto picks fp32 on such hardware", file=sys.stderr)
 
 
-def _condensed_file(arg: str, fmt: str | None = None) -> bool:
-    """True when the path ``arg`` names a condensed-set file (ours, another tool's .pt, a KIP .npz)
-    rather than real images (a folder, an ``.npz`` of images and labels, image files)."""
-    suffix = Path(arg).suffix.lower()
-    return suffix in (".safetensors", ".pt", ".pth") or (suffix == ".npz" and fmt == "kip")
-
-
 def load_real(spec: str, root: str | None):
     """The real training set ``--real`` names: a data set spec, or the user's own images (a folder
     with or without train/ and test/, an ``.npz`` of images and labels), read as :func:`load_images` reads them."""
-    if _condensed_file(spec):
+    if is_condensed_path(spec):
         raise BadInputError(f"--real names the real training images behind the set; {spec} is a condensed-set file: "
                             "give a data set (e.g. fashion-mnist), an .npz of images and labels, or a folder of images")
     return load_images(spec, split="train", root=root)
@@ -132,14 +125,6 @@ def missing_source_message(arg: str, ds) -> str:
     why = (ds.meta.get("inferred") or {}).get("how")
     return (f"{arg} does not record the data set it was made from" + (f" (not inferred: {why})" if why else "")
             + ": pass --real DATASET (e.g. fashion-mnist) for the random-real baseline, or --no-baseline")
-
-
-def _default_test(spec: str | None) -> str | None:
-    """The test set of a training spec when the user names none (:func:`simplebits.data.inputs.default_test_spec`:
-    a registered data set's test split, a train/test folder's ``test/``); None: the callers ask for ``--test DATASET``."""
-    from ..data.inputs import default_test_spec
-
-    return default_test_spec(spec)
 
 
 def format_reports(reports: list[EvalReport], source: str) -> str:
@@ -165,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError("--teacher labels the training batches only with --soft-labels kl|sce|mse")
     is_file = looks_like_file(args.train)
     if is_file and args.ipc is not None:
-        if _condensed_file(args.train, args.format):
+        if is_condensed_path(args.train, args.format):
             raise BadInputError(f"--ipc draws random real subsets of a data set; {args.train} is a condensed set: "
                                 "evaluate it without --ipc (its random-real baseline is added), or give the real "
                                 "data (a data set, an .npz or a folder of images) with --ipc")
@@ -186,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
                             "pass --real DATASET (e.g. fashion-mnist)")
     if is_file and args.ipc is None and args.baseline and real_spec is None:
         raise BadInputError(missing_source_message(args.train, train))
-    test_spec = args.test or _default_test(source_spec or args.real)
+    test_spec = args.test or default_test_spec(source_spec or args.real)
     if test_spec is None:
         raise BadInputError(f"cannot tell the test set for {args.train!r}; pass --test DATASET")
     test = load_images(test_spec, split="test", root=args.data_root)  # a data set spec, a file or a folder

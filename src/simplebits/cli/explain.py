@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .. import settings
 from ..data import load_dataset
-from ..data.inputs import load_images
+from ..data.inputs import default_test_spec, load_images
 from ..errors import BadInputError
 from ..explain import ExplainConfig, explain, make_explain_config
 from ..models import create_model, list_models
@@ -18,7 +18,7 @@ from ..train import accuracy, get_protocol, train_classifier
 from ..train.checkpoint import load_classifier, save_classifier
 from .common import (add_data_root, add_deprecated, add_device, add_force, add_json, add_net, add_options, add_out,
                      check_out, emit, load_input, looks_like_file)
-from .evaluate import _default_test, resolve_device
+from .evaluate import resolve_device
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
     check_out(args.out, kind="classifier", force=args.force)
     name = args.data.split(":", 1)[0]
     train = load_dataset(f"{name}:train" if ":" not in args.data else args.data, root=args.data_root)
-    test_spec = _default_test(args.data)
+    test_spec = default_test_spec(args.data)
     test = load_images(test_spec, split="test", root=args.data_root) if test_spec else None  # a spec or a folder
     c, h, _ = train.shape
     options = {"width": args.width} if args.net == "convnet" else {}

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.inputs import load_images
+from ..data.inputs import default_test_spec, load_images
 from ..errors import BadInputError
 from ..prune import DynamicsConfig, get_rule, list_rules, prune_set, rule_names
 from ..prune.table import parse_rule, prune_table
@@ -20,7 +20,7 @@ from ..settings import overrides, setting
 from ..train import list_protocols
 from .common import (add_data_root, add_deprecated, add_device, add_force, add_import_options, add_json, add_net,
                      add_options, add_out, check_out, emit, load_input)
-from .evaluate import _default_test, format_reports, load_real, recorded_source, resolve_device
+from .evaluate import format_reports, load_real, recorded_source, resolve_device
 
 _DYNAMICS_FILE = ("dynamics file: reused when it exists (after checking it matches the set and settings), else "
                   "recorded and saved there")
@@ -153,7 +153,7 @@ def _register_table(sub: argparse._SubParsersAction) -> None:
 
 
 def _test_set(args: argparse.Namespace, ds) -> object:
-    spec = args.test or _default_test(recorded_source(ds))
+    spec = args.test or default_test_spec(recorded_source(ds))
     if spec is None:
         raise BadInputError(f"cannot tell the test set for {args.file}: it records no real data set it was made "
                             "from; pass --test DATASET (e.g. fashion-mnist:test)")

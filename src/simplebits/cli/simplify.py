@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from .. import settings
 from ..data import real_subset
+from ..data.inputs import default_test_spec
 from ..errors import BadInputError
 from ..settings import setting
 from ..simplify import PRESETS, make_simplify_config, simplify, simplify_baselines, tradeoff
 from ..simplify.config import SimplifyConfig
 from .common import (add_data_root, add_deprecated, add_device, add_force, add_json, add_max_train, add_options,
                      add_out, add_seeds, check_out, emit, int_list, load_input, seed_list, table)
-from .evaluate import _default_test, resolve_device
+from .evaluate import resolve_device
 
 
 def float_list(values: list[str], option: str) -> list[float]:
@@ -101,7 +102,7 @@ def _config(args: argparse.Namespace):
 
 def _data(args: argparse.Namespace):
     train = load_input(args.dataset, args, split="train")
-    test_spec = args.test or _default_test(args.dataset)
+    test_spec = args.test or default_test_spec(args.dataset)
     if test_spec is None:
         raise BadInputError(f"cannot tell the test set for {args.dataset!r}; pass --test DATASET")
     test = load_input(test_spec, args, split="test")

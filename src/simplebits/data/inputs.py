@@ -14,7 +14,7 @@ from .imageset import ImageSet
 from .npz import load_npz
 from .registry import is_dataset_spec, load_dataset, parse_spec
 
-__all__ = ["load_images", "is_path_like", "default_test_spec"]
+__all__ = ["load_images", "is_path_like", "is_condensed_path", "default_test_spec"]
 
 _SET_SUFFIXES = (".safetensors", ".pt", ".pth")
 
@@ -28,6 +28,14 @@ def is_path_like(arg: str) -> bool:
         return False
     p = Path(arg)
     return p.exists() or p.suffix.lower() in _SET_SUFFIXES + (".npz",) + IMAGE_EXTENSIONS or os.sep in arg and ":" not in arg
+
+
+def is_condensed_path(arg: str | os.PathLike, format: str | None = None) -> bool:  # noqa: A002
+    """True when :func:`load_images` reads the path ``arg`` as a condensed set (ours, another tool's
+    .pt, a KIP .npz with ``format="kip"``) rather than as real images (a folder, an ``.npz`` of
+    images and labels, image files)."""
+    suffix = Path(arg).suffix.lower()
+    return suffix in _SET_SUFFIXES or (suffix == ".npz" and format == "kip")
 
 
 def default_test_spec(spec: str | os.PathLike | None) -> str | None:
