@@ -113,11 +113,11 @@ def test_unknown_key_is_named_with_the_valid_keys(tmp_path):
 
 
 @pytest.mark.parametrize("text, where", [
-    ('[evaluate]\nseeds = "3"\n', "evaluate.seeds must be a integer"),
+    ('[evaluate]\nseeds = "3"\n', "evaluate.seeds must be an integer"),
     ('[condense]\nipc = 1\n', "condense.ipc must be a list of integer"),
     ('[condense]\nlambda_sim = [0, "a"]\n', r"condense.lambda_sim\[1\] must be a number"),
     ('[prune]\nenabled = 1\n', "prune.enabled must be a true/false"),
-    ('seed = 1.5\n', "seed must be a integer"),
+    ('seed = 1.5\n', "seed must be an integer"),
 ])
 def test_wrong_type_names_the_key_and_the_type(tmp_path, text, where):
     p = tmp_path / "c.toml"
@@ -238,7 +238,7 @@ def test_generated_stage_keys_given_in_toml_reach_the_stage_configs(tmp_path):
 
 @pytest.mark.parametrize("text, where", [
     ('[simplify]\nlr_sim = "fast"\n', "simplify.lr_sim must be a number"),
-    ('[explain]\nbatch_size = 1.5\n', "explain.batch_size must be a integer"),
+    ('[explain]\nbatch_size = 1.5\n', "explain.batch_size must be an integer"),
     ('[continual]\nhead = 1\n', "continual.head must be a string"),
     ('[prune]\nmodel_options = 3\n', "prune.model_options must be a table"),
 ])

@@ -196,7 +196,9 @@ def doc_rows(cls: type, *, where: str = "toml") -> list[tuple[str, str, Any, str
 def coerce(where: str, value: Any, tp: Any) -> Any:
     """``value`` checked against annotation ``tp`` (TOML types), or a BadInputError naming the key."""
     tp, optional = _strip_none(tp)
-    bad = BadInputError(f"{where} must be a {type_name(tp)}, got {value!r} ({type(value).__name__})")
+    name = type_name(tp)
+    bad = BadInputError(f"{where} must be {'an' if name[:1] in 'aeiou' else 'a'} {name}, got {value!r} "
+                        f"({type(value).__name__})")
     origin = typing.get_origin(tp)
     if origin in (list, tuple):
         if not isinstance(value, list):
