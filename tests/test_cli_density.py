@@ -94,7 +94,22 @@ def test_mixed_sizes_work_with_resize(tmp_path, tiny_model, capsys):
     folder = _pngs(tmp_path / "in")
     Image.fromarray(np.zeros((10, 10), np.uint8), "L").save(folder / "odd.png")
     assert main(["bpd", str(folder), "--density", str(tiny_model), "--resize", "8", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["n"] == 4
+    # the one image whose size changed is named: the figures are of the resized images
+    assert "note: 1 of 4 images (" in captured.err and "odd.png: 10x10) was resized to 8x8" in captured.err
+    # the spec spelling reads the same way (it ignored --resize and then asked for it: "pass a size ... --resize")
+    (tmp_path / "cls" / "a").mkdir(parents=True)
+    for p in folder.iterdir():
+        p.rename(tmp_path / "cls" / "a" / p.name)
+    assert main(["bpd", f"image-folder:{tmp_path / 'cls'}", "--density", str(tiny_model), "--resize", "8",
+                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["n"] == 4
+    # an array file is not resized: said, not silently ignored
+    np.savez(tmp_path / "a.npz", images=np.zeros((2, 6, 6), np.uint8), labels=np.zeros(2, np.int64))
+    assert main(["bpd", str(tmp_path / "a.npz"), "--density", str(tiny_model), "--resize", "8"]) == 0
+    assert "--resize applies to image files and folders; these 6x6 images were scored as stored" in \
+        capsys.readouterr().out
 
 
 def test_train_flow_cli_then_score(tmp_path, capsys):

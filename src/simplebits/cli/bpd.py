@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     results, rows, per_image, notes = [], [], [], []
     for arg in args.inputs:
         ds = load_input(arg, args, split=args.split, size=args.resize)
+        if args.resize is not None and tuple(ds.shape[1:]) != (args.resize, args.resize):
+            # an array file or a data set is read as stored (image files say themselves when they are resized)
+            notes.append(f"note: {arg}: --resize applies to image files and folders; these "
+                         f"{ds.shape[1]}x{ds.shape[2]} images were scored as stored")
         clamped = None
         if ds.out_of_range_fraction() > 0.0:  # an unbounded set: bits are defined for pixels in [0, 1] only
             ds = ds.clamped()

@@ -208,6 +208,13 @@ def _read_images(paths: Sequence[Path], channels: int | None, size) -> torch.Ten
         resize = None
     else:
         resize = tsize
+        changed = [i for i, (wh, _) in enumerate(probes) if wh != (tsize[1], tsize[0])]
+        if changed:  # every figure made of them is of the resized images: say so once per load
+            n, k, (w, h) = len(paths), len(changed), probes[changed[0]][0]
+            warnings.warn(f"{'the image' if n == 1 else f'{k} of {n} images'} ({paths[changed[0]]}: {h}x{w}"
+                          f"{', ...' if k > 1 else ''}) {'was' if k == 1 else 'were'} resized to {tsize[0]}x{tsize[1]} "
+                          "(bilinear); every figure is of the resized images, not of the files as stored",
+                          UserWarning, stacklevel=3)
     out = np.empty((len(paths), channels, *tsize), dtype=np.float32)
     transparent: list[int] = []
     for i, p in enumerate(paths):
