@@ -118,8 +118,7 @@ def load_images(
         folder = Path(s.split(":", 1)[1])
         if folder.is_dir() and not (folder / "train").is_dir() and not (folder / "test").is_dir():
             split = "train"  # the image-folder source's name for "the folder as it is"
-        if folder.is_dir() and (size is not None or channels is not None):
-            # the size and channels a path is read with (load_dataset's source takes neither): named as the spec
+        if folder.is_dir():  # what load_dataset's source reads, with the size and channels a path is read with
             ds = load_image_folder(folder, split=split, channels=channels, size=size)
             return ds.with_meta(name=s, source="image-folder", split=ds.meta.get("split", split))
     return load_dataset(s, split=split, root=root)
