@@ -376,6 +376,11 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
     assert [(r["rule"], r["ipc_to"], r["kept"]) for r in f["prune"]["rows"]] == [("yoco", 1, 10), ("random", 1, 10)]
     assert all(r["baseline"] == f["baseline"]["by_ipc"]["1"] for r in f["prune"]["rows"])
     assert f["simplify"]["original"]["retrain"]["n"] >= 1 and f["simplify"]["rows"][0]["lambda_sim"] == 2.0
+    # digits are 8x8, padded to gray32's 32x32: SimpleBits' figures in both units, as the data section's (#19)
+    so, row = f["simplify"]["original"], f["simplify"]["rows"][0]
+    assert so["bpd_native"] == pytest.approx(16 * so["bpd"])
+    assert row["bpd_native"]["mean"] == pytest.approx(16 * row["bpd"]["mean"])
+    assert f["simplify"]["units"]["native_dims"] == 64
     assert f["explain"]["n"] == 2 and (out / "explain" / "figure.png").is_file()
     # every set the run makes carries what it costs to store: PNG files + hard labels
     for r in f["baseline"]["rows"] + f["condense"]["sets"] + f["prune"]["rows"]:
@@ -385,6 +390,9 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
     assert f["simplify"]["original"]["storage"]["n_images"] == f["simplify"]["cells"][0]["storage"]["n_images"]
     html = (out / "report.html").read_text()
     assert "its start %" in html and "bits to store" in html and "Accuracy vs bits to store" in html
+    simp = html[html.index("<h2 id='simplify'>"):]
+    simp = simp[:simp.index("<h2", 5)]
+    assert "native bpd" in simp and "94% of the model&#x27;s input is padding" in simp
     for title in ("Data set", "Random real baseline", "Condensed sets", "Accuracy against bits per dimension",
                   "Pruning", "SimpleBits", "Explanation", "Settings, seeds, versions and timings"):
         assert title in html, title

@@ -829,11 +829,79 @@ def test_baselines_and_tradeoff_files(tmp_path):
     sb_only = tradeoff([tmp_path / "sb"], out=tmp_path / "plots3")["datasets"][name]["originals"]
     assert sb_only["png_bpd"] == pytest.approx(float(png_bpd(train.images).mean()))
     assert row["png_bpd_original"]["mean"] == pytest.approx(sb_only["png_bpd"])
-    # baselines alone: the originals' bpd, no accuracy (nothing retrained them)
+    # baselines alone: the originals' bpd and their accuracy retrained as the blur and JPEG points are; the
+    # same retraining (settings, seed 0) as simplify's, so the same figure (it was None: nothing to read a
+    # baseline's accuracy against)
     only = tradeoff([tmp_path / "base"], out=tmp_path / "plots2")
     o = only["datasets"][name]["originals"]
-    assert o["bpd"] == pytest.approx(res["bpd_original"]) and o["retrain"] is None
+    assert o["bpd"] == pytest.approx(res["bpd_original"])
+    assert res["retrain_original"]["n"] == 1 and o["retrain"] == res["retrain_original"]
+    assert res["retrain_original"]["mean"] == pytest.approx(row["retrain_original"]["mean"])
+    assert json.loads((tmp_path / "base" / "baselines.json").read_text())["retrain_original"] == res["retrain_original"]
     assert (tmp_path / "plots2" / "tradeoff.png").stat().st_size > 0
+
+
+def test_baselines_retrain_the_originals_with_their_own_seeds(tmp_path, monkeypatch):
+    """With several seeds, the originals are retrained with exactly the seeds of the blur and JPEG
+    points (one classifier each); a second call reads them back from originals.json."""
+    train, test = data(12), data(6, seed=5)
+    cfg = tiny_cfg(epochs=1)
+    seen = []
+    real = runner_mod.retrain
+
+    def spy(ds, *a, seed, **kw):
+        seen.append((ds.name, seed))
+        return real(ds, *a, seed=seed, **kw)
+
+    monkeypatch.setattr(runner_mod, "retrain", spy)
+    res = simplify_baselines(train, test, sigmas=[1.0], qualities=[], mse_lambdas=[], seeds=[3, 4], config=cfg,
+                             out=tmp_path / "b", progress=False)
+    assert sorted(seed for name, seed in seen if name == train.name) == [3, 4]
+    blur = res["points"][0]
+    assert blur["seeds"] == [3, 4] and res["retrain_original"]["n"] == 2
+    assert res["retrain_original_runs"] == json.loads((tmp_path / "b" / "originals.json").read_text())["retrain_runs"]
+    seen.clear()
+    again = simplify_baselines(train, test, sigmas=[1.0], qualities=[], mse_lambdas=[], seeds=[3, 4], config=cfg,
+                               out=tmp_path / "b", progress=False)
+    assert seen == [] and again["retrain_original"] == res["retrain_original"]
+
+
+def test_padded_images_report_bpd_in_both_units(tmp_path, capsys):
+    """8x8 images are 94% padding under gray32: every flow figure of simplify, its baselines and the
+    trade-off table comes with the same bits per dimension of the images as given (16x the
+    per-model-dimension figure), and the text says so."""
+    tr = _npz(tmp_path / "train.npz", make_blobs(12, 2, (1, 8, 8), seed=0))
+    te = _npz(tmp_path / "test.npz", make_blobs(6, 2, (1, 8, 8), seed=3))
+    small = ["--epochs", "1", "--batch-size", "8", "--width", "8", "--ngf", "4", "--downsamples", "2",
+             "--retrain-epochs", "1", "--device", "cpu"]
+    assert main(["simplify", str(tr), "--test", str(te), "--lambda-sim", "1", "--out", str(tmp_path / "s"),
+                 *small]) == 0
+    text = capsys.readouterr().out
+    assert "native orig" in text and "94% of the model's input is padding" in text
+    doc = json.loads((tmp_path / "s" / "simplify.json").read_text())
+    cell, row = doc["cells"][0], doc["summary"][0]
+    assert doc["units"]["model_dims"] == 1024 and doc["units"]["native_dims"] == 64
+    assert cell["bpd_native"] == pytest.approx(16 * cell["bpd"])
+    assert cell["bpd_original_native"] == pytest.approx(16 * cell["bpd_original"])
+    assert row["bpd_native"]["mean"] == pytest.approx(16 * row["bpd"]["mean"])
+    assert main(["simplify-baselines", str(tr), "--test", str(te), "--sigmas", "1", "--qualities", "none",
+                 "--mse-lambdas", "none", "--out", str(tmp_path / "b"), *small, "--json"]) == 0
+    b = json.loads(capsys.readouterr().out)
+    assert b["bpd_original_native"] == pytest.approx(16 * b["bpd_original"])
+    assert b["points"][0]["bpd_native"] == pytest.approx(16 * b["points"][0]["bpd"])
+    # the originals' retrained accuracy is the simplify run's own (same retraining, same seed)
+    assert b["retrain_original"]["mean"] == pytest.approx(row["retrain_original"]["mean"])
+    t = tradeoff([tmp_path / "s", tmp_path / "b"], out=tmp_path / "t")["table"]
+    assert "| native bpd |" in t.splitlines()[0]
+    assert f"| originals | - | {cell['bpd_original']:.2f} | {16 * cell['bpd_original']:.2f} |" in t
+    assert "train.npz: zero-padded 8x8 -> 32x32" in (tmp_path / "t" / "tradeoff.md").read_text()
+    # images of the model's own size: one unit, no extra columns, no note
+    tr32 = _npz(tmp_path / "t32.npz", make_blobs(8, 2, (1, 32, 32), seed=0))
+    te32 = _npz(tmp_path / "e32.npz", make_blobs(4, 2, (1, 32, 32), seed=1))
+    assert main(["simplify", str(tr32), "--test", str(te32), "--lambda-sim", "0", "--out", str(tmp_path / "s32"),
+                 *small]) == 0
+    text = capsys.readouterr().out
+    assert "native" not in text and "padding" not in text
 
 
 # ------------------------------------------------------------------ CLI

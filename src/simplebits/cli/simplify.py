@@ -141,9 +141,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Simplify the training set with Gaussian blur (a sigma sweep), JPEG (a quality sweep) and a "
                     "simplifier trained on MSE-to-input + lambda * bpd; score each with the same density model "
                     "and evaluate it as SimpleBits is: a fresh classifier retrained on the simplified set and "
-                    "tested on the original test images. Use the same training settings as the `simplify` run "
-                    "you compare with. Writes DIR/baselines.json and DIR/baselines.png; finished points are "
-                    "skipped when run again.",
+                    "tested on the original test images. The originals are retrained the same way, once, as the "
+                    "row every point is read against. Use the same training settings as the `simplify` run "
+                    "you compare with. Writes DIR/baselines.json, DIR/baselines.png and DIR/originals.json; "
+                    "finished points are skipped when run again.",
     )
     b.add_argument("dataset", metavar="DATASET")
     add_options(b, BaselineOptions)
@@ -155,7 +156,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Read the DIRs written by `simplebits simplify` and `simplebits simplify-baselines` and draw "
                     "the accuracy-vs-bpd trade-off (paper Fig. 5: one line per evaluation and per baseline, one "
                     "panel per data set, the originals as a star: their bpd and their accuracy under the same "
-                    "retraining; with baselines alone, a dotted line at their bpd), originals above the "
+                    "retraining, from either command's folder; without that accuracy, a dotted line at their "
+                    "bpd), originals above the "
                     "simplified images for every lambda (Fig. 3/4), "
                     "the retraining learning curves (S7) and a table with the PNG-compressed size beside the flow "
                     "bpd (S6). Writes tradeoff.png, grids.png, curves.png, tradeoff.md, tradeoff.json to --out.",
@@ -171,6 +173,13 @@ def _pct(ms) -> str:
     if not ms:
         return "-"
     return f"{100 * ms['mean']:.2f} ± {100 * ms['std']:.2f}" if ms["n"] > 1 else f"{100 * ms['mean']:.2f}"
+
+
+def _num(ms) -> str:
+    """A mean (of a {"mean", ...} summary or a plain number) to 3 decimals; "-" when unknown."""
+    if ms is None:
+        return "-"
+    return f"{(ms['mean'] if isinstance(ms, dict) else ms):.3f}"
 
 
 def _selected_line(cell: dict) -> str:
@@ -197,16 +206,19 @@ def run_simplify(args: argparse.Namespace) -> int:
     train, test = _data(args)
     res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=args.out, resume=args.resume,
                    force=args.force, device=device, progress=None if not args.json else False)
-    rows = [[f"{r['lambda_sim']:g}", len(r["seeds"]), f"{r['bpd_original']['mean']:.3f}", f"{r['bpd']['mean']:.3f}",
-             f"{r['png_bpd_original']['mean']:.3f}" if r.get("png_bpd_original") else "-",
-             f"{r['png_bpd']['mean']:.3f}", _pct(r["joint"]), _pct(r["retrain_original"]), _pct(r["retrain"]),
-             _pct(r["finetune"])]
+    native = bool(res.units and res.units.get("transform"))  # padded or repeated: both units, side by side
+    rows = [[f"{r['lambda_sim']:g}", len(r["seeds"]), f"{r['bpd_original']['mean']:.3f}", f"{r['bpd']['mean']:.3f}"]
+            + ([_num(r.get("bpd_original_native")), _num(r.get("bpd_native"))] if native else [])
+            + [f"{r['png_bpd_original']['mean']:.3f}" if r.get("png_bpd_original") else "-",
+               f"{r['png_bpd']['mean']:.3f}", _pct(r["joint"]), _pct(r["retrain_original"]), _pct(r["retrain"]),
+               _pct(r["finetune"])]
             for r in res.summary()]
     text = (f"SimpleBits on {train.name} ({len(train)} images), tested on {test.name}\n"
-            + table(["lambda", "seeds", "bpd orig", "bpd simpl", "PNG orig", "PNG simpl", "joint %",
-                     "retrained orig %", "retrained %", "finetuned %"], rows)
+            + table(["lambda", "seeds", "bpd orig", "bpd simpl"] + (["native orig", "native simpl"] if native else [])
+                    + ["PNG orig", "PNG simpl", "joint %", "retrained orig %", "retrained %", "finetuned %"], rows)
             + "\nbpd: bits per model dimension (dequantisation bound); PNG: bpd of the PNG files of the images as given; "
               "retrained orig: the same retraining on the original images"
+            + (f"\nnote: {res.units['note']}" if native else "")
             + "".join(_selected_line(c) for c in res.cells if "select" in c)
             + f"\n{res.seconds:.0f} s, peak RSS {res.peak_rss_mb:.0f} MB; wrote {args.out}/ "
               f"(draw it: simplebits tradeoff {args.out} --out {args.out}/plots)")
@@ -226,11 +238,16 @@ def run_baselines(args: argparse.Namespace) -> int:
     res = simplify_baselines(train, test, sigmas=sigmas, qualities=qualities, mse_lambdas=mse, seeds=seeds,
                              config=cfg, out=args.out, force=args.force, device=device,
                              progress=None if not args.json else False)
-    rows = [[p["kind"], f"{p['param']:g}", f"{p['bpd']:.3f}", f"{p['png_bpd']:.3f}", _pct(p["retrain"])]
-            for p in res["points"]]
-    text = (f"baselines on {train.name} (original {res['bpd_original']:.3f} bpd), tested on {test.name}\n"
-            + table(["kind", "setting", "bpd", "PNG bpd", "retrained %"], rows)
-            + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given"
+    native = bool(res["units"].get("transform"))  # padded or repeated: both units, side by side
+    rows = [["originals", "-", f"{res['bpd_original']:.3f}"] + ([_num(res["bpd_original_native"])] if native else [])
+            + [f"{res['png_bpd_original']:.3f}", _pct(res["retrain_original"])]]  # every point is read against them
+    rows += [[p["kind"], f"{p['param']:g}", f"{p['bpd']:.3f}"] + ([_num(p.get("bpd_native"))] if native else [])
+             + [f"{p['png_bpd']:.3f}", _pct(p["retrain"])] for p in res["points"]]
+    text = (f"baselines on {train.name} ({len(train)} images), tested on {test.name}\n"
+            + table(["kind", "setting", "bpd"] + (["native bpd"] if native else []) + ["PNG bpd", "retrained %"], rows)
+            + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given; "
+              "originals: the same retraining on the original images"
+            + (f"\nnote: {res['units']['note']}" if native else "")
             + f"\n{res['seconds']:.0f} s; wrote {args.out}/baselines.json")
     emit(args, res, text)
     return 0

@@ -41,7 +41,7 @@ from ..errors import BadInputError
 from ..progress import progress_bar
 
 __all__ = ["preprocess", "bpd", "score_bpd", "measure_bits", "Bits", "logp_to_bpd", "bits_summary",
-           "escape_cap", "DEFAULT_DRAWS", "REPORT_MODES", "ESCAPE"]
+           "escape_cap", "units", "transform_words", "DEFAULT_DRAWS", "REPORT_MODES", "ESCAPE"]
 
 _DEQUANT = ("midpoint", "uniform", "none")
 #: What :func:`score_bpd` may report: the bound (a code length, the default) or the midpoint estimate.
@@ -249,6 +249,37 @@ def _score(model, images, *, batch_size, dequantize, draws, seed, progress, esca
     return torch.cat(out).float(), torch.cat(flow).float()
 
 
+def transform_words(native_shape: tuple[int, int, int], model_shape: tuple[int, int, int]) -> str:
+    """How images of ``native_shape`` (C, H, W) were brought to the model's ``model_shape``:
+    ``"zero-padded 8x8 -> 32x32"``, ``"gray repeated to 3 channels"`` (both, comma-joined; "" when equal)."""
+    (c, h, w), (mc, mh, mw) = native_shape, model_shape
+    what = []
+    if (h, w) != (mh, mw):
+        what.append(f"zero-padded {h}x{w} -> {mh}x{mw}")
+    if c != mc:
+        what.append(f"gray repeated to {mc} channels")
+    return ", ".join(what)
+
+
+def units(native_shape: tuple[int, int, int], model_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """The two units of a bpd figure for images of ``native_shape`` scored by a model of
+    ``model_shape``, JSON-ready: ``model_dims``, ``native_dims``, ``native_per_model`` (multiply a
+    per-model-dimension bpd by it to get bits per dimension of the images as given: the same total
+    bits over the image's own C*H*W), ``padding_fraction``, ``transform`` (:func:`transform_words`,
+    None when nothing was transformed) and ``note`` (one line saying so, None likewise)."""
+    native_shape, model_shape = tuple(int(v) for v in native_shape), tuple(int(v) for v in model_shape)
+    nd, md = math.prod(native_shape), math.prod(model_shape)
+    pad = 1.0 - nd / md if md > nd else 0.0
+    words = transform_words(native_shape, model_shape) or None
+    note = None
+    if words:
+        note = (f"{words}: bpd is per model dimension ({md}); native bpd: the same bits per dimension of the "
+                f"images as given ({nd}), {md / nd:.4g}x the model's figure"
+                + (f" ({100 * pad:.0f}% of the model's input is padding)" if pad >= 0.5 else ""))
+    return {"model_dims": md, "native_dims": nd, "native_per_model": md / nd, "padding_fraction": round(pad, 4),
+            "model_shape": list(model_shape), "native_shape": list(native_shape), "transform": words, "note": note}
+
+
 @dataclass
 class Bits:
     """Bits of N images under a density model, in both units.
@@ -306,14 +337,9 @@ class Bits:
         """One line when the image was transformed to fit the model (None otherwise)."""
         if not self.transformed:
             return None
-        (c, h, w), (mc, mh, mw) = self.native_shape, self.model_shape
-        what = []
-        if (h, w) != (mh, mw):
-            what.append(f"zero-padded {h}x{w} -> {mh}x{mw}")
-        if c != mc:
-            what.append(f"gray repeated to {mc} channels")
-        line = (f"{', '.join(what)}: bpd is per model dimension ({self.model_dims}); per dimension of the "
-                f"images as given ({self.native_dims}) it is {float(self.bpd_native.mean()):.3f}")
+        line = (f"{transform_words(self.native_shape, self.model_shape)}: bpd is per model dimension "
+                f"({self.model_dims}); per dimension of the images as given ({self.native_dims}) it is "
+                f"{float(self.bpd_native.mean()):.3f}")
         if self.padding_fraction >= 0.5:
             line += f" ({100 * self.padding_fraction:.0f}% of the model's input is padding)"
         return line

@@ -14,11 +14,13 @@ loss sees.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from ..errors import MismatchError, NotFoundError
-from .bpd import bpd, escape_cap, score_bpd
+from .bpd import bpd, escape_cap, score_bpd, units
 from .store import default_flow, fit_images, flow_digest, load_flow
 
 __all__ = ["BpdTerm"]
@@ -93,6 +95,13 @@ class BpdTerm:
         if escape:
             b = escape_cap(b, fitted.shape[1] * fitted.shape[2] * fitted.shape[3])
         return b
+
+    def units(self, shape: tuple[int, int, int]) -> dict[str, Any]:
+        """The units of this model's figures for images of ``shape`` (C, H, W):
+        :func:`~simplebits.density.bpd.units` (dimensions, the factor from bits per model dimension
+        to bits per dimension of the images as given, and a note when they differ)."""
+        fitted = fit_images(torch.zeros(1, *shape), self.model)  # padding only: no model pass
+        return units(tuple(shape), tuple(fitted.shape[1:]))
 
     @torch.no_grad()
     def score(self, images: torch.Tensor, *, batch_size: int = 128) -> torch.Tensor:

@@ -325,15 +325,17 @@ def _scores(figures: dict[str, Any]) -> str:
 
 def _simplify(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
     o = f["original"]
-    rows = [["originals", "&ndash;", _num(o["bpd"]), _num(o.get("png_bpd")), "&ndash;", _pct(o["retrain"]), "&ndash;",
-             _bits(o.get("storage"))]]
+    rows = [["originals", "&ndash;", _num(o["bpd"]), _num(o.get("bpd_native")), _num(o.get("png_bpd")), "&ndash;",
+             _pct(o["retrain"]), "&ndash;", _bits(o.get("storage"))]]
     for r in f["rows"]:
         st = [c["storage"]["total_bits"] for c in f.get("cells", [])
               if c["lambda_sim"] == r["lambda_sim"] and c.get("storage")]
         rows.append(["SimpleBits", f"{r['lambda_sim']:g}",
-                     f"{_num(r['bpd']['mean'])} &plusmn; {_num(r['bpd']['std'])}", _num(r["png_bpd"]["mean"]),
+                     f"{_num(r['bpd']['mean'])} &plusmn; {_num(r['bpd']['std'])}",
+                     _num((r.get("bpd_native") or {}).get("mean")), _num(r["png_bpd"]["mean"]),
                      _pct(r["joint"]), _pct(r["retrain"]), _pct(r["finetune"]),
                      _bits({"total_bits": sum(st) / len(st)} if st else None)])
+    note = (f.get("units") or {}).get("note")
     grids = "".join(
         f"<div class='card'><h3>{_esc(name)}</h3>{_img_file(out, v.get('grid'), name)}</div>"
         for name, v in files.items())
@@ -341,9 +343,11 @@ def _simplify(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
             f"<p class='lead'>A simplifier trained jointly with a classifier ({f['epochs']} epochs on {f['n_train']} "
             "images); accuracies on the original test images: the joint classifier, a fresh classifier retrained on "
             "the simplified images, and the joint classifier finetuned on them. The first row retrains on the "
-            "originals (the same training loop).</p>"
-            + _table(["", "&lambda;", "bpd", "PNG bpd", "joint %", "retrained %", "finetuned %", "bits to store"],
-                     rows)
+            "originals (the same training loop). bpd: the dequantisation bound per model dimension; native bpd: "
+            "the same bits per dimension of the images as given; PNG bpd: of the images as given.</p>"
+            + (f"<p class='note'>{_esc(note)}</p>" if note else "")
+            + _table(["", "&lambda;", "bpd", "native bpd", "PNG bpd", "joint %", "retrained %", "finetuned %",
+                      "bits to store"], rows)
             + f"<div class='cards'>{grids}</div>"
             "<p class='note'>each grid: originals above their simplified versions</p>")
 

@@ -104,8 +104,12 @@ class PipelineResult:
             lines.append(f"  prune ipc {row['ipc_from']} -> {row['ipc_to']} by {row['rule']}: {_pct(row['accuracy'])} "
                          f"(random real {_pct(row['baseline'])})")
         for row in f.get("simplify", {}).get("rows", []):
+            o = f["simplify"]["original"]
+            native = (f" ({row['bpd_native']['mean']:.3f} per image dimension, originals {o['bpd_native']:.3f})"
+                      if row.get("bpd_native") and o.get("bpd_native") is not None
+                      and abs(o["bpd_native"] - o["bpd"]) > 1e-9 else "")
             lines.append(f"  SimpleBits lambda {row['lambda_sim']:g}: bpd {row['bpd']['mean']:.3f} "
-                         f"(originals {f['simplify']['original']['bpd']:.3f}), retrained {_pct(row['retrain'])} "
+                         f"(originals {o['bpd']:.3f}){native}, retrained {_pct(row['retrain'])} "
                          f"(originals {_pct(f['simplify']['original']['retrain'])})")
         if "explain" in f:
             e = f["explain"]
@@ -471,19 +475,21 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
     orig = {**orig, "bpd": res.cells[0]["bpd_original"] if res.cells else float(
         DensityTerm(sc.density, shape=train.shape, device=ctx.device).score(train.images).mean()),
             "png_bpd": res.cells[0].get("png_bpd_original") if res.cells else None}
+    orig["bpd_native"] = orig["bpd"] * res.units["native_per_model"] if res.units else None
     from ..data.condensed import load_condensed
 
-    cells = [{k: c[k] for k in ("name", "lambda_sim", "seed", "bpd", "bpd_original", "png_bpd", "accuracy")}
-             for c in res.cells]
+    cells = [{k: c.get(k) for k in ("name", "lambda_sim", "seed", "bpd", "bpd_native", "bpd_original", "png_bpd",
+                                    "accuracy")} for c in res.cells]
     for c in cells:  # what each simplified training set costs to keep, beside the originals'
         c["storage"] = ctx.storage(f"simplify/{c['name']}-storage.item.json",
                                    load_condensed(out / c["name"] / "simplified.safetensors"), {**key, "cell": c["name"]})
     orig["storage"] = ctx.storage("simplify/originals-storage.item.json", train, key)
-    rows = [{k: r[k] for k in ("lambda_sim", "seeds", "bpd", "png_bpd", "joint", "retrain", "finetune")}
+    rows = [{k: r[k] for k in ("lambda_sim", "seeds", "bpd", "bpd_native", "png_bpd", "joint", "retrain", "finetune")}
             for r in res.summary()]
     files = {c["name"]: {"grid": f"simplify/{c['name']}/grid.png",
                          "simplified": f"simplify/{c['name']}/simplified.safetensors"} for c in res.cells}
-    return {"figures": {"n_train": len(train), "epochs": s.epochs, "original": orig, "rows": rows, "cells": cells},
+    return {"figures": {"n_train": len(train), "epochs": s.epochs, "original": orig, "rows": rows, "cells": cells,
+                        "units": res.units},
             "files": files}
 
 

@@ -5,8 +5,10 @@ tested on the original test images (:func:`~simplebits.simplify.evaluate.retrain
 
 Files under ``out=DIR``: ``DIR/baselines.json`` (one entry per point, rewritten atomically after
 each, so an interrupted sweep keeps its finished points and ``resume`` skips them),
-``DIR/baselines.png`` (originals above one row per blur sigma and JPEG quality), and for the MSE
-simplifier the cells of :func:`~simplebits.simplify.runner.simplify` (``DIR/mse-lam<L>-s<seed>/``).
+``DIR/baselines.png`` (originals above one row per blur sigma and JPEG quality),
+``DIR/originals.json`` (the originals retrained the same way, the figure every point is read
+against) and for the MSE simplifier the cells of :func:`~simplebits.simplify.runner.simplify`
+(``DIR/mse-lam<L>-s<seed>/``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from .config import SimplifyConfig, make_simplify_config
 from .evaluate import retrain
 from .figures import comparison_grid, save_png
 from .joint import quantize
-from .runner import SimplifyResult, _check_data, _mean_std, simplify
+from .runner import SimplifyResult, _check_data, _mean_std, retrain_originals, simplify
 from ..runtime import resolve_device
 
 __all__ = ["gaussian_blur", "jpeg", "simplify_baselines", "DEFAULT_SIGMAS", "DEFAULT_QUALITIES", "DEFAULT_MSE_LAMBDAS"]
@@ -89,7 +91,15 @@ def simplify_baselines(
     progress: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate the S8 baselines on ``train``/``test``; returns ``{"dataset", "test"`` (the sets'
-    names), ``"points": [...], "bpd_original", "seconds"}``.
+    names), ``"points": [...], "units", "bpd_original", "bpd_original_native", "png_bpd_original",
+    "retrain_original", "retrain_original_runs", "seconds"}``. ``bpd`` figures are per model
+    dimension; ``*_native`` the same bits per dimension of the images as given (``units``:
+    :func:`simplebits.density.bpd.units`).
+
+    Every point is read against the originals: their bpd, their PNG figure and their accuracy under
+    the same retraining (``retrain_original``: a fresh classifier per seed of ``seeds`` trained on
+    ``train`` itself, as the blur and JPEG points are on theirs; cached in ``out/originals.json``,
+    which a ``simplify`` run with the same settings and seed shares).
 
     ``seeds`` are the retraining seeds of the blur and JPEG points and the joint-training seeds
     of the MSE simplifier (``mse_seeds`` overrides the latter; each MSE run is then retrained
@@ -112,7 +122,13 @@ def simplify_baselines(
     done = _done_points(doc_path, cfg, train, resume=resume, force=force)
     t0 = time.perf_counter()
     bpd_orig = float(density.score(train.images).mean())
-    write = functools.partial(_write_doc, doc_path, train, test, cfg, bpd_orig, done)
+    originals = retrain_originals(train, test, cfg, seeds=list(seeds), out_dir=out_dir, device=dev, progress=progress)
+    units = density.units(train.shape)
+    figures = {"units": units, "bpd_original": bpd_orig, "bpd_original_native": bpd_orig * units["native_per_model"],
+               "png_bpd_original": float(png_bpd(train.images).mean()),
+               "retrain_original": _mean_std(originals["retrain_runs"]),
+               "retrain_original_runs": list(originals["retrain_runs"])}
+    write = functools.partial(_write_doc, doc_path, train, test, cfg, figures, done)
     points, rows_for_grid = _transform_points(train, test, cfg, sigmas, qualities, seeds, done=done, write=write,
                                               density=density, device=dev, progress=progress)
     if mse_lambdas:
@@ -123,23 +139,23 @@ def simplify_baselines(
             done[("mse", p["param"])] = p
             points.append(p)
         write()
+    for p in points:  # both units of every flow figure (points written before they were recorded included)
+        p["bpd_native"] = p["bpd"] * units["native_per_model"]
     if out_dir is not None and rows_for_grid:
         save_png(out_dir / "baselines.png", comparison_grid(train.images, rows_for_grid, labels=train.labels,
                                                             num_classes=train.num_classes))
     write()
-    return {"dataset": train.name, "test": test.name, "points": points, "bpd_original": bpd_orig,
+    return {"dataset": train.name, "test": test.name, "points": points, **figures,
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def _write_doc(doc_path: Path | None, train: ImageSet, test: ImageSet, cfg: SimplifyConfig, bpd_orig: float,
-               done: dict[tuple[str, Any], dict[str, Any]]) -> None:
-    """``baselines.json`` with every point finished so far (rewritten after each, so an
-    interrupted sweep keeps them); nothing without an output directory."""
+def _write_doc(doc_path: Path | None, train: ImageSet, test: ImageSet, cfg: SimplifyConfig,
+               figures: dict[str, Any], done: dict[tuple[str, Any], dict[str, Any]]) -> None:
+    """``baselines.json`` with the originals' figures and every point finished so far (rewritten
+    after each, so an interrupted sweep keeps them); nothing without an output directory."""
     if doc_path is not None:
         atomic_write_json(doc_path, {"dataset": train.name, "fingerprint": fingerprint(train), "test": test.name,
-                                     "digest": cfg.digest(),
-                                     "config": cfg.to_dict(), "bpd_original": bpd_orig,
-                                     "png_bpd_original": float(png_bpd(train.images).mean()),
+                                     "digest": cfg.digest(), "config": cfg.to_dict(), **figures,
                                      "points": list(done.values())})
 
 

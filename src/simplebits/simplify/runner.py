@@ -87,6 +87,9 @@ class SimplifyResult:
     # cell name -> simplified training set: in the training set's order for cells run now; read back
     # from simplified.safetensors (class-ordered, as every condensed-set file) for finished cells skipped
     simplified: dict[str, ImageSet] = field(default_factory=dict)
+    # the units of the bpd figures (simplebits.density.bpd.units): bits per model dimension, and the
+    # factor to bits per dimension of the images as given (the cells' *_native figures)
+    units: dict[str, Any] | None = None
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per lambda: mean ± std over seeds of bpd and the three accuracies."""
@@ -99,6 +102,9 @@ class SimplifyResult:
                 "mode": mode, "lambda_sim": lam, "seeds": [c["seed"] for c in cs],
                 "bpd_original": _mean_std([c["bpd_original"] for c in cs]),
                 "bpd": _mean_std([c["bpd"] for c in cs]), "png_bpd": _mean_std([c["png_bpd"] for c in cs]),
+                # the same bits per dimension of the images as given (None: a cell written before they were recorded)
+                "bpd_original_native": _mean_std([c.get("bpd_original_native") for c in cs]),
+                "bpd_native": _mean_std([c.get("bpd_native") for c in cs]),
                 "png_bpd_original": _mean_std([c.get("png_bpd_original") for c in cs]),  # None: written before
                 "joint": _mean_std([c["accuracy"]["joint"] for c in cs]),
                 # pooled over joint seeds and retraining seeds (each cell keeps every retraining run)
@@ -111,8 +117,8 @@ class SimplifyResult:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cells": self.cells, "summary": self.summary(), "out": self.out, "seconds": round(self.seconds, 2),
-                "peak_rss_mb": round(self.peak_rss_mb, 1)}
+        return {"cells": self.cells, "summary": self.summary(), "units": self.units, "out": self.out,
+                "seconds": round(self.seconds, 2), "peak_rss_mb": round(self.peak_rss_mb, 1)}
 
 
 def load_simplifier(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> torch.nn.Module:
@@ -140,23 +146,30 @@ def _sample_for_log(n: int, seed: int, k: int = 256) -> torch.Tensor:
 
 
 def retrain_originals(train: ImageSet, test: ImageSet, cfg: SimplifyConfig, *, out_dir: Path | None = None,
-                      device: str | torch.device = "cpu", progress: bool | None = None) -> dict[str, Any]:
+                      device: str | torch.device = "cpu", progress: bool | None = None,
+                      seeds: Sequence[int] | None = None) -> dict[str, Any]:
     """The originals' figure under the same evaluation (b): ``cfg.retrain_seeds`` fresh classifiers
-    trained on ``train`` itself (the seeds cell ``cfg.seed`` uses), tested on ``test``. Every
-    simplified accuracy is read against it. Cached in ``out_dir/originals.json`` keyed by the data
-    and the retraining settings (first seed included): the latest entry at the top level, the
-    others in ``"others"`` (:data:`ORIGINALS_KEPT` in all), so runs from other first seeds in one
-    directory each find theirs instead of retraining."""
+    trained on ``train`` itself (the seeds cell ``cfg.seed`` uses; ``seeds`` names others, e.g. the
+    retraining seeds of the blur and JPEG baselines), tested on ``test``. Every simplified accuracy
+    is read against it. Cached in ``out_dir/originals.json`` keyed by the data and the retraining
+    settings (seeds included): the latest entry at the top level, the others in ``"others"``
+    (:data:`ORIGINALS_KEPT` in all), so runs from other first seeds in one directory each find
+    theirs instead of retraining."""
+    default = retrain_seeds(cfg.seed, cfg.retrain_seeds)
+    seeds = default if seeds is None else [int(s) for s in seeds]
+    if not seeds:
+        raise BadInputError("retrain_originals: seeds is an empty list")
     key_cfg = {k: v for k, v in cfg.to_dict().items()
                if k in ("classifier", "classifier_options", "lr_clf", "wd_clf", "batch_size", "retrain_epochs",
                         "retrain_seeds", "seed")}
+    if seeds != default:  # other seeds than a cell's: named as they are (a cell's key stays what it was)
+        key_cfg = {k: v for k, v in key_cfg.items() if k not in ("retrain_seeds", "seed")} | {"seeds": seeds}
     key = json.loads(json.dumps({"train": fingerprint(train), "test": fingerprint(test), "settings": key_cfg}))
     path = out_dir / "originals.json" if out_dir is not None else None
     entries = originals_entries(path) if path is not None else []
     for e in entries:
         if e.get("key") == key:
             return e
-    seeds = retrain_seeds(cfg.seed, cfg.retrain_seeds)
     runs = [retrain(train, test, cfg=cfg, seed=s, device=device, progress=progress)["accuracy"] for s in seeds]
     doc = {"key": key, "retrain": statistics.fmean(runs), "retrain_runs": runs}
     if path is not None:
@@ -417,7 +430,8 @@ def simplify(
     t0 = time.perf_counter()
     orig_bpd = density.score(train.images)
     png_original = float(png_bpd(train.images).mean())  # the originals' PNG figure beside each cell's (0.3 s / 4k images)
-    result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0)
+    units = density.units(train.shape)
+    result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0, units=units)
     summary_path = out_dir / "simplify.json" if out_dir is not None else None
     previous = _previous_cells(summary_path)
     originals = None
@@ -429,6 +443,10 @@ def simplify(
                                      resume=resume, force=force, device=dev, progress=progress,
                                      orig_bpd=orig_bpd, density=density)
         cell["png_bpd_original"] = png_original
+        # both units of every flow figure (#19): the same total bits per dimension of the images as given
+        cell["units"] = units
+        cell["bpd_native"] = cell["bpd"] * units["native_per_model"]
+        cell["bpd_original_native"] = cell["bpd_original"] * units["native_per_model"]
         if originals is not None:  # the figure every simplified accuracy is read against
             cell["accuracy"]["retrain_original"] = originals["retrain"]
             cell["accuracy"]["retrain_original_runs"] = originals["retrain_runs"]
@@ -484,5 +502,6 @@ def _write_summary(summary_path: Path, train: ImageSet, test: ImageSet | None, p
     names = {c["name"] for c in cells}
     keep = [c for c in previous if c.get("name") not in names]
     doc = {"dataset": train.name, "test": test.name if test is not None else None,
+           "units": next((c["units"] for c in cells if c.get("units")), None),
            "cells": keep + cells, "summary": SimplifyResult(keep + cells, None, 0, 0).summary()}
     atomic_write_json(summary_path, doc)

@@ -48,6 +48,8 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> dict[str, dict[str, Any]]:
             doc = _read(s)
             entry = out.setdefault(doc["dataset"], {"simplify": [], "cells": [], "baselines": [], "dirs": []})
             entry["cells"] += [dict(c, _dir=str(d)) for c in doc["cells"]]
+            if doc.get("units"):
+                entry.setdefault("units", doc["units"])
             entry["dirs"].append(str(d))
         if b.exists():
             doc = _read(b)
@@ -55,6 +57,11 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> dict[str, dict[str, Any]]:
             entry["baselines"] += doc["points"]
             entry.setdefault("bpd_original", doc.get("bpd_original"))
             entry.setdefault("png_bpd_original", doc.get("png_bpd_original"))
+            entry.setdefault("bpd_original_native", doc.get("bpd_original_native"))
+            if doc.get("units"):
+                entry.setdefault("units", doc["units"])
+            if doc.get("retrain_original"):  # baselines.json written before it was recorded lack it
+                entry.setdefault("retrain_original", doc["retrain_original"])
     from .runner import SimplifyResult
 
     for entry in out.values():
@@ -76,8 +83,9 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
     out_dir.mkdir(parents=True, exist_ok=True)
     series: dict[str, dict[str, list[dict[str, Any]]]] = {}
     curves: dict[str, dict[str, list[float]]] = {}
-    md = ["| data | method | setting | flow bpd | PNG bpd | joint | retrained | finetuned |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    # flow bpd: per model dimension; native: the same bits per dimension of the images as given (#19)
+    md = ["| data | method | setting | flow bpd | native bpd | PNG bpd | joint | retrained | finetuned |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     grid_blocks: list[np.ndarray] = []
     for ds, e in runs.items():
         series[ds] = _series(ds, e, md)
@@ -88,6 +96,10 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
         if block is not None:
             grid_blocks.append(block)
     files = _draw(out_dir, series, curves, grid_blocks)
+    md.append("")
+    md.append("flow bpd: the dequantisation bound per model dimension; native bpd: the same bits per dimension of "
+              "the images as given; PNG bpd: of the images as given; accuracies % on the original test images")
+    md += [f"{ds}: {e['units']['note']}" for ds, e in runs.items() if (e.get("units") or {}).get("note")]
     atomic_write_text(out_dir / "tradeoff.md", "\n".join(md) + "\n")
     files["table"] = str(out_dir / "tradeoff.md")
     doc = {"datasets": {ds: {"originals": e["originals"], "simplify": e["simplify"], "baselines": e["baselines"]}
@@ -98,15 +110,23 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
     return doc
 
 
+def _native(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def _originals(e: dict[str, Any]) -> dict[str, Any]:
     """The originals' figures every simplified point is read against: their bpd (simplify.json or
     baselines.json) and their accuracy under the same retraining (simplify runs record it as each
-    cell's ``retrain_original``; baselines alone do not retrain the originals)."""
+    cell's ``retrain_original``, baselines.json once for all its points; a simplify run's figure is
+    preferred, the one its cells were read against)."""
     rows = e["simplify"]
     bpd = next((r["bpd_original"]["mean"] for r in rows if r.get("bpd_original")), e.get("bpd_original"))
-    retrain = next((r["retrain_original"] for r in rows if (r.get("retrain_original") or {}).get("n")), None)
+    retrain = next((r["retrain_original"] for r in rows if (r.get("retrain_original") or {}).get("n")),
+                   e.get("retrain_original"))
     png = next((r["png_bpd_original"]["mean"] for r in rows if r.get("png_bpd_original")), e.get("png_bpd_original"))
-    return {"bpd": bpd, "png_bpd": png, "retrain": retrain}
+    native = next((r["bpd_original_native"]["mean"] for r in rows if r.get("bpd_original_native")),
+                  e.get("bpd_original_native"))
+    return {"bpd": bpd, "bpd_native": native, "png_bpd": png, "retrain": retrain}
 
 
 def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -116,7 +136,8 @@ def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[st
     o = e["originals"] = _originals(e)
     if o["bpd"] is not None:
         png = f"{o['png_bpd']:.2f}" if o["png_bpd"] is not None else "-"
-        md.append(f"| {ds} | originals | - | {o['bpd']:.2f} | {png} | - | {_fmt(o['retrain'])} | - |")
+        md.append(f"| {ds} | originals | - | {o['bpd']:.2f} | {_native(o['bpd_native'])} | {png} | - | "
+                  f"{_fmt(o['retrain'])} | - |")
         lines["originals"].append({"bpd": o["bpd"], "acc": o["retrain"]["mean"] if o["retrain"] else None,
                                    "acc_std": o["retrain"]["std"] if o["retrain"] else 0.0})
     for row in e["simplify"]:
@@ -125,6 +146,7 @@ def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[st
                 lines[k].append({"bpd": row["bpd"]["mean"], "acc": row[k]["mean"], "acc_std": row[k]["std"],
                                  "label": f"λ={row['lambda_sim']:g}"})
         md.append(f"| {ds} | SimpleBits | λ={row['lambda_sim']:g} | {_fmt(row['bpd'], False)} | "
+                  f"{_fmt(row.get('bpd_native'), False)} | "
                   f"{_fmt(row['png_bpd'], False)} | {_fmt(row['joint'])} | {_fmt(row['retrain'])} | "
                   f"{_fmt(row['finetune'])} |")
     for p in sorted(e["baselines"], key=lambda p: (p["kind"], p["param"])):
@@ -132,7 +154,8 @@ def _series(ds: str, e: dict[str, Any], md: list[str]) -> dict[str, list[dict[st
         lines.setdefault(name, []).append({"bpd": p["bpd"], "acc": (p["retrain"] or {}).get("mean"),
                                            "acc_std": (p["retrain"] or {}).get("std", 0.0)})
         setting = {"blur": "σ=", "jpeg": "q=", "mse": "λ="}.get(p["kind"], "") + f"{p['param']:g}"
-        md.append(f"| {ds} | {name} | {setting} | {p['bpd']:.2f} | {p['png_bpd']:.2f} | - | "
+        md.append(f"| {ds} | {name} | {setting} | {p['bpd']:.2f} | {_native(p.get('bpd_native'))} | "
+                  f"{p['png_bpd']:.2f} | - | "
                   f"{_fmt(p['retrain'])} | - |")
     return {k: v for k, v in lines.items() if v}
 
