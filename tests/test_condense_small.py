@@ -42,6 +42,32 @@ def test_condense_records_the_fitted_network():
     assert res.to_dict()["config"]["net_options"] == {"depth": 2}
 
 
+def test_condense_reports_bpd_in_both_units(tmp_path, capsys):
+    """8x8 images are 94% padding under gray32: the set's bpd comes with the same bits per dimension
+    of the images as given (16x), in the text with a note, the JSON and the file's metadata."""
+    import json
+
+    import numpy as np
+
+    from simplebits.cli.main import main
+    ds = make_blobs(8, 2, (1, 8, 8))
+    np.savez(tmp_path / "d.npz", images=(ds.images.numpy() * 255).astype(np.uint8), labels=ds.labels.numpy())
+    out = tmp_path / "c.safetensors"
+    args = ["condense", str(tmp_path / "d.npz"), "--method", "dm", "--ipc", "1", "--iterations", "1", "--out", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "native bpd" in text and "94% of the model's input is padding" in text
+    assert main([*args, "--force", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["bpd_native"] == pytest.approx(16 * doc["bpd"]) and doc["units"]["native_dims"] == 64
+    from simplebits.io import load_tensors
+
+    assert load_tensors(out)[1]["bpd_native"] == pytest.approx(doc["bpd_native"])  # the file's JSON metadata
+    # images of the model's own size: one unit
+    res = condense(make_blobs(4, 2, (1, 32, 32)), method="dm", ipc=1, iterations=1, compile=False)
+    assert res.bpd_native == pytest.approx(res.bpd) and res.units["note"] is None
+
+
 # ---------------------------------------------------------------------------------------------
 # never below the start, on real digits of three sizes
 

@@ -222,6 +222,10 @@ def test_cli_train_classifier_and_explain(tmp_path, capsys):
     assert (out / "explained.safetensors").is_file() and (out / "explain.json").is_file()
     back = load_explained(out / "explained.safetensors")  # results read back whole
     assert back.posthoc.images.shape == (2, 1, 16, 16) and back.posthoc.config.steps == 2
+    # 16x16 images padded to gray32's 32x32: both units (4x), read back with the results
+    assert doc["bpd_orig_native"] == pytest.approx(4 * doc["bpd_orig"])
+    assert doc["bpd_sim_native"] == pytest.approx(4 * doc["bpd_sim"])
+    assert doc["units"]["padding_fraction"] == 0.75 and back.posthoc.units == doc["units"]
     assert back.expected_gradients.shape == (2, 16, 16) and back.indices.tolist() == doc["indices"]
     # a TorchScript classifier works the same way
     model, _ = load_classifier(clf)

@@ -141,6 +141,8 @@ def _summary(result: Any, cfg: CondenseConfig, train: ImageSet) -> tuple[dict[st
             (f"bpd {result.bpd:.3f} (bits per model dimension, dequantisation bound"
              + (f"; the loss term's last value {result.bpd_loss:.3f}, one draw before the last update"
                 if result.bpd_loss is not None else "") + ")"
+             + (f"; native bpd {result.bpd_native:.3f}\nnote: {result.units['note']}"
+                if result.units and result.units.get("note") else "")
              if result.bpd is not None else "bpd: no density model for this data"),
             f"{result.seconds:.1f} s ({result.seconds_per_iteration:.2f} s/iteration), peak RSS {result.peak_rss_mb:.0f} MB",
             "wrote " + ", ".join(result.files.values())]

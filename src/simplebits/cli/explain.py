@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
             f"prediction kept for {100 * s['agreement']:.1f}%, bpd {s['bpd_orig']:.2f} -> {s['bpd_sim']:.2f} "
             f"({abs(100 * s['bpd_reduction']):.1f}% {'lower' if s['bpd_reduction'] >= 0 else 'higher'}), "
             f"{s['seconds_per_image']:.2f} s/image (bpd: bits per model dimension, dequantisation bound)\n"
+            + (f"native bpd {s['bpd_orig_native']:.2f} -> {s['bpd_sim_native']:.2f}\nnote: {s['units']['note']}\n"
+               if (s.get("units") or {}).get("note") else "")
             + "\n".join(f"{k}: {v}" for k, v in s["files"].items()))
     emit(args, s, text)
     return 0

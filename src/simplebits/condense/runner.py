@@ -65,6 +65,17 @@ class CondenseResult:
     seconds_per_iteration: float
     peak_rss_mb: float
     files: dict[str, str] = field(default_factory=dict)
+    # the units of bpd (simplebits.density.bpd.units): per model dimension, and the factor to bits per
+    # dimension of the stored images as given; None without a density model
+    units: dict[str, Any] | None = None
+
+    @property
+    def bpd_native(self) -> float | None:
+        """:attr:`bpd` as the same bits per dimension of the stored images as given (equal to it
+        when the model takes them unpadded)."""
+        if self.bpd is None or self.units is None:
+            return None
+        return self.bpd * self.units["native_per_model"]
 
     @property
     def bpd_loss(self) -> float | None:
@@ -83,6 +94,8 @@ class CondenseResult:
             "lambda_sim": self.config.lambda_sim,
             "iterations": self.config.iterations,
             "bpd": self.bpd,
+            "bpd_native": self.bpd_native,
+            "units": self.units,
             "bpd_loss": self.bpd_loss,
             "final_match_loss": self.log[-1]["match_loss"] if self.log else None,
             "seconds": round(self.seconds, 2),
@@ -349,7 +362,8 @@ class _Run:
         iters_run = max(1, len(log))
         result = CondenseResult(images=ds, config=cfg, bpd=final_bpd, log=log, seconds=self.elapsed,
                                 seconds_per_iteration=self.elapsed / iters_run if log else 0.0,
-                                peak_rss_mb=peak_rss_mb())
+                                peak_rss_mb=peak_rss_mb(),
+                                units=bpd_term.units(tuple(images.shape[1:])) if bpd_term is not None else None)
         if paths is not None and self.w.is_main:
             self._write(result, paths)
         if paths is not None:
@@ -363,7 +377,7 @@ class _Run:
                       "seconds_per_iteration": round(result.seconds_per_iteration, 4),
                       "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": eval_protocol_for(cfg.method, real),
                       "density": bpd_term.spec if bpd_term is not None else None,
-                      "bpd_loss": result.bpd_loss,
+                      "bpd_loss": result.bpd_loss, "bpd_native": result.bpd_native,
                       "final_match_loss": log[-1]["match_loss"] if log else None,
                       # what the set costs to keep: PNG files + hard labels (flow code length beside)
                       "storage": storage_bits(ds, model=bpd_term.spec if bpd_term is not None else None,

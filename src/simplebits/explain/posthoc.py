@@ -103,6 +103,9 @@ class PosthocResult:
     config: ExplainConfig
     seconds: float
     log: list[dict[str, float]] = field(default_factory=list)
+    # the units of the bpd figures (simplebits.density.bpd.units): per model dimension, and the factor
+    # to bits per dimension of the images as given
+    units: dict[str, Any] | None = None
 
     @property
     def agreement(self) -> float:
@@ -117,6 +120,9 @@ class PosthocResult:
         return {"n": n, "space": self.config.space, "steps": self.config.steps, "lambda_sim": self.config.lambda_sim,
                 "agreement": self.agreement, "bpd_orig": float(self.bpd_orig.mean()),
                 "bpd_sim": float(self.bpd_sim.mean()), "bpd_reduction": self.bpd_reduction,
+                **({"bpd_orig_native": float(self.bpd_orig.mean()) * self.units["native_per_model"],
+                    "bpd_sim_native": float(self.bpd_sim.mean()) * self.units["native_per_model"],
+                    "units": self.units} if self.units else {}),
                 "seconds": round(self.seconds, 2), "seconds_per_image": round(self.seconds / max(n, 1), 3)}
 
 
@@ -142,7 +148,9 @@ def simplify_posthoc(
     term = BpdTerm(cfg.density, shape=tuple(images.shape[1:]), device=device, model=flow)
     trainable = [p.requires_grad for p in model.parameters()]
     try:
-        return _run(model, images, cfg, term, device, progress)
+        res = _run(model, images, cfg, term, device, progress)
+        res.units = term.units(tuple(images.shape[1:]))
+        return res
     finally:  # the classifier is frozen while it is explained; give it back as it came
         for p, t in zip(model.parameters(), trainable):
             p.requires_grad_(t)

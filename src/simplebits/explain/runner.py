@@ -136,6 +136,6 @@ def load_explained(path: str | os.PathLike) -> ExplainResult:
     cfg = ExplainConfig(**meta["config"]).validate()
     summ = meta.get("summary", {})
     res = PosthocResult(t["simplified"], t["pred_orig"], t["pred_sim"], t["bpd_orig"], t["bpd_sim"], cfg,
-                        float(summ.get("seconds", 0.0)))
+                        float(summ.get("seconds", 0.0)), units=summ.get("units"))
     return ExplainResult(t["indices"], t["labels"], t["originals"], res, tuple(meta["classes"]),
                          t.get("expected_gradients"), t.get("prediction_difference"))
