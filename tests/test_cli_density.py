@@ -148,6 +148,12 @@ def test_train_flow_on_user_file_holds_out_a_share_and_writes_a_card(tmp_path, c
     assert "held-out" in name and abs(bpd - res["test_bpd"]) < 1e-6
     from simplebits.density import load_flow
     assert load_flow(out).card["test_bpd"] == res["test_bpd"]
+    # 36 images at batch 16: 2 steps, inside the default 200-step warm-up: the learning rate stayed at 1%
+    assert "reached only 1% of --lr" in res["note"] and "--warmup 1" in res["note"]
+    assert main(["train-flow", f"npz:{tmp_path / 'd.npz'}", "--out", str(out), "--size", "8", "--levels", "2",
+                 "--depth", "1", "--width", "8", "--epochs", "1", "--batch-size", "16", "--warmup", "2",
+                 "--force"]) == 0
+    assert "warm" not in capsys.readouterr().out  # a warm-up the run outlasts: nothing to say
 
 
 def test_train_flow_on_a_train_test_folder_scores_its_test_folder(tmp_path, capsys):

@@ -168,10 +168,24 @@ def run(args: argparse.Namespace) -> int:
     rows = [[e["epoch"], f"{e['train_bpd']:.3f}", f"{e['test_bpd']:.3f}" if "test_bpd" in e else "-", e["seconds"]]
             for e in log]
     kept = doc["kept_epoch"]
+    note = warmup_note(log[-1]["step"] if log else 0, tcfg)
     tail = (f"\nkept epoch {kept} (held-out bpd {doc['test_bpd']:.3f}, bits per model dimension, dequantisation bound)"
             + (f"; stopped early after {len(log)} epochs" if doc["stopped_early"] else "")
+            + (f"\nnote: {note}" if note else "")
             + f"\nwrote {args.out} and its model card {card_file}")
     emit(args, {"out": args.out, "card": str(card_file), "log": log, "model": mcfg.to_dict(), "kept_epoch": kept,
-                "test_bpd": doc["test_bpd"], "test_bpd_per_set": doc["test_bpd_per_set"]},
+                "test_bpd": doc["test_bpd"], "test_bpd_per_set": doc["test_bpd_per_set"],
+                **({"note": note} if note else {})},
          table(["epoch", "train bpd", "test bpd", "seconds"], rows) + tail)
     return 0
+
+
+def warmup_note(steps: int, cfg: FlowTrainConfig) -> str | None:
+    """One line when the run ended inside its learning-rate warm-up (a small data set, few epochs):
+    the rate never reached --lr, so the model is far less trained than the epochs suggest."""
+    if steps <= 0 or steps >= cfg.warmup_steps:
+        return None
+    reached = steps / cfg.warmup_steps
+    return (f"the run took {steps} Adam steps but the learning rate warms up over {cfg.warmup_steps} (--warmup): it "
+            f"reached only {100 * reached:.0f}% of --lr {cfg.lr:g}; for a run this short pass e.g. --warmup "
+            f"{max(1, steps // 10)} (a tenth of its steps), or more --epochs")
