@@ -217,6 +217,19 @@ def test_train_flow_init_fine_tunes_a_given_model_and_keeps_its_shape(tmp_path, 
                  str(tmp_path / "y.safetensors"), "--epochs", "1"]) == 2
     assert "missing.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "y.safetensors").exists()
+    # images larger than the model's input: what to do instead, not "--size 16" (which contradicts --init)
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big.npz", images=rng.integers(0, 256, (6, 16, 16), dtype=np.uint8), labels=np.arange(6) % 2)
+    assert main(["train-flow", str(tmp_path / "big.npz"), "--init", str(tiny_model), "--out",
+                 str(tmp_path / "z.safetensors"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "larger than the 8x8 input of --init" in err and "leave out --init; --size 16" in err
+    # RGB images into a gray model: converted, and said (it was silent)
+    np.savez(tmp_path / "rgb.npz", images=rng.integers(0, 256, (6, 8, 8, 3), dtype=np.uint8),
+             labels=np.arange(6) % 2)
+    assert main(["train-flow", str(tmp_path / "rgb.npz"), "--init", str(tiny_model), "--out",
+                 str(tmp_path / "g.safetensors"), "--epochs", "1", "--warmup", "1"]) == 0
+    assert "3-channel images converted to gray for --init" in capsys.readouterr().err
 
 
 def test_bpd_names_its_units_and_padding(tmp_path, capsys):

@@ -76,7 +76,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int | None, size: int,
         limit: int | None) -> ImageSet:
     sets = [load_input(s, args, split=split) for s in specs]
+    if getattr(args, "init", None) is not None:
+        _fit_init(sets, args.init, channels=channels, size=size)
     return combine(sets, channels=channels or max(s.channels for s in sets), size=size, limit=limit)
+
+
+def _fit_init(sets: list[ImageSet], init: str, *, channels: int | None, size: int) -> None:
+    """With ``--init``, the model's shape is fixed: images larger than its input are refused with
+    what to do instead (not ``--size``, which would contradict the model), and images of another
+    channel count are converted with a note (combine converts them; the user did not ask for it)."""
+    import warnings
+
+    for s in sets:
+        _, h, w = s.shape
+        if h > size or w > size:
+            raise BadInputError(
+                f"{s.name}: images are {h}x{w}, larger than the {size}x{size} input of --init {init}; fine-tune a "
+                f"model of at least {max(h, w)}x{max(h, w)}, or train a fresh one (leave out --init; --size "
+                f"{max(h, w)})")
+        if channels is not None and s.channels != channels:
+            how = "converted to gray" if channels == 1 else "repeated to RGB"
+            warnings.warn(f"{s.name}: {s.channels}-channel images {how} for --init {init}, a {channels}-channel "
+                          "model (fine-tune a model of their channel count to keep them as they are)",
+                          UserWarning, stacklevel=2)
 
 
 def default_test_specs(specs: list[str]) -> list[str]:
@@ -185,7 +207,8 @@ def warmup_note(steps: int, cfg: FlowTrainConfig) -> str | None:
     the rate never reached --lr, so the model is far less trained than the epochs suggest."""
     if steps <= 0 or steps >= cfg.warmup_steps:
         return None
-    reached = steps / cfg.warmup_steps
-    return (f"the run took {steps} Adam steps but the learning rate warms up over {cfg.warmup_steps} (--warmup): it "
-            f"reached only {100 * reached:.0f}% of --lr {cfg.lr:g}; for a run this short pass e.g. --warmup "
+    reached = 100 * steps / cfg.warmup_steps
+    share = f"{reached:.0f}%" if reached >= 1 else f"{reached:.1g}%"
+    return (f"the run took {steps} Adam step{'s' if steps > 1 else ''} but the learning rate warms up over "
+            f"{cfg.warmup_steps} (--warmup): it reached only {share} of --lr {cfg.lr:g}; for a run this short pass e.g. --warmup "
             f"{max(1, steps // 10)} (a tenth of its steps), or more --epochs")
