@@ -230,6 +230,13 @@ def test_train_flow_init_fine_tunes_a_given_model_and_keeps_its_shape(tmp_path, 
     assert main(["train-flow", str(tmp_path / "rgb.npz"), "--init", str(tiny_model), "--out",
                  str(tmp_path / "g.safetensors"), "--epochs", "1", "--warmup", "1"]) == 0
     assert "3-channel images converted to gray for --init" in capsys.readouterr().err
+    # gray and RGB files mixed without --channels: an RGB model, and a note that the gray ones were repeated
+    assert main(["train-flow", f"{tmp_path / 'rgb.npz'},{tmp_path / 'big.npz'}", "--size", "16", "--levels", "2",
+                 "--depth", "1", "--width", "8", "--out", str(tmp_path / "m.safetensors"), "--epochs", "1",
+                 "--warmup", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"]["channels"] == 3
+    assert "big.npz: gray images repeated to RGB" in captured.err and "rgb.npz" not in captured.err
 
 
 def test_bpd_names_its_units_and_padding(tmp_path, capsys):

@@ -30,7 +30,7 @@ class TrainFlowOptions:
 
     test: str | None = setting(None, "test sets for the per-epoch bpd (default: the test split of each data set spec)",
                                metavar="DATASET[,...]")
-    channels: int | None = setting(None, "model channels (default: the data's)", choices=(1, 3))
+    channels: int | None = setting(None, "model channels (default: the data's; gray and RGB sets mixed: RGB, gray repeated, with a note)", choices=(1, 3))
     size: int = setting(_GLOW.image_size, "model image size")
     levels: int = setting(_GLOW.levels, "Glow levels L")
     depth: int = setting(_GLOW.steps, "flow steps per level K", metavar="K")
@@ -78,6 +78,14 @@ def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int
     sets = [load_input(s, args, split=split) for s in specs]
     if getattr(args, "init", None) is not None:
         _fit_init(sets, args.init, channels=channels, size=size)
+    elif channels is None:  # the data's channels: a mix of gray and RGB sets makes an RGB model; say so
+        import warnings
+
+        most = max(s.channels for s in sets)
+        for s in sets:
+            if s.channels != most:
+                warnings.warn(f"{s.name}: gray images repeated to RGB, to train one {most}-channel model with the "
+                              "other sets (pass --channels 1 for a gray model)", UserWarning, stacklevel=2)
     return combine(sets, channels=channels or max(s.channels for s in sets), size=size, limit=limit)
 
 
