@@ -48,7 +48,17 @@ def test_bpd_on_dataset_spec_and_codec_only(tmp_path, tiny_model, capsys):
     out = capsys.readouterr().out
     assert "digits:test" in out and "20" in out
     assert main(["bpd", "digits", "--density", "none", "--codec", "jpeg", "--quality", "50", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["codec"] == "jpeg"
+    q50 = json.loads(capsys.readouterr().out)[0]
+    assert q50["codec"] == "jpeg"
+    assert main(["bpd", "digits", "--density", "none", "--codec", "jpeg", "--json"]) == 0  # quality 75 unless given
+    assert json.loads(capsys.readouterr().out)[0]["codec_bpd"]["mean"] > q50["codec_bpd"]["mean"]
+    # a codec option without its codec was ignored in silence (the figure asked for was missing): one line, exit 2
+    for extra, match in ((["--quality", "50"], "--quality sets the JPEG quality of --codec jpeg"),
+                         (["--codec", "png", "--quality", "50"], "got --codec png"),
+                         (["--subtract-overhead"], "--subtract-overhead applies to a --codec figure")):
+        assert main(["bpd", "digits", "--density", str(tiny_model), "--max-images", "2", *extra]) == 2
+        err = capsys.readouterr().err
+        assert match in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,10 @@ from .common import (add_data_root, add_deprecated, add_device, add_force, add_i
 from .evaluate import resolve_device
 
 
+#: JPEG quality of ``--codec jpeg`` when ``--quality`` is not given
+JPEG_QUALITY = 75
+
+
 @dataclass(frozen=True)
 class BpdOptions:
     """How `simplebits bpd` scores its inputs."""
@@ -25,7 +29,7 @@ class BpdOptions:
     density: str = setting("auto", "density model: gray32, rgb32, a file from train-flow, 'auto' (by channel count) "
                                    "or 'none'", metavar="MODEL")
     codec: str | None = setting(None, "also report compressed-size bpd", choices=("png", "jpeg"))
-    quality: int = setting(75, "JPEG quality for --codec jpeg")
+    quality: int | None = setting(None, "JPEG quality for --codec jpeg", default_text="75")
     subtract_overhead: bool = setting(False, "subtract the codec's container bytes")
     split: str = setting("test", "split for data set specs that name none")
     max_images: int | None = setting(None, "score only the first N images of each input", metavar="N")
@@ -77,6 +81,15 @@ def run(args: argparse.Namespace) -> int:
         raise BadInputError(f"--draws must be >= 1, got {args.draws}")
     if args.density == "none" and not args.codec:
         raise BadInputError("--density none leaves nothing to compute; add --codec png or --codec jpeg")
+    # codec options without their codec would be ignored in silence: the figure asked for would be missing
+    if args.quality is not None and args.codec != "jpeg":
+        raise BadInputError(f"--quality sets the JPEG quality of --codec jpeg; add --codec jpeg (got "
+                            f"{'--codec ' + args.codec if args.codec else 'no --codec'}) or leave --quality out")
+    if args.subtract_overhead and not args.codec:
+        raise BadInputError("--subtract-overhead applies to a --codec figure; add --codec png or --codec jpeg, or "
+                            "leave it out")
+    if args.quality is None:
+        args.quality = JPEG_QUALITY
     if args.per_image:
         check_out(args.per_image, kind="csv", csv_header="input,index,label", force=args.force, option="--per-image")
     models: dict[str, object] = {}
