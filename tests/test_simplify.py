@@ -866,6 +866,30 @@ def test_baselines_retrain_the_originals_with_their_own_seeds(tmp_path, monkeypa
     assert seen == [] and again["retrain_original"] == res["retrain_original"]
 
 
+def test_images_the_density_model_does_not_fit_are_named(tmp_path, capsys):
+    """Uniform noise costs gray32 more bits than its raw 8-bit values (a blind spot); flat gray
+    images cost it almost nothing. simplify and simplify-baselines count the first kind and say
+    what to do (a density model trained on the data); the well-modelled set gets no note."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (6, 1, 32, 32), generator=g).float() / 255
+    flat = torch.full((6, 1, 32, 32), 0.5) + 0.1 * (torch.arange(6).view(6, 1, 1, 1) % 2)
+    x = torch.cat([noise, flat])
+    mixed = ImageSet(x, torch.arange(12) % 2, ("a", "b"), {"name": "mixed"})
+    res = simplify(mixed, None, lambdas=[0.0], config=tiny_cfg(epochs=1), progress=False)
+    assert res.blind_spots == 6 and res.cells[0]["blind_spots_original"] == 6
+    assert res.blind_spot_note.startswith("6 of 12 images of mixed cost gray32 8 bits or more")
+    assert "simplebits train-flow mixed" in res.blind_spot_note and res.to_dict()["blind_spots"] == 6
+    fine = ImageSet(flat, torch.arange(6) % 2, ("a", "b"), {"name": "flat"})
+    ok = simplify(fine, None, lambdas=[0.0], config=tiny_cfg(epochs=1), progress=False)
+    assert ok.blind_spots == 0 and ok.blind_spot_note is None
+    tr = _npz(tmp_path / "noise.npz", mixed)
+    te = _npz(tmp_path / "te.npz", mixed)
+    assert main(["simplify-baselines", str(tr), "--test", str(te), "--sigmas", "1", "--qualities", "none",
+                 "--mse-lambdas", "none", "--out", str(tmp_path / "b"), "--epochs", "1", "--batch-size", "8",
+                 "--width", "8", "--retrain-epochs", "1", "--device", "cpu"]) == 0
+    assert re.search(r"note: 6 of 12 images of \S*noise.npz cost gray32", capsys.readouterr().out)
+
+
 def test_padded_images_report_bpd_in_both_units(tmp_path, capsys):
     """8x8 images are 94% padding under gray32: every flow figure of simplify, its baselines and the
     trade-off table comes with the same bits per dimension of the images as given (16x the

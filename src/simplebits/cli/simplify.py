@@ -219,6 +219,7 @@ def run_simplify(args: argparse.Namespace) -> int:
             + "\nbpd: bits per model dimension (dequantisation bound); PNG: bpd of the PNG files of the images as given; "
               "retrained orig: the same retraining on the original images"
             + (f"\nnote: {res.units['note']}" if native else "")
+            + (f"\nnote: {res.blind_spot_note}" if res.blind_spot_note else "")
             + "".join(_selected_line(c) for c in res.cells if "select" in c)
             + f"\n{res.seconds:.0f} s, peak RSS {res.peak_rss_mb:.0f} MB; wrote {args.out}/ "
               f"(draw it: simplebits tradeoff {args.out} --out {args.out}/plots)")
@@ -248,6 +249,7 @@ def run_baselines(args: argparse.Namespace) -> int:
             + "\nbpd: bits per model dimension (dequantisation bound); PNG bpd: of the images as given; "
               "originals: the same retraining on the original images"
             + (f"\nnote: {res['units']['note']}" if native else "")
+            + (f"\nnote: {res['blind_spot_note']}" if res["blind_spot_note"] else "")
             + f"\n{res['seconds']:.0f} s; wrote {args.out}/baselines.json")
     emit(args, res, text)
     return 0

@@ -41,7 +41,8 @@ from ..errors import BadInputError
 from ..progress import progress_bar
 
 __all__ = ["preprocess", "bpd", "score_bpd", "measure_bits", "Bits", "logp_to_bpd", "bits_summary",
-           "escape_cap", "units", "transform_words", "DEFAULT_DRAWS", "REPORT_MODES", "ESCAPE"]
+           "escape_cap", "units", "transform_words", "blind_spots", "blind_spot_note", "DEFAULT_DRAWS",
+           "REPORT_MODES", "ESCAPE"]
 
 _DEQUANT = ("midpoint", "uniform", "none")
 #: What :func:`score_bpd` may report: the bound (a code length, the default) or the midpoint estimate.
@@ -259,6 +260,27 @@ def transform_words(native_shape: tuple[int, int, int], model_shape: tuple[int, 
     if c != mc:
         what.append(f"gray repeated to {mc} channels")
     return ", ".join(what)
+
+
+def blind_spots(values: torch.Tensor, native_per_model: float = 1.0) -> int:
+    """How many images the flow codes in 8 bits or more per dimension of the image as given: no
+    better than storing its 8-bit pixels raw. ``values`` are reported per-image figures
+    (:func:`score_bpd`, per model dimension), ``native_per_model`` the factor to the image's own
+    dimensions (:func:`units`; padding the flow codes nearly for free must not hide a blind spot).
+    On such images the flow is in a blind spot: its figure is about the raw escape and its gradient
+    says little."""
+    return int((values.detach().double() * float(native_per_model) >= 8.0).sum())
+
+
+def blind_spot_note(count: int, total: int, model: str, data: str) -> str | None:
+    """One line when ``count`` of ``total`` images of ``data`` cost ``model`` no fewer bits than
+    their raw values (:func:`blind_spots`), naming the fix: a density model trained on that data."""
+    if count <= 0:
+        return None
+    return (f"{count} of {total} images of {data} cost {model} 8 bits or more per value of the image as given, no "
+            "fewer than storing them raw: the model does not fit this data, and its figures and gradients on it "
+            f"reflect that; train a density model on your data (`simplebits train-flow {data} --out "
+            "flow.safetensors`) and pass --density flow.safetensors")
 
 
 def units(native_shape: tuple[int, int, int], model_shape: tuple[int, int, int]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from ..data import ImageSet, fingerprint
 from ..density import BpdTerm
+from ..density.bpd import blind_spot_note, blind_spots
 from ..density.compress import jpeg_roundtrip, png_bpd
 from ..errors import BadInputError
 from ..io import atomic_write_json
@@ -121,13 +122,16 @@ def simplify_baselines(
         out_dir.mkdir(parents=True, exist_ok=True)
     done = _done_points(doc_path, cfg, train, resume=resume, force=force)
     t0 = time.perf_counter()
-    bpd_orig = float(density.score(train.images).mean())
+    orig_each = density.score(train.images)
+    bpd_orig = float(orig_each.mean())
     originals = retrain_originals(train, test, cfg, seeds=list(seeds), out_dir=out_dir, device=dev, progress=progress)
     units = density.units(train.shape)
     figures = {"units": units, "bpd_original": bpd_orig, "bpd_original_native": bpd_orig * units["native_per_model"],
                "png_bpd_original": float(png_bpd(train.images).mean()),
                "retrain_original": _mean_std(originals["retrain_runs"]),
-               "retrain_original_runs": list(originals["retrain_runs"])}
+               "retrain_original_runs": list(originals["retrain_runs"]),
+               "blind_spots": blind_spots(orig_each, units["native_per_model"])}
+    figures["blind_spot_note"] = blind_spot_note(figures["blind_spots"], len(train), density.spec, train.name)
     write = functools.partial(_write_doc, doc_path, train, test, cfg, figures, done)
     points, rows_for_grid = _transform_points(train, test, cfg, sigmas, qualities, seeds, done=done, write=write,
                                               density=density, device=dev, progress=progress)

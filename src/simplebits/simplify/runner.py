@@ -35,6 +35,7 @@ from ..data.condensed import save_condensed
 from ..data.imageset import fingerprint, flip_allowed
 from ..density import BpdTerm
 from ..density.compress import png_bpd
+from ..density.bpd import blind_spot_note, blind_spots
 from ..density.summary import BITS_DEFINITION
 from ..errors import BadInputError, MismatchError
 from ..io import atomic_write_json, load_state, save_state, save_tensors
@@ -90,6 +91,9 @@ class SimplifyResult:
     # the units of the bpd figures (simplebits.density.bpd.units): bits per model dimension, and the
     # factor to bits per dimension of the images as given (the cells' *_native figures)
     units: dict[str, Any] | None = None
+    # training images the density model codes in 8 bpd or more (its blind spots), and the line saying so
+    blind_spots: int = 0
+    blind_spot_note: str | None = None
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per lambda: mean ± std over seeds of bpd and the three accuracies."""
@@ -117,7 +121,8 @@ class SimplifyResult:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cells": self.cells, "summary": self.summary(), "units": self.units, "out": self.out,
+        return {"cells": self.cells, "summary": self.summary(), "units": self.units,
+                "blind_spots": self.blind_spots, "blind_spot_note": self.blind_spot_note, "out": self.out,
                 "seconds": round(self.seconds, 2), "peak_rss_mb": round(self.peak_rss_mb, 1)}
 
 
@@ -431,7 +436,10 @@ def simplify(
     orig_bpd = density.score(train.images)
     png_original = float(png_bpd(train.images).mean())  # the originals' PNG figure beside each cell's (0.3 s / 4k images)
     units = density.units(train.shape)
-    result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0, units=units)
+    blind = blind_spots(orig_bpd, units["native_per_model"])  # a model that does not fit the data: say so before the figures are read
+    result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0, units=units,
+                            blind_spots=blind,
+                            blind_spot_note=blind_spot_note(blind, len(train), density.spec, train.name))
     summary_path = out_dir / "simplify.json" if out_dir is not None else None
     previous = _previous_cells(summary_path)
     originals = None
@@ -445,6 +453,7 @@ def simplify(
         cell["png_bpd_original"] = png_original
         # both units of every flow figure (#19): the same total bits per dimension of the images as given
         cell["units"] = units
+        cell["blind_spots_original"] = blind
         cell["bpd_native"] = cell["bpd"] * units["native_per_model"]
         cell["bpd_original_native"] = cell["bpd_original"] * units["native_per_model"]
         if originals is not None:  # the figure every simplified accuracy is read against
