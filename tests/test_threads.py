@@ -137,3 +137,58 @@ def test_a_step_in_pieces_is_the_whole_step(monkeypatch, protocol):
         torch.testing.assert_close(o1, o2, rtol=1e-4, atol=1e-4)
     for (name, a), b in zip(whole.state_dict().items(), cut.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
+
+
+# ------------------------------------------------------------------ OpenMP spin count (simplebits._openmp)
+def test_spin_default_is_set_only_when_it_decides_anything():
+    from simplebits._openmp import SPIN_DEFAULT, set_spin_default
+
+    env: dict[str, str] = {}
+    assert set_spin_default(env, modules={}) == str(SPIN_DEFAULT) and env["GOMP_SPINCOUNT"] == "1000"
+    for given in ({"GOMP_SPINCOUNT": "5"}, {"OMP_WAIT_POLICY": "ACTIVE"}, {"SIMPLEBITS_SPINCOUNT": "keep"},
+                  {"SIMPLEBITS_SPINCOUNT": "lots"}):  # the user's value wins; a bad choice never breaks the import
+        env = dict(given)
+        assert set_spin_default(env, modules={}) is None and env == given
+    env = {}
+    assert set_spin_default(env, modules={"torch": object()}) is None and env == {}  # too late: libgomp loaded
+    env = {"SIMPLEBITS_SPINCOUNT": "0"}
+    assert set_spin_default(env, modules={}) == "0" and env["GOMP_SPINCOUNT"] == "0"
+
+
+def _python(code: str, **env_extra: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "SIMPLEBITS_SPINCOUNT")}
+    r = subprocess.run([sys.executable, "-c", code], env={**env, **env_extra}, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip()
+
+
+def test_importing_simplebits_first_sets_the_spin_count_for_torch():
+    code = "import os, simplebits; print(os.environ.get('GOMP_SPINCOUNT'))"
+    assert _python(code) == "1000"
+    assert _python(code, GOMP_SPINCOUNT="7") == "7"
+    assert _python("import os, torch, simplebits; print(os.environ.get('GOMP_SPINCOUNT'))") == "None"
+
+
+def test_the_spin_count_never_changes_the_bits():
+    """Two threads, libgomp's spin count at 0 and at 300,000: the same trained weights, bit for bit
+    (the count decides when a waiting thread sleeps, not how the work is split)."""
+    code = ("import hashlib, torch, torch.nn.functional as F\n"
+            "from simplebits.models import create_model\n"
+            "torch.set_num_threads(2)\n"
+            "net = create_model('convnet', channels=1, num_classes=10, image_size=(28, 28), seed=0, width=16)\n"
+            "opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)\n"
+            "g = torch.Generator().manual_seed(0)\n"
+            "x, y = torch.rand(32, 1, 28, 28, generator=g), torch.randint(0, 10, (32,), generator=g)\n"
+            "for _ in range(5):\n"
+            "    loss = F.cross_entropy(net(x), y); opt.zero_grad(); loss.backward(); opt.step()\n"
+            "h = hashlib.sha256()\n"
+            "for p in net.parameters(): h.update(p.detach().numpy().tobytes())\n"
+            "print(torch.get_num_threads(), h.hexdigest())\n")
+    a = _python(code, GOMP_SPINCOUNT="0", OMP_NUM_THREADS="2")
+    b = _python(code, GOMP_SPINCOUNT="300000", OMP_NUM_THREADS="2")
+    assert a.startswith("2 ") and a == b

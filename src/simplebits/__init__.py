@@ -23,9 +23,14 @@ Everything else lives in its subpackage and is imported from there: ``simplebits
 ``simplebits.models``, ``simplebits.density``, ``simplebits.pipeline`` (``load_config``,
 ``write_report``...), ``simplebits.errors`` (the subclasses of :class:`SimplebitsError`).
 
-Importing the package changes no global state (no torch settings); beyond loading its modules it
-only makes those three subpackages callable.
+Importing the package changes no torch settings; beyond loading its modules it makes those three
+subpackages callable and, only when torch is not loaded yet and you have not set it yourself, sets
+``GOMP_SPINCOUNT=1000`` in the environment, so that torch's OpenMP threads stop spinning soon
+after each op and a busy core elsewhere on the machine does not multiply the time of every step
+(:mod:`simplebits._openmp`; the same bits either way; ``SIMPLEBITS_SPINCOUNT=keep`` opts out).
 """
+
+from . import _openmp  # noqa: F401  first: sets GOMP_SPINCOUNT before anything below loads torch
 
 import inspect as _inspect
 import sys as _sys

@@ -19,6 +19,12 @@ on an idle and on a busy machine):
 The number of threads changes floating-point summation order, hence the last bits of trained
 weights: results are reproducible for a fixed rule and thread count, and a run with
 ``SIMPLEBITS_THREADS=1`` is a different (equally valid) path than the default.
+
+Steps that keep two threads still wait at every op for a thread whose core is shared; what the
+waiting thread does meanwhile is libgomp's spin count, which :mod:`simplebits._openmp` lowers to
+1,000 when simplebits is imported before torch (a spinning thread no longer takes CPU from the
+late one): the same bits, and a Fashion-MNIST IPC 1 evaluation 1.26-1.62x faster beside a busy
+process (docs/evaluate.md).
 """
 
 from __future__ import annotations
