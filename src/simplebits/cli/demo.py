@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "and with random (3 training-dynamics runs); a SimpleBits simplifier (lambda 8, 2 epochs on 2000 "
                     "images); a classifier's misclassified test images explained; then simplebits-demo/report.html. "
                     "Networks train in bf16 where the hardware has it (precision = \"auto\"; --set "
-                    "evaluate.precision='\"fp32\"' and likewise for condense, prune and explain for float32). About 3.4-6.5 "
+                    "evaluate.precision='\"fp32\"' and likewise for condense, prune and explain for float32). About 2.7-6.5 "
                     "minutes on a 2-core CPU with AMX/AVX512-BF16 (7.5-9 in float32), each stage printing its pieces as they finish with an "
                     "estimate of the time left; stages finished earlier are skipped. `simplebits run --print-config demo` shows "
                     "the config; --set changes any key.",
