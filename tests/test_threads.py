@@ -160,7 +160,8 @@ def _python(code: str, **env_extra: str) -> str:
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "SIMPLEBITS_SPINCOUNT")}
+    unset = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "SIMPLEBITS_SPINCOUNT")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     r = subprocess.run([sys.executable, "-c", code], env={**env, **env_extra}, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -18,8 +18,9 @@ module is imported, the first import of ``simplebits/__init__.py``: it sets
 ``GOMP_SPINCOUNT=1000`` in this process's environment when torch is not loaded yet and neither
 ``GOMP_SPINCOUNT`` nor ``OMP_WAIT_POLICY`` is set (your own value always wins;
 ``SIMPLEBITS_SPINCOUNT=N`` chooses another default, ``SIMPLEBITS_SPINCOUNT=keep`` leaves
-libgomp's). Child processes (torchrun workers, Ray tasks, the benchmarks' runs) inherit it. When torch was imported before simplebits, nothing changes; set the variable
-before starting Python (``GOMP_SPINCOUNT=1000 python ...``) to get the same behaviour.
+libgomp's). Child processes (torchrun workers, Ray tasks, the benchmarks' runs) inherit it.
+When torch was imported before simplebits, nothing changes; set the variable before starting
+Python (``GOMP_SPINCOUNT=1000 python ...``) to get the same behaviour.
 
 Only the standard library is imported here.
 """

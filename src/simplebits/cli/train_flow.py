@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,8 @@ class TrainFlowOptions:
 
     test: str | None = setting(None, "test sets for the per-epoch bpd (default: the test split of each data set spec)",
                                metavar="DATASET[,...]")
-    channels: int | None = setting(None, "model channels (default: the data's; gray and RGB sets mixed: RGB, gray repeated, with a note)", choices=(1, 3))
+    channels: int | None = setting(None, "model channels (default: the data's; gray and RGB sets mixed: RGB, gray "
+                                         "repeated, with a note)", choices=(1, 3))
     size: int = setting(_GLOW.image_size, "model image size")
     levels: int = setting(_GLOW.levels, "Glow levels L")
     depth: int = setting(_GLOW.steps, "flow steps per level K", metavar="K")
@@ -79,8 +81,6 @@ def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int
     if getattr(args, "init", None) is not None:
         _fit_init(sets, args.init, channels=channels, size=size)
     elif channels is None:  # the data's channels: a mix of gray and RGB sets makes an RGB model; say so
-        import warnings
-
         most = max(s.channels for s in sets)
         for s in sets:
             if s.channels != most:
@@ -93,8 +93,6 @@ def _fit_init(sets: list[ImageSet], init: str, *, channels: int | None, size: in
     """With ``--init``, the model's shape is fixed: images larger than its input are refused with
     what to do instead (not ``--size``, which would contradict the model), and images of another
     channel count are converted with a note (combine converts them; the user did not ask for it)."""
-    import warnings
-
     for s in sets:
         _, h, w = s.shape
         if h > size or w > size:
@@ -218,5 +216,5 @@ def warmup_note(steps: int, cfg: FlowTrainConfig) -> str | None:
     reached = 100 * steps / cfg.warmup_steps
     share = f"{reached:.0f}%" if reached >= 1 else f"{reached:.1g}%"
     return (f"the run took {steps} Adam step{'s' if steps > 1 else ''} but the learning rate warms up over "
-            f"{cfg.warmup_steps} (--warmup): it reached only {share} of --lr {cfg.lr:g}; for a run this short pass e.g. --warmup "
-            f"{max(1, steps // 10)} (a tenth of its steps), or more --epochs")
+            f"{cfg.warmup_steps} (--warmup): it reached only {share} of --lr {cfg.lr:g}; for a run this short pass "
+            f"e.g. --warmup {max(1, steps // 10)} (a tenth of its steps), or more --epochs")

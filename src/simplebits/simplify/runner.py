@@ -436,7 +436,7 @@ def simplify(
     orig_bpd = density.score(train.images)
     png_original = float(png_bpd(train.images).mean())  # the originals' PNG figure beside each cell's (0.3 s / 4k images)
     units = density.units(train.shape)
-    blind = blind_spots(orig_bpd, units["native_per_model"])  # a model that does not fit the data: say so before the figures are read
+    blind = blind_spots(orig_bpd, units["native_per_model"])  # a model that does not fit the data: say so
     result = SimplifyResult(cells=[], out=str(out_dir) if out_dir else None, seconds=0.0, peak_rss_mb=0.0, units=units,
                             blind_spots=blind,
                             blind_spot_note=blind_spot_note(blind, len(train), density.spec, train.name))
