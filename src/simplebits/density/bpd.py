@@ -262,6 +262,11 @@ def transform_words(native_shape: tuple[int, int, int], model_shape: tuple[int, 
     return ", ".join(what)
 
 
+def _padding_words(fraction: float) -> str:
+    """" (94% of the model's input is padding)" when padding is most of the input, else ""."""
+    return f" ({100 * fraction:.0f}% of the model's input is padding)" if fraction >= 0.5 else ""
+
+
 def blind_spots(values: torch.Tensor, native_per_model: float = 1.0) -> int:
     """How many images the flow codes in 8 bits or more per dimension of the image as given: no
     better than storing its 8-bit pixels raw. ``values`` are reported per-image figures
@@ -296,8 +301,7 @@ def units(native_shape: tuple[int, int, int], model_shape: tuple[int, int, int])
     note = None
     if words:
         note = (f"{words}: bpd is per model dimension ({md}); native bpd: the same bits per dimension of the "
-                f"images as given ({nd}), {md / nd:.4g}x the model's figure"
-                + (f" ({100 * pad:.0f}% of the model's input is padding)" if pad >= 0.5 else ""))
+                f"images as given ({nd}), {md / nd:.4g}x the model's figure" + _padding_words(pad))
     return {"model_dims": md, "native_dims": nd, "native_per_model": md / nd, "padding_fraction": round(pad, 4),
             "model_shape": list(model_shape), "native_shape": list(native_shape), "transform": words, "note": note}
 
@@ -359,12 +363,9 @@ class Bits:
         """One line when the image was transformed to fit the model (None otherwise)."""
         if not self.transformed:
             return None
-        line = (f"{transform_words(self.native_shape, self.model_shape)}: bpd is per model dimension "
+        return (f"{transform_words(self.native_shape, self.model_shape)}: bpd is per model dimension "
                 f"({self.model_dims}); per dimension of the images as given ({self.native_dims}) it is "
-                f"{float(self.bpd_native.mean()):.3f}")
-        if self.padding_fraction >= 0.5:
-            line += f" ({100 * self.padding_fraction:.0f}% of the model's input is padding)"
-        return line
+                f"{float(self.bpd_native.mean()):.3f}" + _padding_words(self.padding_fraction))
 
     def unit(self) -> str:
         return "bits per model dimension" + (", dequantisation bound" if self.dequantize == "bound"
