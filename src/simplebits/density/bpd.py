@@ -330,20 +330,23 @@ class Bits:
 
     @property
     def escaped(self) -> int:
-        """Images the flow alone codes in more bits than the raw escape (its blind spots)."""
+        """Images whose figure is the raw escape's: 8 bpd or more per model dimension, no fewer bits than
+        storing the model's input raw (:func:`blind_spots` of the reported figures, so that for images
+        that were not transformed this is the count simplify's blind-spot note gives). 0 when the flow
+        alone was scored (no escape)."""
         if self.bpd_flow is None or self.escape == 0:
             return 0
-        cap = 8.0 + math.log2(1.0 / self.escape) / self.model_dims
-        return int((self.bpd_flow > cap).sum())
+        return blind_spots(self.bpd)
 
     def escape_note(self) -> str | None:
-        """One line when the flow codes some images in more bits than storing them raw (its blind spots)."""
+        """One line when the flow codes some images in no fewer bits than storing them raw (its blind spots)."""
         k = self.escaped
         if not k:
             return None
         worst = float(self.bpd_flow.max())
-        line = (f"{k} of {self.bpd.numel()} images cost the flow more than storing the model's input raw (the flow "
-                f"alone: up to {worst:.4g} bpd per model dimension); their figure is the raw 8-bit escape, about 8 bpd")
+        line = (f"{k} of {self.bpd.numel()} images cost the flow no fewer bits than storing the model's input raw "
+                f"(the flow alone: up to {worst:.4g} bpd per model dimension); their figure is the raw 8-bit escape, "
+                "about 8 bpd")
         if self.transformed:  # the escape stores the model's whole input, padding or repeated channels included
             native = (8 * self.model_dims - math.log2(self.escape)) / self.native_dims
             line += (f" per model dimension, {native:.2f} per dimension of the images as given (the escape "
