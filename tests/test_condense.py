@@ -178,6 +178,31 @@ def test_simplification_term_lowers_bpd():
     assert torch.allclose(x, x.round(), atol=1e-3)
 
 
+def test_a_density_model_that_does_not_fit_the_data_is_named(tmp_path, capsys, monkeypatch):
+    """With the simplification term the density model's gradient is the loss: on data it codes in more
+    bits than their raw values (uniform noise under gray32) condense says so, in simplify's words and
+    count; smooth blobs and runs without the term get no note. Large sets are scored on a sample."""
+    import simplebits.condense.simplification as simp
+
+    g = torch.Generator().manual_seed(0)
+    noise = ImageSet(torch.randint(0, 256, (8, 1, 28, 28), generator=g).float() / 255, torch.arange(8) % 2,
+                     ("a", "b"), {"name": "noise"})
+    r = condense(noise, cfg("dc", lambda_sim=1.0, iterations=1), progress=False)
+    assert (r.blind_spots, r.blind_spots_scored) == (8, 8) and r.to_dict()["blind_spots"] == 8
+    assert r.blind_spot_note.startswith("8 of 8 images of noise cost gray32 8 bits or more per value")
+    plain = condense(noise, cfg("dc", iterations=1), progress=False)
+    assert plain.blind_spots is None and plain.blind_spot_note is None  # no loss term: nothing pulls by them
+    ok = condense(make_blobs(6, 2, (1, 28, 28), seed=4), cfg("dc", lambda_sim=1.0, iterations=1), progress=False)
+    assert ok.blind_spots == 0 and ok.blind_spot_note is None
+    monkeypatch.setattr(simp, "BLIND_SPOT_SAMPLE", 5)
+    assert condense(noise, cfg("dc", lambda_sim=1.0, iterations=1), progress=False).blind_spots_scored == 5
+    train = _npz(tmp_path / "noise.npz", noise)
+    assert main(["condense", f"npz:{train}", "--ipc", "1", "--iterations", "1", "--width", "8", "--lambda-sim", "1",
+                 "--no-compile", "--out", str(tmp_path / "s.safetensors"), "--device", "cpu"]) == 0
+    assert "note: 5 of 5 images of" in capsys.readouterr().out
+    assert read_metadata(tmp_path / "s.safetensors")["blind_spots"] == 5
+
+
 def test_optimised_bpd_and_reported_bpd_are_one_measure():
     """The loss term is one seeded draw of the bound that score() reports: for the same images its
     mean over draws is the reported figure; a run's log and result carry both."""

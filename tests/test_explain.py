@@ -187,6 +187,46 @@ def test_posthoc_outputs_and_determinism(space):
     assert len(a.log) >= 2
 
 
+def test_originals_the_density_model_does_not_fit_are_named():
+    """16x16 uniform noise costs gray32 more bits than its raw values: the explanation's loss pulls by
+    the flow's blind spots there, and the result says so in simplify's words; flat images do not."""
+    from simplebits.data import ImageSet
+    from simplebits.explain import explain
+
+    net, cfg = _net(), make_explain_config(steps=1)
+    res = simplify_posthoc(net, _images(3), config=cfg)
+    assert res.blind_spots == 3 and res.summary()["blind_spots"] == 3 and res.summary()["density"] == "gray32"
+    assert res.blind_spot_note("noise").startswith("3 of 3 images of noise cost gray32 8 bits or more per value")
+    ok = simplify_posthoc(net, torch.full((3, 1, 16, 16), 0.5), config=cfg)
+    assert ok.blind_spots == 0 and ok.blind_spot_note("flat") is None
+    data = ImageSet(_images(4), torch.arange(4) % 3, ("a", "b", "c"), {"name": "noise"})
+    s = explain(net, data, select="0,1,2,3", n=None, config=cfg, saliency=False, progress=False).summary()
+    assert s["n"] == 4 and s["blind_spot_note"].startswith("4 of 4 images of noise cost gray32")
+
+
+def test_non_finite_steps_are_skipped_and_a_diverged_explanation_names_the_fix(monkeypatch):
+    """8x8 digits under gray32 once ended `simplebits explain` with "images contain NaN or infinite
+    values" about the user's own, clean images: the flow's inverse overflowed on the latent path at
+    step 118 and Adam carried the NaN into the result. A non-finite step is now skipped; steps that
+    stay non-finite stop the run with what happened and what to do."""
+    from simplebits.density import load_flow
+    from simplebits.errors import DivergedError
+
+    net, x, flow = _net(), _images(2), load_flow("gray32")
+    decode, calls = flow.decode, {"n": 0}
+
+    def flaky(z):  # NaN on calls 3-5 (steps 1 and 2: two decodes per step in latent space)
+        calls["n"] += 1
+        return decode(z) * float("nan") if 3 <= calls["n"] <= 5 else decode(z)
+
+    monkeypatch.setattr(flow, "decode", flaky)
+    res = simplify_posthoc(net, x, config=make_explain_config(steps=8), flow=flow)
+    assert torch.isfinite(res.images).all() and torch.isfinite(res.bpd_sim).all()
+    monkeypatch.setattr(flow, "decode", lambda z: decode(z) * float("nan"))
+    with pytest.raises(DivergedError, match=r"20 steps in a row gave NaN.*step 19, latent space.*pass --space input"):
+        simplify_posthoc(net, x, config=make_explain_config(steps=40), flow=flow)
+
+
 def test_posthoc_lowers_bpd_and_keeps_the_prediction_of_a_simple_classifier():
     """The left-half classifier needs only the left half: after optimisation the simplified
     images keep its predictions at a far lower bpd than the noise images they stand for."""

@@ -393,6 +393,13 @@ def test_full_run_has_every_stage_and_a_baseline_beside_every_accuracy(tiny_run)
     simp = html[html.index("<h2 id='simplify'>"):]
     simp = simp[:simp.index("<h2", 5)]
     assert "native bpd" in simp and "94% of the model&#x27;s input is padding" in simp
+    # digits cost gray32 more than their raw values: each stage whose loss is the flow says so (#19)
+    for sec in ("condense", "simplify", "explain"):
+        part = html[html.index(f"<h2 id='{sec}'>"):]
+        part = part[:part.index("<h2", 5)]
+        assert "cost gray32 8 bits or more per value of the image as given" in part, sec
+    assert f["simplify"]["blind_spot_note"] and f["explain"]["blind_spot_note"]
+    assert plain["blind_spot_note"] is None and simple["blind_spot_note"]  # only a run with the term is told
     for title in ("Data set", "Random real baseline", "Condensed sets", "Accuracy against bits per dimension",
                   "Pruning", "SimpleBits", "Explanation", "Settings, seeds, versions and timings"):
         assert title in html, title

@@ -146,6 +146,8 @@ def _summary(result: Any, cfg: CondenseConfig, train: ImageSet) -> tuple[dict[st
              if result.bpd is not None else "bpd: no density model for this data"),
             f"{result.seconds:.1f} s ({result.seconds_per_iteration:.2f} s/iteration), peak RSS {result.peak_rss_mb:.0f} MB",
             "wrote " + ", ".join(result.files.values())]
+    if result.blind_spot_note:
+        text.insert(2, f"note: {result.blind_spot_note}")
     if result.config.net_options != cfg.net_options:
         _, h, w = train.shape
         text.insert(1, f"network: {cfg.net} depth {result.config.net_options.get('depth')}, fitted to {h}x{w} images "

@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             f"{s['seconds_per_image']:.2f} s/image (bpd: bits per model dimension, dequantisation bound)\n"
             + (f"native bpd {s['bpd_orig_native']:.2f} -> {s['bpd_sim_native']:.2f}\nnote: {s['units']['note']}\n"
                if (s.get("units") or {}).get("note") else "")
+            + (f"note: {s['blind_spot_note']}\n" if s.get("blind_spot_note") else "")
             + "\n".join(f"{k}: {v}" for k, v in s["files"].items()))
     emit(args, s, text)
     return 0

@@ -68,6 +68,11 @@ class CondenseResult:
     # the units of bpd (simplebits.density.bpd.units): per model dimension, and the factor to bits per
     # dimension of the stored images as given; None without a density model
     units: dict[str, Any] | None = None
+    # with the simplification term: how many of a seeded sample of the real images (blind_spots_scored)
+    # the density model codes in 8 bits or more per value (its blind spots), and the line saying so
+    blind_spots: int | None = None
+    blind_spots_scored: int | None = None
+    blind_spot_note: str | None = None
 
     @property
     def bpd_native(self) -> float | None:
@@ -97,6 +102,9 @@ class CondenseResult:
             "bpd_native": self.bpd_native,
             "units": self.units,
             "bpd_loss": self.bpd_loss,
+            "blind_spots": self.blind_spots,
+            "blind_spots_scored": self.blind_spots_scored,
+            "blind_spot_note": self.blind_spot_note,
             "final_match_loss": self.log[-1]["match_loss"] if self.log else None,
             "seconds": round(self.seconds, 2),
             "seconds_per_iteration": round(self.seconds_per_iteration, 3),
@@ -226,6 +234,9 @@ class _Run:
             if cfg.simplify:
                 raise
             self.bpd_term = None  # no density model for this data: condense without reporting bpd
+        # a loss term on data the model does not fit pulls by its blind spots: count them first, say so at the end
+        self.blind: tuple[int, int, str | None] | None = (
+            self.bpd_term.blind_spots(real, cfg.seed) if cfg.simplify and self.bpd_term is not None else None)
         synth = SyntheticSet(real, ipc=cfg.ipc, factor=cfg.factor, param=cfg.param, init=cfg.init,
                              generator=generator(cfg.seed, "init"))
         synth.data.data = synth.data.data.to(dev)
@@ -364,6 +375,8 @@ class _Run:
                                 seconds_per_iteration=self.elapsed / iters_run if log else 0.0,
                                 peak_rss_mb=peak_rss_mb(),
                                 units=bpd_term.units(tuple(images.shape[1:])) if bpd_term is not None else None)
+        if self.blind is not None:
+            result.blind_spots, result.blind_spots_scored, result.blind_spot_note = self.blind
         if paths is not None and self.w.is_main:
             self._write(result, paths)
         if paths is not None:
@@ -378,6 +391,7 @@ class _Run:
                       "peak_rss_mb": round(result.peak_rss_mb, 1), "eval_protocol": eval_protocol_for(cfg.method, real),
                       "density": bpd_term.spec if bpd_term is not None else None,
                       "bpd_loss": result.bpd_loss, "bpd_native": result.bpd_native,
+                      "blind_spots": result.blind_spots, "blind_spots_scored": result.blind_spots_scored,
                       "final_match_loss": log[-1]["match_loss"] if log else None,
                       # what the set costs to keep: PNG files + hard labels (flow code length beside)
                       "storage": storage_bits(ds, model=bpd_term.spec if bpd_term is not None else None,

@@ -12,11 +12,20 @@ with a straight-through gradient first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from ..density import term
 
-__all__ = ["BpdTerm", "combine"]
+if TYPE_CHECKING:
+    from ..data import ImageSet
+
+__all__ = ["BpdTerm", "combine", "BLIND_SPOT_SAMPLE"]
+
+#: Real training images scored before a run with the simplification term, to say whether the density
+#: model fits the data (:meth:`BpdTerm.blind_spots`): a seeded sample of this many (0.8 s under gray32).
+BLIND_SPOT_SAMPLE = 500
 
 
 def combine(match_sum: torch.Tensor, mean_bpd: torch.Tensor | None, lam: float | None) -> torch.Tensor:
@@ -41,3 +50,20 @@ class BpdTerm(term.BpdTerm):
         """Mean bpd for reports: the 8-bit images' dequantisation bound (the package's one reported
         bpd, :func:`~simplebits.density.score_bpd`): the expectation of what the loss term sees."""
         return float(super().score(images).mean())
+
+    def blind_spots(self, real: "ImageSet", seed: int) -> tuple[int, int, str | None]:
+        """(count, scored, note): how many of a seeded sample of up to :data:`BLIND_SPOT_SAMPLE` real
+        images the model codes in 8 bits or more per value of the image as given
+        (:func:`~simplebits.density.bpd.blind_spots`, the count simplify's note gives), and the one
+        line saying so (None when there are none). On such images the term's gradient says little
+        (issue #19: "as a loss such a model's gradients are dominated by its blind spots")."""
+        from ..density.bpd import blind_spot_note, blind_spots
+        from ..train.seeding import generator
+
+        n = len(real)
+        idx = torch.arange(n)
+        if n > BLIND_SPOT_SAMPLE:
+            idx = torch.randperm(n, generator=generator(seed, "blind-spots"))[:BLIND_SPOT_SAMPLE].sort().values
+        values = super().score(real.images[idx])
+        count = blind_spots(values, self.units(tuple(real.shape))["native_per_model"])
+        return count, int(idx.numel()), blind_spot_note(count, int(idx.numel()), self.spec, real.name)

@@ -22,6 +22,12 @@ decoded image is cropped back to the data's size before the classifier sees it.
 
 Deviation from the paper: 5000 Adam steps at lr 1e-2 per 32 images is hours on a CPU; the
 default here is ``steps=300`` at ``lr=0.05`` (``preset="paper"`` restores 5000 / 1e-2).
+
+A step whose loss or gradient is not finite is skipped (the images stay where they were; the
+random draws move on), as in SimpleBits' joint training; :data:`MAX_SKIPS` such steps in a row
+stop the run with :class:`~simplebits.errors.DivergedError`, naming the fix. Latent space
+decodes through the flow on the whole path to the original, so images the flow does not fit
+(its blind spots: sklearn's 8x8 digits under gray32) can give NaN there whatever ``lambda_sim``.
 """
 
 from __future__ import annotations
@@ -35,14 +41,15 @@ from torch import nn
 
 from ..data.imageset import pad_to
 from ..density import BpdTerm, fit_images
-from ..density.bpd import preprocess
-from ..errors import BadInputError, UnknownNameError
+from ..density.bpd import blind_spot_note, blind_spots, preprocess
+from ..errors import BadInputError, DivergedError, UnknownNameError
 from ..progress import progress_bar
 from ..settings import setting
 from ..train import generator
 from .losses import ForgettingLoss
 
-__all__ = ["ExplainConfig", "make_explain_config", "PosthocResult", "simplify_posthoc", "SPACES", "DEFAULT_LAMBDA"]
+__all__ = ["ExplainConfig", "make_explain_config", "PosthocResult", "simplify_posthoc", "SPACES", "DEFAULT_LAMBDA",
+           "MAX_SKIPS"]
 
 SPACES = ("latent", "input")
 #: lambda_sim when none is given, per space, tried on misclassified Fashion-MNIST test images
@@ -50,6 +57,8 @@ SPACES = ("latent", "input")
 #: 41%; 0.3 -> 81%, 54% (8 other images: 0.3 -> 100%, 1 -> 88%): noisy at 300 steps, 0.1 the
 #: best trade. Input, 8 images: 0.3 -> 100%, 18%; 1 -> 100%, 29%; 3 -> 100%, 34%; 10 -> 75%.
 DEFAULT_LAMBDA = {"latent": 0.1, "input": 3.0}
+#: Steps in a row whose loss or gradient is not finite before a batch stops (each is skipped)
+MAX_SKIPS = 20
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,21 @@ class PosthocResult:
     # the units of the bpd figures (simplebits.density.bpd.units): per model dimension, and the factor
     # to bits per dimension of the images as given
     units: dict[str, Any] | None = None
+    density: str | None = None  # the density model's name or file (the loss and the figures)
+
+    @property
+    def blind_spots(self) -> int | None:
+        """Originals the density model codes in 8 bits or more per value of the image as given
+        (:func:`~simplebits.density.bpd.blind_spots`, the count simplify and condense give): there
+        the loss's gradient says little. None without units (results written before they were kept)."""
+        if not self.units:
+            return None
+        return blind_spots(self.bpd_orig, self.units["native_per_model"])
+
+    def blind_spot_note(self, data: str) -> str | None:
+        """The one line simplify and condense print when the model does not fit ``data`` (None if it does)."""
+        k = self.blind_spots
+        return blind_spot_note(k, int(self.bpd_orig.numel()), self.density or "the density model", data) if k else None
 
     @property
     def agreement(self) -> float:
@@ -122,7 +146,8 @@ class PosthocResult:
                 "bpd_sim": float(self.bpd_sim.mean()), "bpd_reduction": self.bpd_reduction,
                 **({"bpd_orig_native": float(self.bpd_orig.mean()) * self.units["native_per_model"],
                     "bpd_sim_native": float(self.bpd_sim.mean()) * self.units["native_per_model"],
-                    "units": self.units} if self.units else {}),
+                    "units": self.units, "blind_spots": self.blind_spots} if self.units else {}),
+                **({"density": self.density} if self.density else {}),
                 "seconds": round(self.seconds, 2), "seconds_per_image": round(self.seconds / max(n, 1), 3)}
 
 
@@ -149,7 +174,7 @@ def simplify_posthoc(
     trainable = [p.requires_grad for p in model.parameters()]
     try:
         res = _run(model, images, cfg, term, device, progress)
-        res.units = term.units(tuple(images.shape[1:]))
+        res.units, res.density = term.units(tuple(images.shape[1:])), term.spec
         return res
     finally:  # the classifier is frozen while it is explained; give it back as it came
         for p, t in zip(model.parameters(), trainable):
@@ -189,6 +214,7 @@ def _simplify_batch(model: nn.Module, x: torch.Tensor, cfg: ExplainConfig, term:
         hx = model(x)
     params, simplified, z = _starting_point(flow, x, cfg.space, hw)
     opt = torch.optim.Adam(params, lr=cfg.lr)
+    skips = 0
     for step in range(cfg.steps):
         s = float(torch.empty(1).uniform_(cfg.scale_low, cfg.scale_high, generator=g_scale))
         x_sim = simplified()
@@ -203,14 +229,36 @@ def _simplify_batch(model: nn.Module, x: torch.Tensor, cfg: ExplainConfig, term:
         b = term(x_sim, generator=g_deq).mean()
         loss = parts["grad"] + parts["pred"] + cfg.lambda_sim * b
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            finite = all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in params)
         bar.update(1)
+        if not finite:  # skip the step: the images stay where they were, the draws move on
+            skips += 1
+            if skips >= MAX_SKIPS:
+                raise DivergedError(_diverged(cfg, term, x, step, batch))
+            continue
+        skips = 0
+        opt.step()
         if step % 25 == 0 or step == cfg.steps - 1:
             log.append({"batch": batch, "step": step, "grad": float(parts["grad"].detach()),
                         "pred": float(parts["pred"].detach()), "bpd": float(b.detach())})
     with torch.no_grad():
         return (simplified() * 255).round().div(255).cpu()
+
+
+def _diverged(cfg: ExplainConfig, term: BpdTerm, x: torch.Tensor, step: int, batch: int) -> str:
+    """The one line when :data:`MAX_SKIPS` steps in a row were not finite: where, why it may be, the fix."""
+    line = (f"the explanation diverged: {MAX_SKIPS} steps in a row gave NaN or infinite values (batch {batch}, "
+            f"step {step}, {cfg.space} space)")
+    with torch.no_grad():
+        count = blind_spots(term.score(x), term.units(tuple(x.shape[1:]))["native_per_model"])
+    if count:
+        line += (f"; {count} of {x.shape[0]} of these images cost {term.spec} 8 bits or more per value (the model "
+                 "does not fit them)")
+    fix = "pass --space input" if cfg.space == "latent" else "lower --lr"
+    return line + f": {fix}, or train a density model on your data (simplebits train-flow) and pass --density"
 
 
 def _starting_point(flow: nn.Module, x: torch.Tensor, space: str, hw: tuple[int, int]

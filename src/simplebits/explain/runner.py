@@ -62,10 +62,13 @@ class ExplainResult:
     expected_gradients: torch.Tensor | None = None
     prediction_difference: torch.Tensor | None = None
     files: dict[str, str] = field(default_factory=dict)
+    data: str | None = None  # the explained data's name (for the blind-spot note's train-flow command)
 
     def summary(self) -> dict[str, Any]:
+        note = self.posthoc.blind_spot_note(self.data or "your-data")
         return {**self.posthoc.summary(), "indices": self.indices.tolist(), "files": self.files,
-                "correct_orig": float((self.posthoc.pred_orig == self.labels).float().mean())}
+                "correct_orig": float((self.posthoc.pred_orig == self.labels).float().mean()),
+                **({"blind_spot_note": note} if note else {})}
 
 
 def explain(
@@ -101,7 +104,7 @@ def explain(
             raise BadInputError(f"reference images are {references.shape}, the data {data.shape}: use the same format")
         eg = expected_gradients(model, x, res.pred_orig, references.images, seed=cfg.seed)
         pda = prediction_difference(model, x, res.pred_orig, references.images, seed=cfg.seed)
-    result = ExplainResult(idx, y, x, res, data.classes, eg, pda)
+    result = ExplainResult(idx, y, x, res, data.classes, eg, pda, data=str(data.meta.get("name") or data.name))
     if out is not None:
         _write(result, Path(out), data, cfg)
     return result
@@ -136,6 +139,6 @@ def load_explained(path: str | os.PathLike) -> ExplainResult:
     cfg = ExplainConfig(**meta["config"]).validate()
     summ = meta.get("summary", {})
     res = PosthocResult(t["simplified"], t["pred_orig"], t["pred_sim"], t["bpd_orig"], t["bpd_sim"], cfg,
-                        float(summ.get("seconds", 0.0)), units=summ.get("units"))
+                        float(summ.get("seconds", 0.0)), units=summ.get("units"), density=summ.get("density"))
     return ExplainResult(t["indices"], t["labels"], t["originals"], res, tuple(meta["classes"]),
-                         t.get("expected_gradients"), t.get("prediction_difference"))
+                         t.get("expected_gradients"), t.get("prediction_difference"), data=meta.get("data"))

@@ -351,9 +351,11 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
                         + (", compiling the real-batch network first" if compiles(cc) else "") + ")")
                 ckpt = output_paths(path)["checkpoint"]
                 r = condense(ctx.train, cc, out=path, resume=ckpt.exists(), device=ctx.device, progress=ctx.progress)
-                return {"seconds": r.seconds}
+                if r.blind_spot_note:
+                    ctx.log(f"note: {r.blind_spot_note}")
+                return {"seconds": r.seconds, "blind_spot_note": r.blind_spot_note}
 
-            ctx.cached(f"condense/ipc{ipc}-lam{lam:g}.item.json", key, make)
+            made_set = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}.item.json", key, make)
             images = load_condensed(path).with_meta(name=label)
             # every set's bits by the one definition (also for lambda 0), under the run's density model
             made = ctx.cached(f"condense/ipc{ipc}-lam{lam:g}-bits.item.json", {**key, "bits": BITS_DEFINITION, "density": ctx.density_id},
@@ -369,7 +371,7 @@ def stage_condense(ctx: Context) -> dict[str, Any]:
             sets.append({"label": label, "method": c.method, "ipc": ipc, "lambda_sim": lam, "bpd": made["bpd"],
                          "bpd_native": made["bpd_native"], "png_bpd": made["png_bpd"], "accuracy": acc, "baseline": ctx.baseline(ipc),
                          "start": start_acc, "below_start": below, "file": str(rel), "grid": f"{rel}.png",
-                         "storage": storage, "scores": scores})
+                         "storage": storage, "scores": scores, "blind_spot_note": made_set.get("blind_spot_note")})
             files[label] = {"set": str(rel), "grid": f"{rel}.png"}
     return {"figures": {"sets": sets}, "files": files}
 
@@ -488,8 +490,10 @@ def stage_simplify(ctx: Context) -> dict[str, Any]:
             for r in res.summary()]
     files = {c["name"]: {"grid": f"simplify/{c['name']}/grid.png",
                          "simplified": f"simplify/{c['name']}/simplified.safetensors"} for c in res.cells}
+    if res.blind_spot_note:
+        ctx.log(f"note: {res.blind_spot_note}")
     return {"figures": {"n_train": len(train), "epochs": s.epochs, "original": orig, "rows": rows, "cells": cells,
-                        "units": res.units},
+                        "units": res.units, "blind_spot_note": res.blind_spot_note},
             "files": files}
 
 
@@ -533,6 +537,10 @@ def stage_explain(ctx: Context) -> dict[str, Any]:
                "classifier_accuracy": clf["test_accuracy"], "indices": r.indices.tolist(),
                "bpd_orig": float(ph.bpd_orig.mean()), "bpd_sim": float(ph.bpd_sim.mean()),
                "prediction_kept": float((ph.pred_sim == ph.pred_orig).float().mean())}
+    note = ph.blind_spot_note(ctx.dataset)
+    if note:
+        ctx.log(f"note: {note}")
+        figures["blind_spot_note"] = note
     return {"figures": figures,
             "files": {"figure": "explain/figure.png", "classifier": "explain/classifier.safetensors"}}
 
