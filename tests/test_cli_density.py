@@ -275,6 +275,32 @@ def test_bpd_names_its_units_and_padding(tmp_path, capsys):
 def test_train_flow_on_images_larger_than_its_size_says_which_size(tmp_path, capsys):
     np.savez(tmp_path / "big.npz", images=np.zeros((4, 64, 48), np.uint8), labels=np.zeros(4, np.int64))
     assert main(["train-flow", str(tmp_path / "big.npz"), "--out", str(tmp_path / "m.safetensors"),
-                 "--epochs", "1"]) == 2
+                 "--epochs", "1", "--size", "32"]) == 2
     err = capsys.readouterr().err
     assert "larger than the target size 32" in err and "--size 64" in err and err.count("\n") == 1
+    # a size no loader reads back is refused before any training, given or fitted to the data
+    assert main(["train-flow", str(tmp_path / "big.npz"), "--out", str(tmp_path / "m.safetensors"),
+                 "--size", "512"]) == 2
+    assert "--size must be a power of two in 8..256, got 512" in capsys.readouterr().err
+    np.savez(tmp_path / "huge.npz", images=np.zeros((2, 300, 20), np.uint8), labels=np.zeros(2, np.int64))
+    assert main(["train-flow", str(tmp_path / "huge.npz"), "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "need a 512x512 model, larger than the largest density model (256x256)" in capsys.readouterr().err
+
+
+def test_train_flow_fits_its_size_to_the_data(tmp_path, capsys):
+    """8x8 images padded to the old default 32x32 were 94% zeros; a model trained so coded sklearn's
+    digits in 35 bits per value (10 epochs), and the blind-spot note's advice, train-flow on your data,
+    did not lift it. The default size is now the data's, rounded up to a power of two."""
+    from simplebits.density import load_flow
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d8.npz", images=(rng.random((20, 8, 8)) * 255).astype(np.uint8), labels=np.zeros(20, int))
+    np.savez(tmp_path / "d28.npz", images=(rng.random((20, 28, 20)) * 255).astype(np.uint8), labels=np.zeros(20, int))
+    small = ["--levels", "2", "--depth", "1", "--width", "8", "--epochs", "1", "--batch-size", "16"]
+    for files, size in (("d8.npz", 8), ("d28.npz", 32), ("d8.npz,d28.npz", 32)):
+        out = tmp_path / f"m{size}-{len(files)}.safetensors"
+        spec = ",".join(str(tmp_path / f) for f in files.split(","))
+        assert main(["train-flow", spec, "--out", str(out), *small]) == 0, files
+        assert load_flow(out).config.image_size == size
+        assert f"--size {size} " in json.loads(out.with_suffix("").with_suffix(".card.json").read_text())["command"]
+    capsys.readouterr()
