@@ -875,8 +875,11 @@ def test_images_the_density_model_does_not_fit_are_named(tmp_path, capsys):
     flat = torch.full((6, 1, 32, 32), 0.5) + 0.1 * (torch.arange(6).view(6, 1, 1, 1) % 2)
     x = torch.cat([noise, flat])
     mixed = ImageSet(x, torch.arange(12) % 2, ("a", "b"), {"name": "mixed"})
-    res = simplify(mixed, None, lambdas=[0.0], config=tiny_cfg(epochs=1), progress=False)
+    res = simplify(mixed, None, lambdas=[0.0], config=tiny_cfg(epochs=1), progress=False, out=tmp_path / "s")
     assert res.blind_spots == 6 and res.cells[0]["blind_spots_original"] == 6
+    doc = tradeoff([tmp_path / "s"], out=tmp_path / "t")  # the trade-off's bpd axis is that model's: it says so
+    assert doc["datasets"]["mixed"]["blind_spot_note"] == res.blind_spot_note
+    assert f"note: {res.blind_spot_note}" in (tmp_path / "t" / "tradeoff.md").read_text()
     assert res.blind_spot_note.startswith("6 of 12 images of mixed cost gray32 8 bits or more")
     assert "simplebits train-flow mixed" in res.blind_spot_note and res.to_dict()["blind_spots"] == 6
     fine = ImageSet(flat, torch.arange(6) % 2, ("a", "b"), {"name": "flat"})

@@ -50,6 +50,8 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> dict[str, dict[str, Any]]:
             entry["cells"] += [dict(c, _dir=str(d)) for c in doc["cells"]]
             if doc.get("units"):
                 entry.setdefault("units", doc["units"])
+            if doc.get("blind_spot_note"):  # the density model does not fit the data: every bpd here says so
+                entry.setdefault("blind_spot_note", doc["blind_spot_note"])
             entry["dirs"].append(str(d))
         if b.exists():
             doc = _read(b)
@@ -60,6 +62,8 @@ def read_runs(dirs: Sequence[str | os.PathLike]) -> dict[str, dict[str, Any]]:
             entry.setdefault("bpd_original_native", doc.get("bpd_original_native"))
             if doc.get("units"):
                 entry.setdefault("units", doc["units"])
+            if doc.get("blind_spot_note"):
+                entry.setdefault("blind_spot_note", doc["blind_spot_note"])
             if doc.get("retrain_original"):  # baselines.json written before it was recorded lack it
                 entry.setdefault("retrain_original", doc["retrain_original"])
     from .runner import SimplifyResult
@@ -100,10 +104,11 @@ def tradeoff(dirs: Sequence[str | os.PathLike], *, out: str | os.PathLike) -> di
     md.append("flow bpd: the dequantisation bound per model dimension; native bpd: the same bits per dimension of "
               "the images as given; PNG bpd: of the images as given; accuracies % on the original test images")
     md += [f"{ds}: {e['units']['note']}" for ds, e in runs.items() if (e.get("units") or {}).get("note")]
+    md += [f"note: {e['blind_spot_note']}" for e in runs.values() if e.get("blind_spot_note")]
     atomic_write_text(out_dir / "tradeoff.md", "\n".join(md) + "\n")
     files["table"] = str(out_dir / "tradeoff.md")
-    doc = {"datasets": {ds: {"originals": e["originals"], "simplify": e["simplify"], "baselines": e["baselines"]}
-                        for ds, e in runs.items()},
+    doc = {"datasets": {ds: {"originals": e["originals"], "simplify": e["simplify"], "baselines": e["baselines"],
+                             "blind_spot_note": e.get("blind_spot_note")} for ds, e in runs.items()},
            "files": files}
     atomic_write_json(out_dir / "tradeoff.json", doc)
     doc["table"] = "\n".join(md)
