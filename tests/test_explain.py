@@ -225,6 +225,15 @@ def test_non_finite_steps_are_skipped_and_a_diverged_explanation_names_the_fix(m
     monkeypatch.setattr(flow, "decode", lambda z: decode(z) * float("nan"))
     with pytest.raises(DivergedError, match=r"20 steps in a row gave NaN.*step 19, latent space.*pass --space input"):
         simplify_posthoc(net, x, config=make_explain_config(steps=40), flow=flow)
+    # non-finite from the last steps on, fewer than 20 of them: the same error, not NaN images
+    def flaky_tail(z):
+        calls["n"] += 1
+        return decode(z) * float("nan") if calls["n"] > 10 else decode(z)
+
+    calls["n"] = 0
+    monkeypatch.setattr(flow, "decode", flaky_tail)
+    with pytest.raises(DivergedError, match=r"3 steps in a row gave NaN.*step 7, latent space"):
+        simplify_posthoc(net, x, config=make_explain_config(steps=8), flow=flow)
 
 
 def test_posthoc_lowers_bpd_and_keeps_the_prediction_of_a_simple_classifier():

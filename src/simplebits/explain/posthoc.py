@@ -245,12 +245,17 @@ def _simplify_batch(model: nn.Module, x: torch.Tensor, cfg: ExplainConfig, term:
             log.append({"batch": batch, "step": step, "grad": float(parts["grad"].detach()),
                         "pred": float(parts["pred"].detach()), "bpd": float(b.detach())})
     with torch.no_grad():
-        return (simplified() * 255).round().div(255).cpu()
+        out = simplified()
+    if not bool(torch.isfinite(out).all()):  # the last steps went non-finite and the run ended before MAX_SKIPS
+        raise DivergedError(_diverged(cfg, term, x, cfg.steps - 1, batch, skipped=skips))
+    return (out * 255).round().div(255).cpu()
 
 
-def _diverged(cfg: ExplainConfig, term: BpdTerm, x: torch.Tensor, step: int, batch: int) -> str:
-    """The one line when :data:`MAX_SKIPS` steps in a row were not finite: where, why it may be, the fix."""
-    line = (f"the explanation diverged: {MAX_SKIPS} steps in a row gave NaN or infinite values (batch {batch}, "
+def _diverged(cfg: ExplainConfig, term: BpdTerm, x: torch.Tensor, step: int, batch: int,
+              skipped: int = MAX_SKIPS) -> str:
+    """The one line when :data:`MAX_SKIPS` steps in a row were not finite (or the last ``skipped`` were
+    and the simplified images are): where, why it may be, the fix."""
+    line = (f"the explanation diverged: {skipped} steps in a row gave NaN or infinite values (batch {batch}, "
             f"step {step}, {cfg.space} space)")
     with torch.no_grad():
         count = blind_spots(term.score(x), term.units(tuple(x.shape[1:]))["native_per_model"])
