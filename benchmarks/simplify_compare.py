@@ -34,6 +34,13 @@ summary (its seeds only).
 its λ = 0 end, for a run without a λ = 0 cell (λ = 0 is the identity: docs/simplify.md); the
 output says so (``originals_point``).
 
+``--mse-seeds-run RUN`` (repeatable): more joint seeds of the MSE + bpd baseline, from a run made with
+``simplify_tradeoff.py --mse-only --seeds ...`` under the same settings. Each MSE point then becomes
+its λ's mean over every joint seed found in the baseline folders of the run (or of
+``--baselines-from``) and of these runs (bpd, and retrained accuracy with its std over joint seeds,
+each seed's value the mean of its retraining seeds), as SimpleBits' points are with ``--curve
+means``; ``n_seeds`` says how many.
+
 ``interp`` and ``shown`` are shared with ``simplify_ablation.py`` and ``simplify_tradeoff.py``.
 No training: it reads JSON and prints JSON (written to ``--out``, default ``compare.json`` beside
 the run).
@@ -92,13 +99,14 @@ def _versus(points: list[dict], curve: list[tuple[float, float]]) -> tuple[list[
                      "baseline": round(100 * b["retrain"]["mean"], 2),
                      "baseline_std": round(100 * b["retrain"]["std"], 2),
                      "simplebits": None if at is None else round(at, 2),
-                     "simplebits_minus_baseline": None if at is None else round(at - 100 * b["retrain"]["mean"], 2)})
+                     "simplebits_minus_baseline": None if at is None else round(at - 100 * b["retrain"]["mean"], 2),
+                     **({"n_seeds": b["n_seeds"]} if "n_seeds" in b else {})})
     worst = min((r["simplebits_minus_baseline"] for r in rows if r["simplebits"] is not None), default=None)
     return rows, worst
 
 
 def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_point: bool = False,
-            means: dict | None = None) -> dict:
+            means: dict | None = None, mse: dict | None = None) -> dict:
     """``baselines``: another run's results, whose data sets' baseline points are used (see the
     module docstring); ``originals_point``: the originals are a point of the curve, its λ = 0 end;
     ``means``: ``curve_means``' output, whose points replace the run's own (``--curve means``)."""
@@ -115,6 +123,8 @@ def compare(run: dict, *, cut: float, baselines: dict | None = None, originals_p
         if originals_point:
             curve.append((orig_bpd, orig_acc))
         points = d.get("baselines", []) if baselines is None else baselines["datasets"].get(name, {}).get("baselines", [])
+        if mse is not None and name in mse:  # the MSE points as means over their joint seeds
+            points = [p for p in points if p["kind"] != "mse"] + mse[name]
         rows, worst = _versus(points, curve)
         front = frontier(curve)
         front_rows, front_worst = _versus(points, front)
@@ -168,6 +178,31 @@ def _pooled_original(originals: dict, name: str) -> float:
     return 100 * statistics.fmean(a for runs in originals[name].values() for a in runs)
 
 
+def mse_means(folders: list[Path]) -> dict:
+    """Per data set and MSE λ: the MSE + bpd cells (``<data set>-baselines/mse-lam<λ>-s<seed>/result.json``)
+    of ``folders`` pooled over joint seeds, as baseline points (``kind``, ``param``, ``bpd``, ``retrain``
+    with mean and std over joint seeds, ``n_seeds``, ``seeds``). The same (λ, seed) twice is an error."""
+    cells: dict[tuple[str, float], dict[int, dict]] = {}
+    for folder in folders:
+        for f in sorted(folder.glob("*-baselines/mse-lam*-s*/result.json")):
+            c = json.loads(f.read_text())
+            name = f.parent.parent.name[: -len("-baselines")]
+            by_seed = cells.setdefault((name, c["lambda_sim"]), {})
+            if c["seed"] in by_seed:
+                raise SystemExit(f"MSE λ {c['lambda_sim']:g} seed {c['seed']} is in two of the folders read "
+                                 f"(one is {f.parent}): give each joint seed once")
+            by_seed[c["seed"]] = c
+    out: dict[str, list[dict]] = {}
+    for (name, lam), by_seed in sorted(cells.items()):
+        cs = [by_seed[k] for k in sorted(by_seed)]
+        acc = [c["accuracy"]["retrain"] for c in cs]
+        out.setdefault(name, []).append({
+            "kind": "mse", "param": lam, "bpd": statistics.fmean(c["bpd"] for c in cs),
+            "retrain": {"mean": statistics.fmean(acc), "std": statistics.pstdev(acc), "n": len(acc)},
+            "n_seeds": len(cs), "seeds": sorted(by_seed)})
+    return out
+
+
 def curve_means(folders: list[Path]) -> dict:
     """Per data set: one point per λ, its bpd and retrained accuracy (%) as means over every joint
     seed in ``folders`` (``n_seeds`` of them, one allowed), and the originals' bpd and pooled
@@ -218,14 +253,24 @@ def main() -> None:
                     help="take the baseline points from this results file (a run made under the same retraining)")
     ap.add_argument("--originals-point", action="store_true",
                     help="the originals are the curve's lambda = 0 end (for a run without a lambda 0 cell)")
+    ap.add_argument("--mse-seeds-run", action="append", default=[],
+                    help="a simplify_tradeoff.py --mse-only run with more joint seeds of the MSE baseline: its "
+                         "points become means over all their joint seeds (repeat for several)")
     args = ap.parse_args()
     run_path = Path(args.run)
     run = json.loads(run_path.read_text())
     other = json.loads(Path(args.baselines_from).read_text()) if args.baselines_from else None
     folders = [run_path.parent] + [Path(p).parent for p in args.seeds_run]
     means = curve_means(folders) if args.curve == "means" else None
+    mse = None
+    if args.mse_seeds_run:
+        base = Path(args.baselines_from).parent if args.baselines_from else run_path.parent
+        mse = mse_means([base] + [Path(p).parent for p in args.mse_seeds_run])
     doc = {"run": shown(run_path),
-           "datasets": compare(run, cut=args.cut, baselines=other, originals_point=args.originals_point, means=means)}
+           "datasets": compare(run, cut=args.cut, baselines=other, originals_point=args.originals_point, means=means,
+                               mse=mse)}
+    if mse is not None:
+        doc["mse_seeds_run"] = [shown(Path(p)) for p in args.mse_seeds_run]
     if other is not None:
         doc["baselines_from"] = shown(Path(args.baselines_from))
     if args.seeds_run:

@@ -4,6 +4,7 @@ baselines on Fashion-MNIST, under the `quick` preset, then the plots.
     python benchmarks/simplify_tradeoff.py [--datasets mnist-5k,fashion-mnist] [--lambdas 0,1,2,4,8]
         [--train-size 4000] [--seeds 0] [--retrain-seeds 3] [--no-baselines] [--epochs N] [--reinit-every N]
         [--mse-lambdas 0.001,0.003,0.01,0.03] [--select-within F] [--select-seeds K] [--backtrack FACTOR] [--escape-loss]
+        [--mse-only]
 
 It makes the same API calls as `simplebits simplify`, `simplebits simplify-baselines` and
 `simplebits tradeoff`. Finished cells are skipped when run again (resumable): ``seconds`` is this
@@ -49,6 +50,9 @@ def main() -> None:
     ap.add_argument("--retrain-seeds", type=int, default=3)
     ap.add_argument("--baselines-on", default="fashion-mnist", help="comma list of the data sets that get the baselines")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--mse-only", action="store_true",
+                    help="only the MSE + bpd baseline at --seeds (its joint seeds): no SimpleBits cells, no blur or "
+                         "JPEG (more joint seeds for a run's MSE points; simplify_compare.py --mse-seeds-run)")
     ap.add_argument("--mse-lambdas", default=None,
                     help="comma list of the MSE + bpd baseline's lambdas (default: the package's, 0.001-0.03)")
     ap.add_argument("--epochs", type=int, default=None, help="joint epochs (default: the quick preset's)")
@@ -75,19 +79,25 @@ def main() -> None:
                 name=f"{name}:train[{args.train_size}]")
         test = load_dataset(f"{name}:test")
         d = OUT / name
-        dirs.append(d)
+        if not args.mse_only:
+            dirs.append(d)
         t1 = time.perf_counter()
-        res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=d, resume=True, progress=False)
-        doc["datasets"][name] = {"summary": res.summary(), "seconds": round(time.perf_counter() - t1, 1),
-                                 "per_step_s": [c["seconds"]["per_step"] for c in res.cells],
-                                 "cells_seconds": _cells_seconds(res.cells)}
-        if args.select_within is not None:  # which epoch each cell kept, and its held-out check
-            doc["datasets"][name]["select"] = [{"lambda": c["lambda_sim"], "seed": c["seed"], **{k: c["select"][k] for k in (
-                "epoch", "bpd", "accuracy", "reference")}} for c in res.cells]
-        print(name, json.dumps(res.summary()), flush=True)
+        if args.mse_only:
+            doc["datasets"][name] = {"summary": []}
+        else:
+            res = simplify(train, test, lambdas=lambdas, seeds=seeds, config=cfg, out=d, resume=True, progress=False)
+            doc["datasets"][name] = {"summary": res.summary(), "seconds": round(time.perf_counter() - t1, 1),
+                                     "per_step_s": [c["seconds"]["per_step"] for c in res.cells],
+                                     "cells_seconds": _cells_seconds(res.cells)}
+            if args.select_within is not None:  # which epoch each cell kept, and its held-out check
+                doc["datasets"][name]["select"] = [{"lambda": c["lambda_sim"], "seed": c["seed"], **{
+                    k: c["select"][k] for k in ("epoch", "bpd", "accuracy", "reference")}} for c in res.cells]
+            print(name, json.dumps(res.summary()), flush=True)
         if not args.no_baselines and name in args.baselines_on.split(","):
             t1 = time.perf_counter()
             more = {} if args.mse_lambdas is None else {"mse_lambdas": [float(v) for v in args.mse_lambdas.split(",")]}
+            if args.mse_only:
+                more.update(sigmas=[], qualities=[])
             b = simplify_baselines(train, test, seeds=list(range(args.retrain_seeds)), mse_seeds=seeds, **more,
                                    # no joint classifier to re-initialise, no joint epochs to choose between
                                    config=replace(cfg, reinit_every=0, select_within=None, select_seeds=1,
