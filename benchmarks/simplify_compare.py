@@ -34,6 +34,9 @@ summary (its seeds only).
 its λ = 0 end, for a run without a λ = 0 cell (λ = 0 is the identity: docs/simplify.md); the
 output says so (``originals_point``).
 
+``--mse-means``: the same for the joint seeds of the run's (or ``--baselines-from``'s) own baseline
+folder alone, for a baseline run made with several ``--seeds``.
+
 ``--mse-seeds-run RUN`` (repeatable): more joint seeds of the MSE + bpd baseline, from a run made with
 ``simplify_tradeoff.py --mse-only --seeds ...`` under the same settings. Each MSE point then becomes
 its λ's mean over every joint seed found in the baseline folders of the run (or of
@@ -253,6 +256,8 @@ def main() -> None:
                     help="take the baseline points from this results file (a run made under the same retraining)")
     ap.add_argument("--originals-point", action="store_true",
                     help="the originals are the curve's lambda = 0 end (for a run without a lambda 0 cell)")
+    ap.add_argument("--mse-means", action="store_true",
+                    help="MSE points as means over the joint seeds in the baseline folder (implied by --mse-seeds-run)")
     ap.add_argument("--mse-seeds-run", action="append", default=[],
                     help="a simplify_tradeoff.py --mse-only run with more joint seeds of the MSE baseline: its "
                          "points become means over all their joint seeds (repeat for several)")
@@ -263,7 +268,7 @@ def main() -> None:
     folders = [run_path.parent] + [Path(p).parent for p in args.seeds_run]
     means = curve_means(folders) if args.curve == "means" else None
     mse = None
-    if args.mse_seeds_run:
+    if args.mse_seeds_run or args.mse_means:
         base = Path(args.baselines_from).parent if args.baselines_from else run_path.parent
         mse = mse_means([base] + [Path(p).parent for p in args.mse_seeds_run])
     doc = {"run": shown(run_path),
