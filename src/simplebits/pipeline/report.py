@@ -165,6 +165,11 @@ def _baseline(f: dict[str, Any]) -> str:
             + _table(["IPC", "accuracy % (mean &plusmn; std)", "images", "seeds", "bits to store"], rows))
 
 
+def _note(text: str | None) -> str:
+    """A stage's note (the density model's blind spots) as one paragraph; "" without one."""
+    return f"<p class='note'><b>Note:</b> {_esc(text)}</p>" if text else ""
+
+
 def _condense(out: Path, f: dict[str, Any]) -> str:
     cards = []
     for s in f["sets"]:
@@ -186,8 +191,7 @@ def _condense(out: Path, f: dict[str, Any]) -> str:
             "bpd: the dequantisation bound per model dimension; native bpd: the same bits per dimension of the "
             "images as stored; PNG bpd: of the images as stored; bits to store: the PNG files plus the hard "
             "labels (log<sub>2</sub> C bits each).</p>"
-            + "".join(f"<p class='note'><b>Note:</b> {_esc(n)}</p>"
-                      for n in dict.fromkeys(s.get("blind_spot_note") for s in f["sets"]) if n)
+            + "".join(_note(n) for n in dict.fromkeys(s.get("blind_spot_note") for s in f["sets"]))
             + _table(["set", "IPC", "&lambda;", "bpd", "native bpd", "PNG bpd", "accuracy %", "random real %",
                       "its start %", "bits to store"], rows)
             + f"<div class='cards'>{''.join(cards)}</div>")
@@ -348,7 +352,7 @@ def _simplify(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
             "originals (the same training loop). bpd: the dequantisation bound per model dimension; native bpd: "
             "the same bits per dimension of the images as given; PNG bpd: of the images as given.</p>"
             + (f"<p class='note'>{_esc(note)}</p>" if note else "")
-            + (f"<p class='note'><b>Note:</b> {_esc(f['blind_spot_note'])}</p>" if f.get("blind_spot_note") else "")
+            + _note(f.get("blind_spot_note"))
             + _table(["", "&lambda;", "bpd", "native bpd", "PNG bpd", "joint %", "retrained %", "finetuned %",
                       "bits to store"], rows)
             + f"<div class='cards'>{grids}</div>"
@@ -361,7 +365,7 @@ def _explain(out: Path, f: dict[str, Any], files: dict[str, Any]) -> str:
             f"{f['n']} {_esc(f['select'])} test images simplified in {_esc(f['space'])} space "
             f"({f['steps']} steps) so that the classifier's prediction stays: bpd <b>{f['bpd_orig']:.3f} &rarr; "
             f"{f['bpd_sim']:.3f}</b>, prediction kept for <b>{100 * f['prediction_kept']:.0f} %</b>.</p>"
-            + (f"<p class='note'><b>Note:</b> {_esc(f['blind_spot_note'])}</p>" if f.get("blind_spot_note") else "")
+            + _note(f.get("blind_spot_note"))
             + f"<figure>{_img_file(out, files.get('figure'), 'explanation figure')}<figcaption>originals, simplified "
             "versions and saliency maps</figcaption></figure>")
 

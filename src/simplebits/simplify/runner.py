@@ -506,13 +506,13 @@ def _previous_cells(summary_path: Path | None) -> list[dict[str, Any]]:
 
 
 def _write_summary(summary_path: Path, train: ImageSet, test: ImageSet | None, previous: list[dict[str, Any]],
-                   cells: list[dict[str, Any]], result: SimplifyResult | None = None) -> None:
+                   cells: list[dict[str, Any]], result: SimplifyResult) -> None:
     """``simplify.json``: this call's cells so far, earlier cells of other names, the per-lambda summary and
     (from ``result``) the density model's blind spots on the originals, which `simplebits tradeoff` repeats."""
     names = {c["name"] for c in cells}
     keep = [c for c in previous if c.get("name") not in names]
     doc = {"dataset": train.name, "test": test.name if test is not None else None,
            "units": next((c["units"] for c in cells if c.get("units")), None),
-           **({"blind_spots": result.blind_spots, "blind_spot_note": result.blind_spot_note} if result else {}),
+           "blind_spots": result.blind_spots, "blind_spot_note": result.blind_spot_note,
            "cells": keep + cells, "summary": SimplifyResult(keep + cells, None, 0, 0).summary()}
     atomic_write_json(summary_path, doc)
