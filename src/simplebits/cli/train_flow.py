@@ -83,9 +83,15 @@ def fitted_size(sets: list[ImageSet], levels: int) -> int:
     """The default model size for ``sets``: their larger side rounded up to a power of two, at least
     ``2**levels`` (each level halves it). Padding 8x8 digits to 32x32 made 94% of the model's input
     zeros: a model trained that way for 10 epochs coded the digits in 35 bits per value, where an
-    8x8 model took 6.7 (and 5.7 after 73 epochs)."""
+    8x8 model took 6.7 (and 5.7 after 73 epochs). A size past the largest model a loader reads back
+    is refused."""
     side = max(max(s.shape[1], s.shape[2]) for s in sets)
-    return max(1 << max(side - 1, 0).bit_length(), 1 << levels, FLOW_BOUNDS["image_size"][0])
+    lo, hi = FLOW_BOUNDS["image_size"]
+    size = max(1 << max(side - 1, 0).bit_length(), 1 << levels, lo)
+    if size > hi:
+        raise BadInputError(f"images of up to {side} pixels a side need a {size}x{size} model, larger than the "
+                            f"largest density model ({hi}x{hi}); resize or crop them to at most {hi} pixels first")
+    return size
 
 
 def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int | None, size: int | None,
@@ -95,11 +101,6 @@ def mix(specs: list[str], args: argparse.Namespace, *, split: str, channels: int
     sets = [load_input(s, args, split=split) for s in specs]
     if size is None:
         size = args.size = fitted_size(sets, args.levels)
-        hi = FLOW_BOUNDS["image_size"][1]
-        if size > hi:  # a model no loader would read back
-            side = max(max(t.shape[1], t.shape[2]) for t in sets)
-            raise BadInputError(f"images of up to {side} pixels a side need a {size}x{size} model, larger than the "
-                                f"largest density model ({hi}x{hi}); resize or crop them to at most {hi} pixels first")
     if getattr(args, "init", None) is not None:
         _fit_init(sets, args.init, channels=channels, size=size)
     elif channels is None:  # the data's channels: a mix of gray and RGB sets makes an RGB model; say so
